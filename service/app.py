@@ -1,0 +1,38 @@
+"""The application: which plugins and controllers make up the service, each built from the settings."""
+
+from __future__ import annotations
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.problem_details import ProblemDetailsPlugin
+from litestar_granian import GranianPlugin
+
+from service.db.config import sqlalchemy_config
+from service.developers.controller import DevelopersController
+from service.problems import problem_details_config
+from service.settings import Settings, SettingsError
+from service.system.health import HealthController
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    if not settings.database_url:
+        raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+    return Litestar(
+        route_handlers=[DevelopersController, HealthController],
+        plugins=[
+            SQLAlchemyPlugin(config=sqlalchemy_config(settings)),
+            ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
+            GranianPlugin(),
+        ],
+        openapi_config=OpenAPIConfig(
+            title="Developer directory",
+            version="1.0.0",
+            description="Developers, listed by specialty in name order, with keyset pagination.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
+        ),
+        debug=settings.debug,
+    )

@@ -1,0 +1,1 @@
+"""Database layer: models, the SQLAlchemy plugin's configuration, migrations, embedded PostgreSQL."""

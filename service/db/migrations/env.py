@@ -1,0 +1,46 @@
+"""Alembic environment: runs migrations over the engine advanced-alchemy's CLI hands in (asyncpg)."""
+
+import asyncio
+
+from advanced_alchemy.base import metadata_registry
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import service.db.models  # noqa: F401  (registers the tables on the metadata)
+
+config = context.config
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=metadata_registry.get(config.bind_key),  # type: ignore[attr-defined]
+        version_table=config.version_table_name,  # type: ignore[attr-defined]
+        compare_type=True,
+        **kwargs,
+    )
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    # NullPool: a migration run opens one connection and must not keep it.
+    engine: AsyncEngine = create_async_engine(config.db_url, poolclass=pool.NullPool)  # type: ignore[attr-defined]
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    _configure(url=config.db_url, literal_binds=True)  # type: ignore[attr-defined]
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

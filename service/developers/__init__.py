@@ -1,0 +1,1 @@
+"""The developers domain: schemas, the service that queries and writes, the HTTP controller."""

@@ -1,0 +1,56 @@
+"""Request and response bodies of the developers API (msgspec Structs, validated while decoding)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
+
+# At least one visible character, and no NUL (PostgreSQL text cannot hold one).
+_TEXT = r"^[^\x00]*\S[^\x00]*$"
+# Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not knowable here.
+_EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=_TEXT, examples=["Ada Lovelace"])]
+Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=_EMAIL, examples=["ada@example.com"])]
+Specialty = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=SPECIALTY_MAX, pattern=_TEXT, examples=["compilers"])
+]
+
+
+class Developer(msgspec.Struct, frozen=True):
+    """A developer as the API shows it. Field order matches `DEVELOPER_COLUMNS` so rows map positionally."""
+
+    id: int
+    name: str
+    email: str
+    specialty: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeveloperCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Name
+    email: Email
+    specialty: Specialty
+
+
+class DeveloperUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Any of the fields; those left out keep their value."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, str]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+
+class DeveloperPage(msgspec.Struct, frozen=True):
+    """One page of a listing; pass `next_cursor` back as `cursor` for the next one (null on the last page)."""
+
+    items: list[Developer]
+    next_cursor: str | None

@@ -1,0 +1,63 @@
+"""Every setting of the service, typed, read from the environment in one place.
+
+Each field is read from the environment variable of the same name in upper case (`db_pool_size` from
+`DB_POOL_SIZE`). The Kubernetes ConfigMap and the README list exactly these names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
+
+
+class SettingsError(ValueError):
+    """A setting in the environment is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Empty means "development": `devdir` starts an embedded PostgreSQL under DATA_DIR and fills this in.
+    database_url: str = ""
+    # Pool sizing: replicas x (pool + overflow) must stay under the server's max_connections.
+    db_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 20
+    db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
+    # How long a request waits for a free connection before it is answered 503 (seconds).
+    db_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 3.0
+    db_pool_recycle: Annotated[int, msgspec.Meta(ge=-1)] = 3600
+    db_pool_pre_ping: bool = True
+    # Opening a new connection gives up after this many seconds (asyncpg's own default is 60).
+    db_connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # Server-side statement_timeout for every connection; 0 disables it.
+    db_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    db_isolation_level: IsolationLevel = "READ COMMITTED"
+    # Seconds a 503 asks the client to wait before retrying.
+    retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
+    # Where development state (the embedded PostgreSQL) lives.
+    data_dir: str = ".data"
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {
+            name: env[name.upper()] for name in cls.__struct_fields__ if name.upper() in env
+        }
+        raw.update(overrides)
+        try:
+            # strict=False lets msgspec turn the environment's strings into ints, floats and bools.
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"invalid setting: {exc} (environment variables are the upper-case names)") from exc
+
+    @classmethod
+    def env_names(cls) -> tuple[str, ...]:
+        return tuple(name.upper() for name in cls.__struct_fields__)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
