@@ -56,9 +56,7 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
         else:
             return _internal(exc)
         logger.warning("503: %s (%s)", detail, type(exc).__name__)
-        return ProblemDetailsException(
-            status_code=503, title="Service Unavailable", detail=detail, headers=headers
-        )
+        return ProblemDetailsException(status_code=503, title="Service Unavailable", detail=detail, headers=headers)
 
     return convert
 

@@ -44,9 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
-        raw: dict[str, object] = {
-            name: env[name.upper()] for name in cls.__struct_fields__ if name.upper() in env
-        }
+        raw: dict[str, object] = {name: env[name.upper()] for name in cls.__struct_fields__ if name.upper() in env}
         raw.update(overrides)
         try:
             # strict=False lets msgspec turn the environment's strings into ints, floats and bools.

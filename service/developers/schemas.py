@@ -10,14 +10,14 @@ import msgspec
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 
 # At least one visible character, and no NUL (PostgreSQL text cannot hold one).
-_TEXT = r"^[^\x00]*\S[^\x00]*$"
+TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 # Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not knowable here.
 _EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=_TEXT, examples=["Ada Lovelace"])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
 Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=_EMAIL, examples=["ada@example.com"])]
 Specialty = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=SPECIALTY_MAX, pattern=_TEXT, examples=["compilers"])
+    str, msgspec.Meta(min_length=1, max_length=SPECIALTY_MAX, pattern=TEXT_PATTERN, examples=["compilers"])
 ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
+from litestar.di import NamedDependency
 from sqlalchemy import Select, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,9 +47,7 @@ class DevelopersService:
         result = await connection.execute(statement)
         return [Developer(*row) for row in result]
 
-    async def list(
-        self, *, specialty: str | None, limit: int, after: tuple[str, int] | None
-    ) -> DeveloperPage:
+    async def list(self, *, specialty: str | None, limit: int, after: tuple[str, int] | None) -> DeveloperPage:
         statement = select(*DEVELOPER_COLUMNS)
         if specialty is not None:
             statement = statement.where(DeveloperRow.specialty == specialty)
@@ -117,5 +116,5 @@ def _not_found(developer_id: int) -> NotFoundError:
     return NotFoundError(f"developer {developer_id} does not exist")
 
 
-async def provide_developers_service(db_session: AsyncSession) -> DevelopersService:
+async def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
     return DevelopersService(db_session)

@@ -13,6 +13,7 @@ from functools import cache
 import msgspec
 from alembic.script import ScriptDirectory
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
@@ -65,7 +66,7 @@ class HealthController(Controller):
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
         responses={503: ResponseSpec(data_container=Readiness, description="Not ready: database or schema.")},
     )
-    async def ready(self, db_engine: AsyncEngine) -> Response[Readiness]:
+    async def ready(self, db_engine: NamedDependency[AsyncEngine]) -> Response[Readiness]:
         expected = migration_head()
         try:
             # Bounded: a probe must answer within its own timeout even when the pool is starved.

@@ -1,0 +1,64 @@
+"""The PostgreSQL the tests run against: TEST_DATABASE_URL's server, or an embedded one; a fresh database either way."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+from advanced_alchemy.alembic.commands import AlembicCommands
+from sqlalchemy.engine import make_url
+
+from service.db import embedded
+from service.db.config import async_url, sqlalchemy_config
+from service.settings import Settings
+
+
+async def _execute(url: str, *statements: str) -> None:
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def server_url() -> Iterator[str]:
+    """URL of a maintenance database on the server the tests use."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield async_url(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="devdir-test-") as tmp:
+        server = embedded.start(Path(tmp) / "pgdata", cleanup="delete")
+        yield embedded.database_url(server, "postgres")
+        server.cleanup()
+
+
+@contextmanager
+def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new, empty database on `server` (migrated to head unless told not to), dropped afterwards."""
+    name = f"devdir_test_{secrets.token_hex(4)}"
+    asyncio.run(_execute(server, f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade("head")
+        yield url
+    finally:
+        asyncio.run(_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+run_sql = _execute

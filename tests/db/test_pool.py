@@ -1,0 +1,61 @@
+"""Pool starvation and a dead database are answered 503 with Retry-After, promptly, and the service recovers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import serve
+
+# Far above the pool timeout below, far below "hanging": the answer must not wait for anything but the pool.
+PROMPT_SECONDS = 5.0
+
+
+async def test_exhausted_pool_answers_503_then_recovers(database_url: str) -> None:
+    settings = Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
+    app = create_app(settings)
+    async with serve(app) as client:
+        engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
+        async with engine.connect() as held:  # the pool's only connection, held by someone else
+            await held.exec_driver_sql("SELECT 1")
+            for path in ("/api/developers", "/api/developers/1"):
+                started = time.monotonic()
+                response = await client.get(path)
+                elapsed = time.monotonic() - started
+                assert response.status_code == 503, response.text
+                assert response.headers["retry-after"] == "1"
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert "busy" in response.json()["detail"]
+                assert elapsed < PROMPT_SECONDS
+            write = await client.post("/api/developers", json={"name": "n", "email": "e@x.io", "specialty": "s"})
+            assert write.status_code == 503
+        # Released: the same app serves again, and the refused write left nothing behind.
+        recovered = await client.get("/api/developers")
+        assert recovered.status_code == 200
+        assert all(d["email"] != "e@x.io" for d in recovered.json()["items"])
+
+
+def unreachable_app() -> Litestar:
+    # Port 1 on loopback refuses at once: a database that is down.
+    return create_app(Settings(database_url="postgresql+asyncpg://devdir@127.0.0.1:1/devdir", db_connect_timeout=2))
+
+
+async def test_database_down_is_503_not_500() -> None:
+    async with serve(unreachable_app()) as client:
+        requests: list[tuple[str, str, Any]] = [
+            ("GET", "/api/developers", None),
+            ("GET", "/api/developers/1", None),
+            ("POST", "/api/developers", {"name": "n", "email": "e@x.io", "specialty": "s"}),
+            ("DELETE", "/api/developers/1", None),
+        ]
+        for method, path, body in requests:
+            response = await client.request(method, path, json=body)
+            assert response.status_code == 503, (method, path, response.text)
+            assert response.headers["retry-after"] == "1"
+            assert "unavailable" in response.json()["detail"]
+        assert (await client.get("/health")).status_code == 200
