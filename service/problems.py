@@ -37,6 +37,16 @@ def problem_response(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_MEDIA_TYPE)
 
 
+# Every route that reads the database or a body can answer these.
+COMMON_RESPONSES = {
+    400: problem_response("Invalid parameters or body; `extra` names each field and what is wrong with it."),
+    503: problem_response(
+        "No database connection came free within DB_POOL_TIMEOUT, or the database is down; "
+        "retry after the `Retry-After` seconds."
+    ),
+}
+
+
 def _not_found(exc: NotFoundError) -> ProblemDetailsException:
     return ProblemDetailsException(status_code=404, title="Not Found", detail=exc.detail)
 

@@ -13,14 +13,16 @@ from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
 from service.developers.schemas import TEXT_PATTERN, Developer, DeveloperCreate, DeveloperPage, DeveloperUpdate
 from service.developers.service import DevelopersService, provide_developers_service
-from service.problems import problem_response
+from service.problems import COMMON_RESPONSES, problem_response
 
 DevelopersServiceDep = NamedDependency[DevelopersService]
 MAX_BIGINT = 2**63 - 1
 DeveloperId = Annotated[int, Parameter(ge=1, le=MAX_BIGINT, description="The developer's id.")]
 
-NOT_FOUND = {404: problem_response("No developer has this id.")}
-CONFLICT = {409: problem_response("Another developer already has this email (compared case-insensitively).")}
+NOT_FOUND = COMMON_RESPONSES | {404: problem_response("No developer has this id.")}
+CONFLICT = COMMON_RESPONSES | {
+    409: problem_response("Another developer already has this email (compared case-insensitively).")
+}
 
 
 class DevelopersController(Controller):
@@ -28,7 +30,7 @@ class DevelopersController(Controller):
     tags = ["developers"]
     dependencies = {"developers_service": Provide(provide_developers_service)}
 
-    @get(summary="List developers, by name, one keyset page at a time")
+    @get(summary="List developers, by name, one keyset page at a time", responses=COMMON_RESPONSES)
     async def list_developers(
         self,
         developers_service: DevelopersServiceDep,

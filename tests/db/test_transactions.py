@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from litestar import Litestar, post
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.developers.schemas import DeveloperCreate
@@ -16,7 +17,7 @@ class Boom(Exception):
 
 
 @post("/test/write-then-fail/{how:str}")
-async def write_then_fail(db_session: AsyncSession, how: str) -> None:
+async def write_then_fail(db_session: NamedDependency[AsyncSession], how: str) -> None:
     service = DevelopersService(db_session)
     await service.create(DeveloperCreate(name="Ghost", email="ghost@x.io", specialty="s"))
     await service.create(DeveloperCreate(name="Ghost 2", email="ghost2@x.io", specialty="s"))
