@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
@@ -19,18 +20,30 @@ from service.db.config import async_url, sqlalchemy_config
 from service.settings import Settings
 
 
-async def _execute(url: str, *statements: str) -> None:
+async def _connect(url: str) -> asyncpg.Connection:
     parsed = make_url(url)
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=parsed.query.get("host") or parsed.host,
         port=parsed.port,
         user=parsed.username,
         password=parsed.password,
         database=parsed.database,
     )
+
+
+async def run_sql(url: str, *statements: str) -> None:
+    conn = await _connect(url)
     try:
         for statement in statements:
             await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def fetchval(url: str, query: str) -> Any:
+    conn = await _connect(url)
+    try:
+        return await conn.fetchval(query)
     finally:
         await conn.close()
 
@@ -51,14 +64,11 @@ def server_url() -> Iterator[str]:
 def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
     """A new, empty database on `server` (migrated to head unless told not to), dropped afterwards."""
     name = f"devdir_test_{secrets.token_hex(4)}"
-    asyncio.run(_execute(server, f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_sql(server, f'CREATE DATABASE "{name}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
         if migrate:
             AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade("head")
         yield url
     finally:
-        asyncio.run(_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-run_sql = _execute
+        asyncio.run(run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,0 +1,86 @@
+"""`devdir`, run as a user runs it: zero-setup serving on the embedded PostgreSQL, and the migration command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.system.health import migration_head
+from tests.database import fetchval, fresh_database
+
+DEVDIR = str(Path(sys.executable).parent / "devdir")
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "LITESTAR_APP"}}
+    return env | extra
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"devdir exited with {process.returncode}: {process.stdout.read().decode()[-3000:]}")  # type: ignore[union-attr]
+        try:
+            response = httpx.get(f"{base}/ready", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("devdir did not become ready")
+
+
+def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [DEVDIR, "run", "--port", str(port)],
+        env=environment(DATA_DIR=str(tmp_path / "data")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ready = wait_ready(base, process)
+        assert ready.json()["revision"] == migration_head()  # migrations were applied on start
+        created = httpx.post(
+            f"{base}/api/developers", json={"name": "Ada", "email": "ada@x.io", "specialty": "math"}, timeout=5
+        )
+        assert created.status_code == 201
+        assert httpx.get(f"{base}/api/developers?specialty=math", timeout=5).json()["items"][0]["name"] == "Ada"
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL was stopped"
+
+
+def test_devdir_database_upgrade_migrates_a_real_database(pg_server: str) -> None:
+    with fresh_database(pg_server, migrate=False) as url:
+        result = subprocess.run(
+            [DEVDIR, "database", "upgrade", "--no-prompt"],
+            env=environment(DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        assert asyncio.run(fetchval(url, "SELECT version_num FROM alembic_versions")) == migration_head()
