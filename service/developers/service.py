@@ -14,11 +14,11 @@ DB_POOL_PRE_PING is on):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
 from litestar.di import NamedDependency
-from sqlalchemy import Select, delete, func, insert, select, tuple_, update
+from sqlalchemy import Executable, Table, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,7 @@ DEVELOPER_COLUMNS = (
     DeveloperRow.created_at,
     DeveloperRow.updated_at,
 )
-_table = DeveloperRow.__table__
+_table = cast(Table, DeveloperRow.__table__)
 EMAIL_INDEX = "uq_developers_email_lower"
 
 
@@ -42,7 +42,7 @@ class DevelopersService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _read(self, statement: Select[Any]) -> list[Developer]:
+    async def _read(self, statement: Executable) -> list[Developer]:
         connection = await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         result = await connection.execute(statement)
         return [Developer(*row) for row in result]
@@ -74,7 +74,9 @@ class DevelopersService:
             .values(name=data.name, email=data.email, specialty=data.specialty)
             .returning(*DEVELOPER_COLUMNS)
         )
-        return await self._write_one(statement, email=data.email)
+        row = await self._write_one(statement, email=data.email)
+        assert row is not None  # INSERT ... RETURNING always returns its row
+        return row
 
     async def update(self, developer_id: int, data: DeveloperUpdate) -> Developer:
         changes = data.changes()
@@ -96,7 +98,7 @@ class DevelopersService:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise _not_found(developer_id)
 
-    async def _write_one(self, statement: Any, *, email: str | None) -> Any:
+    async def _write_one(self, statement: Executable, *, email: str | None) -> Developer | None:
         try:
             result = await self.session.execute(statement)
         except sa_exc.IntegrityError as exc:
@@ -109,7 +111,8 @@ class DevelopersService:
 
 def _violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
     # SQLAlchemy's asyncpg adapter keeps asyncpg's exception (with the constraint name) as the cause.
-    return getattr(exc.orig.__cause__, "constraint_name", None)
+    name = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    return name if isinstance(name, str) else None
 
 
 def _not_found(developer_id: int) -> NotFoundError:

@@ -51,7 +51,8 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
         exists = await connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": VERSION_TABLE})
         if not exists:
             return None
-        return await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+        revision = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
+        return None if revision is None else str(revision)
 
 
 class HealthController(Controller):

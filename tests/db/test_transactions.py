@@ -6,6 +6,7 @@ import httpx
 import pytest
 from litestar import Litestar, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.developers.schemas import DeveloperCreate
@@ -17,7 +18,7 @@ class Boom(Exception):
 
 
 @post("/test/write-then-fail/{how:str}")
-async def write_then_fail(db_session: NamedDependency[AsyncSession], how: str) -> None:
+async def write_then_fail(db_session: NamedDependency[AsyncSession], how: FromPath[str]) -> None:
     service = DevelopersService(db_session)
     await service.create(DeveloperCreate(name="Ghost", email="ghost@x.io", specialty="s"))
     await service.create(DeveloperCreate(name="Ghost 2", email="ghost2@x.io", specialty="s"))

@@ -1,6 +1,7 @@
 """Alembic environment: runs migrations over the engine advanced-alchemy's CLI hands in (asyncpg)."""
 
 import asyncio
+from typing import Any
 
 from advanced_alchemy.base import metadata_registry
 from alembic import context
@@ -13,7 +14,7 @@ import service.db.models  # noqa: F401  (registers the tables on the metadata)
 config = context.config
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=metadata_registry.get(config.bind_key),  # type: ignore[attr-defined]
         version_table=config.version_table_name,  # type: ignore[attr-defined]
