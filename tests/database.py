@@ -20,7 +20,7 @@ from service.db.config import async_url, sqlalchemy_config
 from service.settings import Settings
 
 
-async def _connect(url: str) -> asyncpg.Connection:
+async def connect(url: str) -> asyncpg.Connection:
     parsed = make_url(url)
     return await asyncpg.connect(
         host=parsed.query.get("host") or parsed.host,
@@ -32,7 +32,7 @@ async def _connect(url: str) -> asyncpg.Connection:
 
 
 async def run_sql(url: str, *statements: str) -> None:
-    conn = await _connect(url)
+    conn = await connect(url)
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -41,7 +41,7 @@ async def run_sql(url: str, *statements: str) -> None:
 
 
 async def fetchval(url: str, query: str) -> Any:
-    conn = await _connect(url)
+    conn = await connect(url)
     try:
         return await conn.fetchval(query)
     finally:

@@ -18,7 +18,7 @@ from typing import cast
 
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
 from litestar.di import NamedDependency
-from sqlalchemy import Executable, Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Executable, Table, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,32 +38,49 @@ _table = cast(Table, DeveloperRow.__table__)
 EMAIL_INDEX = "uq_developers_email_lower"
 
 
+def _listing(*, by_specialty: bool, after_cursor: bool) -> Executable:
+    statement = select(*DEVELOPER_COLUMNS)
+    if by_specialty:
+        statement = statement.where(DeveloperRow.specialty == bindparam("specialty"))
+    if after_cursor:
+        # A row comparison, so PostgreSQL starts an index range scan right after the cursor.
+        after = tuple_(bindparam("after_name"), bindparam("after_id"))
+        statement = statement.where(tuple_(DeveloperRow.name, DeveloperRow.id) > after)
+    return statement.order_by(DeveloperRow.name, DeveloperRow.id).limit(bindparam("limit"))
+
+
+# The read statements are built once, with bind parameters: building a select() per request, and adapting the
+# cached compilation to a new statement object, cost more CPU than the database round trip itself.
+_LIST = {
+    (by_specialty, after_cursor): _listing(by_specialty=by_specialty, after_cursor=after_cursor)
+    for by_specialty in (False, True)
+    for after_cursor in (False, True)
+}
+_GET = select(*DEVELOPER_COLUMNS).where(DeveloperRow.id == bindparam("id"))
+
+
 class DevelopersService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _read(self, statement: Executable) -> list[Developer]:
+    async def _read(self, statement: Executable, params: dict[str, object]) -> list[Developer]:
         connection = await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        result = await connection.execute(statement)
+        result = await connection.execute(statement, params)
         return [Developer(*row) for row in result]
 
     async def list(self, *, specialty: str | None, limit: int, after: tuple[str, int] | None) -> DeveloperPage:
-        statement = select(*DEVELOPER_COLUMNS)
-        if specialty is not None:
-            statement = statement.where(DeveloperRow.specialty == specialty)
-        if after is not None:
-            # A row comparison, so PostgreSQL starts an index range scan right after the cursor.
-            statement = statement.where(tuple_(DeveloperRow.name, DeveloperRow.id) > tuple_(*after))
         # One row more than asked tells whether another page exists, without a COUNT.
-        statement = statement.order_by(DeveloperRow.name, DeveloperRow.id).limit(limit + 1)
-        items = await self._read(statement)
+        params: dict[str, object] = {"specialty": specialty, "limit": limit + 1}
+        if after is not None:
+            params["after_name"], params["after_id"] = after
+        items = await self._read(_LIST[specialty is not None, after is not None], params)
         if len(items) <= limit:
             return DeveloperPage(items=items, next_cursor=None)
         items = items[:limit]
         return DeveloperPage(items=items, next_cursor=encode_cursor(items[-1].name, items[-1].id))
 
     async def get(self, developer_id: int) -> Developer:
-        rows = await self._read(select(*DEVELOPER_COLUMNS).where(DeveloperRow.id == developer_id))
+        rows = await self._read(_GET, {"id": developer_id})
         if not rows:
             raise _not_found(developer_id)
         return rows[0]

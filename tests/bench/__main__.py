@@ -1,0 +1,139 @@
+"""Read benchmark: the service's hot reads against a plain asyncpg handler, same database, same run.
+
+    uv run python -m tests.bench [--rows 100000] [--duration 10] [--connections 32]
+
+Loads N developers (20 specialties spec00..spec19) into a fresh database (on TEST_DATABASE_URL's server, or an
+embedded PostgreSQL), serves the service with `devdir run` (one granian worker) and the reference app with
+granian (one worker), and drives each with wrk. Prints requests/s and the service/reference ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.database import connect, fresh_database, server_url
+
+BIN = Path(sys.executable).parent
+SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
+
+LIST_LUA = """
+local prefix = os.getenv("PREFIX")
+local i = 0
+request = function()
+  i = (i + 1) % 20
+  return wrk.format("GET", prefix .. string.format("spec%02d", i))
+end
+"""
+GET_LUA = """
+local prefix = os.getenv("PREFIX")
+local n = tonumber(os.getenv("ROWS"))
+local i = 0
+request = function()
+  i = (i * 7919 + 1) % n
+  return wrk.format("GET", prefix .. tostring(i + 1))
+end
+"""
+
+
+async def load(url: str, rows: int) -> None:
+    conn = await connect(url)
+    try:
+        records = [(f"Dev {i:07d}", f"dev{i}@example.com", SPECIALTIES[i % 20]) for i in range(rows)]
+        await conn.copy_records_to_table("developers", records=records, columns=["name", "email", "specialty"])
+        await conn.execute("ANALYZE developers")
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    raise SystemExit(f"{command} exited with {process.returncode}") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wrk(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> float:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise SystemExit(f"wrk saw errors:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    with server_url() as server, fresh_database(server) as url, tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(load(url, args.rows))
+        scripts = {"list": Path(tmp) / "list.lua", "get": Path(tmp) / "get.lua"}
+        scripts["list"].write_text(LIST_LUA)
+        scripts["get"].write_text(GET_LUA)
+        env = os.environ | {"DATABASE_URL": url, "ROWS": str(args.rows)}
+        targets = {
+            "service": ([str(BIN / "devdir"), "run", "--port", "8811", "--workers", "1"], 8811, "/api/developers"),
+            "reference": (
+                [
+                    str(BIN / "granian"),
+                    "--interface",
+                    "asgi",
+                    "--port",
+                    "8812",
+                    "--workers",
+                    "1",
+                    "tests.bench.reference_app:app",
+                ],
+                8812,
+                "/ref/developers",
+            ),
+        }
+        results: dict[tuple[str, str], float] = {}
+        for name, (command, port, path) in targets.items():
+            with serving(command, env, port):
+                base = f"http://127.0.0.1:{port}"
+                for route, query in (("list", "?specialty="), ("get", "/")):
+                    run_env = env | {"PREFIX": path + query}
+                    wrk(base, scripts[route], run_env, 2, args.connections)  # warm-up: pools, statement caches
+                    results[name, route] = wrk(base, scripts[route], run_env, args.duration, args.connections)
+
+    print(f"\n{args.rows} rows, wrk -t1 -c{args.connections} -d{args.duration}s, one granian worker each")
+    print(f"{'route':<44}{'service':>10}{'reference':>11}{'ratio':>8}")
+    for route, label in (("list", "GET /api/developers?specialty=S (100 rows)"), ("get", "GET /api/developers/{id}")):
+        ours, ref = results["service", route], results["reference", route]
+        print(f"{label:<44}{ours:>10.0f}{ref:>11.0f}{ours / ref:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
