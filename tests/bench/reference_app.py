@@ -9,23 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
-
 import asyncpg
 import msgspec
 from litestar import Litestar, get
 from litestar.exceptions import NotFoundException
 
+# The same response Struct as the service, so both sides pay the same serialisation.
+from service.developers.schemas import Developer
+
 COLUMNS = "id, name, email, specialty, created_at, updated_at"
-
-
-class Developer(msgspec.Struct):
-    id: int
-    name: str
-    email: str
-    specialty: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class Page(msgspec.Struct):
