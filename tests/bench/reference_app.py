@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
 import asyncpg
 import msgspec
 from litestar import Litestar, get
