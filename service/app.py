@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar_granian import GranianPlugin
 
 from service.db.config import sqlalchemy_config
+from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.problems import problem_details_config
 from service.settings import Settings, SettingsError
@@ -20,8 +22,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     if not settings.database_url:
         raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+
+    def provide_settings() -> Settings:
+        return settings
+
+    # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
+    developers = Router(
+        "/",
+        route_handlers=[DevelopersController, DevelopersBulkController],
+        request_max_body_size=settings.bulk_max_bytes,
+    )
     return Litestar(
-        route_handlers=[DevelopersController, HealthController],
+        route_handlers=[developers, HealthController],
+        dependencies={"settings": Provide(provide_settings, use_cache=True, sync_to_thread=False)},
         plugins=[
             SQLAlchemyPlugin(config=sqlalchemy_config(settings)),
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),

@@ -8,14 +8,19 @@ mistake: pool starvation and an unreachable database are 503 with Retry-After, n
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 from sqlalchemy import exc as sa_exc
+
+from service.developers.schemas import readable
 
 logger = logging.getLogger("service.problems")
 
@@ -47,12 +52,54 @@ COMMON_RESPONSES = {
 }
 
 
+def _http(exc: HTTPException) -> ProblemDetailsException:
+    # Litestar's own conversion puts the specific message in `title`; RFC 9457 wants the status's short,
+    # fixed title there and the specific message in `detail`.
+    title = HTTPStatus(exc.status_code).phrase
+    extra = exc.extra
+    if isinstance(extra, list) and isinstance(exc.__cause__, msgspec.ValidationError):
+        extra = [_readable(item) for item in _locate(extra, str(exc.__cause__))]
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        title=title,
+        detail=exc.detail,
+        extra=extra,
+        headers=exc.headers,
+    )
+
+
+# msgspec names where a body failed ("... - at `$.data[3].email`"); Litestar keeps only the field of an object
+# body, so for a list body the item is put back here, numbered from 1 like the bulk routes' rows.
+_ITEM_PATH = re.compile(r" - at `\$\.data\[(\d+)\](?:\.(\w+))?")
+
+
+def _locate(extra: list[Any], error: str) -> list[Any]:
+    if len(extra) != 1 or not isinstance(extra[0], dict) or not (match := _ITEM_PATH.search(error)):
+        return extra
+    located = {**extra[0], "row": int(match[1]) + 1}
+    if match[2]:
+        located["key"] = match[2]
+    return [located]
+
+
+def _readable(item: Any) -> Any:
+    if isinstance(item, dict) and isinstance(message := item.get("message"), str):
+        return {**item, "message": readable(message, item.get("key"))}
+    return item
+
+
 def _not_found(exc: NotFoundError) -> ProblemDetailsException:
-    return ProblemDetailsException(status_code=404, title="Not Found", detail=exc.detail)
+    # Domain errors about many rows carry them in `extra` (service.developers.errors).
+    return ProblemDetailsException(status_code=404, title="Not Found", detail=exc.detail, extra=_extra(exc))
 
 
 def _conflict(exc: DuplicateKeyError) -> ProblemDetailsException:
-    return ProblemDetailsException(status_code=409, title="Conflict", detail=exc.detail)
+    return ProblemDetailsException(status_code=409, title="Conflict", detail=exc.detail, extra=_extra(exc))
+
+
+def _extra(exc: Exception) -> list[dict[str, Any]] | None:
+    extra = getattr(exc, "extra", None)
+    return extra if isinstance(extra, list) else None
 
 
 def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsException]:
@@ -88,10 +135,11 @@ def _internal(exc: Exception) -> ProblemDetailsException:
 def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
     unavailable = _unavailable(retry_after_seconds)
     mapping: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] = {
+        HTTPException: _http,
         NotFoundError: _not_found,
         DuplicateKeyError: _conflict,
         sa_exc.SQLAlchemyError: unavailable,
         OSError: unavailable,
         Exception: _internal,
     }
-    return ProblemDetailsConfig(enable_for_all_http_exceptions=True, exception_to_problem_detail_map=mapping)
+    return ProblemDetailsConfig(exception_to_problem_detail_map=mapping)

@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Server-side statement_timeout for every connection; 0 disables it.
     db_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     db_isolation_level: IsolationLevel = "READ COMMITTED"
+    # Bulk routes: rows per request and body bytes per request (413 beyond either), and the statement_timeout
+    # of a bulk transaction, which may insert a million rows in one statement (0 disables it).
+    bulk_max_rows: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
+    bulk_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
+    bulk_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 600_000
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Where development state (the embedded PostgreSQL) lives.

@@ -77,3 +77,13 @@ async def create(client: httpx.AsyncClient, **fields: str) -> dict[str, Any]:
     response = await client.post("/api/developers", json=fields)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """`response` is an RFC 9457 problem with this status; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = dict(response.json())
+    assert body["status"] == status
+    assert body["title"]
+    return body

@@ -48,6 +48,14 @@ async def fetchval(url: str, query: str) -> Any:
         await conn.close()
 
 
+async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await connect(url)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
 @contextmanager
 def server_url() -> Iterator[str]:
     """URL of a maintenance database on the server the tests use."""

@@ -1,9 +1,14 @@
-"""HTTP routes for developers: parameters, bodies, status codes. Queries live in the service."""
+"""HTTP routes for developers: parameters, bodies, status codes. Queries live in the services.
+
+The controller is mounted on a router whose body size limit is BULK_MAX_BYTES (app.py), for the batch update;
+the single-row routes cap their bodies far lower, as one developer is well under a kilobyte.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
@@ -11,15 +16,34 @@ from litestar.params import JSONBody, Parameter
 
 from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
-from service.developers.schemas import TEXT_PATTERN, Developer, DeveloperCreate, DeveloperPage, DeveloperUpdate
+from service.developers.bulk import DevelopersBulkService, provide_bulk_service
+from service.developers.bulk_input import too_many_rows
+from service.developers.schemas import (
+    TEXT_PATTERN,
+    BatchUpdateResult,
+    Developer,
+    DeveloperBatchUpdate,
+    DeveloperCreate,
+    DeveloperPage,
+    DeveloperUpdate,
+)
 from service.developers.service import DevelopersService, provide_developers_service
 from service.problems import COMMON_RESPONSES, problem_response
+from service.settings import Settings
 
 DevelopersServiceDep = NamedDependency[DevelopersService]
+BulkServiceDep = NamedDependency[DevelopersBulkService]
+SettingsDep = NamedDependency[Settings]
 MAX_BIGINT = 2**63 - 1
 DeveloperId = Annotated[int, Parameter(ge=1, le=MAX_BIGINT, description="The developer's id.")]
 
 NOT_FOUND = COMMON_RESPONSES | {404: problem_response("No developer has this id.")}
+ONE_BODY_MAX = 64 * 1024
+UPDATE_MANY = COMMON_RESPONSES | {
+    404: problem_response("Ids that name no developer; `extra` lists the first 20."),
+    409: problem_response("A new email belongs to another developer, or two items set the same email."),
+    413: problem_response("More items than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES."),
+}
 CONFLICT = COMMON_RESPONSES | {
     409: problem_response("Another developer already has this email (compared case-insensitively).")
 }
@@ -28,7 +52,10 @@ CONFLICT = COMMON_RESPONSES | {
 class DevelopersController(Controller):
     path = "/api/developers"
     tags = ["developers"]
-    dependencies = {"developers_service": Provide(provide_developers_service)}
+    dependencies = {
+        "developers_service": Provide(provide_developers_service),
+        "bulk_service": Provide(provide_bulk_service),
+    }
 
     @get(summary="List developers, by name, one keyset page at a time", responses=COMMON_RESPONSES)
     async def list_developers(
@@ -57,13 +84,18 @@ class DevelopersController(Controller):
     async def get_developer(self, developers_service: DevelopersServiceDep, developer_id: DeveloperId) -> Developer:
         return await developers_service.get(developer_id)
 
-    @post(summary="Add a developer", responses=CONFLICT)
+    @post(summary="Add a developer", responses=CONFLICT, request_max_body_size=ONE_BODY_MAX)
     async def create_developer(
         self, developers_service: DevelopersServiceDep, data: JSONBody[DeveloperCreate]
     ) -> Developer:
         return await developers_service.create(data)
 
-    @patch("/{developer_id:int}", summary="Change any of name, email, specialty", responses=NOT_FOUND | CONFLICT)
+    @patch(
+        "/{developer_id:int}",
+        summary="Change any of name, email, specialty",
+        responses=NOT_FOUND | CONFLICT,
+        request_max_body_size=ONE_BODY_MAX,
+    )
     async def update_developer(
         self, developers_service: DevelopersServiceDep, developer_id: DeveloperId, data: JSONBody[DeveloperUpdate]
     ) -> Developer:
@@ -72,3 +104,33 @@ class DevelopersController(Controller):
     @delete("/{developer_id:int}", summary="Remove a developer", responses=NOT_FOUND)
     async def delete_developer(self, developers_service: DevelopersServiceDep, developer_id: DeveloperId) -> None:
         await developers_service.delete(developer_id)
+
+    @patch(
+        summary="Change many developers in one statement, all or nothing",
+        description="Each item is an id and any of name, email, specialty; one `UPDATE ... FROM` writes them all.",
+        responses=UPDATE_MANY,
+    )
+    async def update_developers(
+        self, bulk_service: BulkServiceDep, settings: SettingsDep, data: JSONBody[list[DeveloperBatchUpdate]]
+    ) -> BatchUpdateResult:
+        if len(data) > settings.bulk_max_rows:
+            raise too_many_rows(settings.bulk_max_rows)
+        problems: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for row, item in enumerate(data, 1):
+            if item.id in seen:
+                problems.append(_item_problem(row, "id", f"id {item.id} appears more than once"))
+            elif not _changes(item):
+                problems.append(_item_problem(row, None, "no field to change: give name, email or specialty"))
+            seen.add(item.id)
+        if problems:
+            raise ValidationException(detail="invalid items; nothing was written", extra=problems[:20])
+        return await bulk_service.update_many(data)
+
+
+def _changes(item: DeveloperBatchUpdate) -> bool:
+    return any(getattr(item, field) is not msgspec.UNSET for field in ("name", "email", "specialty"))
+
+
+def _item_problem(row: int, field: str | None, message: str) -> dict[str, Any]:
+    return {"row": row, "key": field, "source": "body", "message": message}

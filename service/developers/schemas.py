@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -13,6 +13,21 @@ from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 # Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not knowable here.
 _EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+
+# msgspec reports a failed pattern by quoting the regex; clients get the rule in words instead.
+_RULES = {
+    "email": "an email address: one @, a dot in the domain, no spaces",
+    "name": "at least one visible character and no NUL",
+    "specialty": "at least one visible character and no NUL",
+}
+
+
+def readable(message: str, field: str | None) -> str:
+    """msgspec's validation message, with a regex replaced by the rule it encodes."""
+    if field in _RULES and message.startswith("Expected `str` matching regex"):
+        return f"Expected `str` with {_RULES[field]}"
+    return message
+
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
 Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=_EMAIL, examples=["ada@example.com"])]
@@ -54,3 +69,41 @@ class DeveloperPage(msgspec.Struct, frozen=True):
 
     items: list[Developer]
     next_cursor: str | None
+
+
+# Bulk routes
+
+OnConflict = Literal["error", "skip", "update"]
+DeveloperId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class BulkCreateResult(msgspec.Struct, frozen=True):
+    """What a bulk import did; the three counts add up to the rows sent."""
+
+    created: int
+    updated: int
+    skipped: int
+
+
+class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """One item of a batch update: the developer's id and any of the fields to change."""
+
+    id: DeveloperId
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
+
+
+class BatchUpdateResult(msgspec.Struct, frozen=True):
+    updated: int
+
+
+class BulkDelete(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    ids: list[DeveloperId]
+
+
+class BulkDeleteResult(msgspec.Struct, frozen=True):
+    """`not_found` lists the ids that named no developer (already gone, or never there), in ascending order."""
+
+    deleted: int
+    not_found: list[int]

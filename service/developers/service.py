@@ -119,14 +119,14 @@ class DevelopersService:
         try:
             result = await self.session.execute(statement)
         except sa_exc.IntegrityError as exc:
-            if _violated_constraint(exc) == EMAIL_INDEX:
+            if violated_constraint(exc) == EMAIL_INDEX:
                 raise DuplicateKeyError(f"a developer with email {email!r} already exists") from exc
             raise
         row = result.one_or_none()
         return None if row is None else Developer(*row)
 
 
-def _violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
+def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
     # SQLAlchemy's asyncpg adapter keeps asyncpg's exception (with the constraint name) as the cause.
     name = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
     return name if isinstance(name, str) else None

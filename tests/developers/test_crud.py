@@ -8,18 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import create
+from tests.conftest import assert_problem, create
 
 ADA = {"name": "Ada Lovelace", "email": "Ada@Example.com", "specialty": "mathematics"}
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = dict(response.json())
-    assert body["status"] == status
-    assert body["title"]
-    return body
 
 
 async def count(client: httpx.AsyncClient) -> int:

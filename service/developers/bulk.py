@@ -1,0 +1,207 @@
+"""Bulk writes: imports through a COPY-fed staging table, batch updates and deletes as single statements.
+
+No bulk row ever becomes an ORM object: rows arrive as tuples, go to PostgreSQL by binary COPY or as array
+parameters, and one set-based statement does the work. The request's session supplies the connection and the
+transaction, so the SQLAlchemy plugin still commits on success and rolls back on any error; COPY needs asyncpg
+itself, reached through the session's own connection, inside that same transaction.
+
+Round trips of an import of N rows: BEGIN, set_config, CREATE TEMP TABLE, one COPY per chunk of rows (asyncpg
+caches the staging table's row shape after the first), one INSERT ... SELECT ... ON CONFLICT, COMMIT; with
+on_conflict=error a SAVEPOINT and its RELEASE too. A batch update or delete: BEGIN, one statement, COMMIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+from litestar.di import NamedDependency
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.developers.errors import DevelopersNotFound, EmailsTaken
+from service.developers.schemas import (
+    BatchUpdateResult,
+    BulkCreateResult,
+    BulkDeleteResult,
+    DeveloperBatchUpdate,
+    OnConflict,
+)
+from service.developers.service import EMAIL_INDEX, violated_constraint
+from service.settings import Settings
+
+# (row number as the client sent it, name, email, specialty): validated, ready for COPY.
+Row = tuple[int, str, str, str]
+REPORTED = 20  # how many conflicting emails or unknown ids an error names
+
+STAGING = "developers_import"  # the statements below name it too
+STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
+# A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback
+# undoing the CREATE) means a pooled connection never carries it into the next request.
+_CREATE_STAGING = text(
+    "CREATE TEMP TABLE developers_import (row_no bigint NOT NULL, name text NOT NULL, email text NOT NULL,"
+    " specialty text NOT NULL) ON COMMIT DROP"
+)
+_STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
+
+# Rows go in lower(email) order: concurrent imports then take the unique index's locks in the same order,
+# which keeps them from deadlocking on each other's emails.
+_INSERT = text("""
+    INSERT INTO developers (name, email, specialty)
+    SELECT name, email, specialty FROM developers_import ORDER BY lower(email), row_no
+    ON CONFLICT ((lower(email))) DO NOTHING""")
+# ON CONFLICT DO UPDATE may touch a row once per statement, so repeated emails collapse to the last one sent.
+# `xmax = 0` is true for rows this statement inserted and false for rows it updated.
+_UPSERT = text("""
+    WITH written AS (
+        INSERT INTO developers (name, email, specialty)
+        SELECT DISTINCT ON (lower(email)) name, email, specialty FROM developers_import
+        ORDER BY lower(email), row_no DESC
+        ON CONFLICT ((lower(email))) DO UPDATE
+        SET name = excluded.name, specialty = excluded.specialty, updated_at = now()
+        RETURNING xmax = 0 AS inserted)
+    SELECT count(*) FILTER (WHERE inserted) FROM written""")
+# Why an import in error mode failed: emails repeated in the payload, or already in the table.
+_CONFLICTS = text("""
+    SELECT (array_agg(s.email ORDER BY s.row_no))[1] AS email, array_agg(s.row_no ORDER BY s.row_no) AS rows,
+           bool_or(d.id IS NOT NULL) AS taken, count(*) OVER () AS total
+    FROM developers_import s LEFT JOIN developers d ON lower(d.email) = lower(s.email)
+    GROUP BY lower(s.email)
+    HAVING count(*) > 1 OR bool_or(d.id IS NOT NULL)
+    ORDER BY min(s.row_no) LIMIT :reported""")
+
+# One UPDATE ... FROM over arrays: NULL in an array means "keep the current value" (the API has no nulls).
+_BATCH_UPDATE = text("""
+    WITH changes AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:emails AS text[]),
+                             CAST(:specialties AS text[])) AS c(id, name, email, specialty)),
+    updated AS (
+        UPDATE developers d
+        SET name = coalesce(c.name, d.name), email = coalesce(c.email, d.email),
+            specialty = coalesce(c.specialty, d.specialty), updated_at = now()
+        FROM changes c WHERE d.id = c.id
+        RETURNING d.id)
+    SELECT count(*) FROM updated""")
+_MISSING = text("""
+    SELECT wanted.id FROM unnest(CAST(:ids AS bigint[])) AS wanted(id)
+    WHERE NOT EXISTS (SELECT 1 FROM developers d WHERE d.id = wanted.id) ORDER BY 1 LIMIT :reported""")
+_BULK_DELETE = text("""
+    WITH deleted AS (DELETE FROM developers WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id)
+    SELECT (SELECT count(*) FROM deleted),
+           ARRAY(SELECT id FROM unnest(CAST(:ids AS bigint[])) AS id EXCEPT SELECT id FROM deleted ORDER BY 1)""")
+
+
+class DevelopersBulkService:
+    def __init__(self, session: AsyncSession, *, statement_timeout_ms: int) -> None:
+        self.session = session
+        self.statement_timeout_ms = statement_timeout_ms
+
+    async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
+        """Stage every chunk by COPY as it arrives, then write them all with one statement.
+
+        An error from `chunks` (a bad row, a client gone mid-stream) propagates and the transaction, staged
+        rows included, is rolled back.
+        """
+        driver: asyncpg.Connection | None = None
+        total = 0
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            if driver is None:  # the connection is taken only once there is a valid row to write
+                driver = await self._start_staging()
+            await driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
+            total += len(chunk)
+        if total == 0:
+            return BulkCreateResult(created=0, updated=0, skipped=0)
+        if on_conflict == "update":
+            created = cast(int, (await self.session.execute(_UPSERT)).scalar_one())
+            return BulkCreateResult(created=created, updated=total - created, skipped=0)
+        if on_conflict == "skip":
+            created = await self._insert()
+            return BulkCreateResult(created=created, updated=0, skipped=total - created)
+        savepoint = await self.session.begin_nested()
+        created = await self._insert()
+        if created < total:
+            await savepoint.rollback()
+            raise await self._conflicts()
+        await savepoint.commit()
+        return BulkCreateResult(created=created, updated=0, skipped=0)
+
+    async def _start_staging(self) -> asyncpg.Connection:
+        # The first statement through SQLAlchemy opens the transaction; COPY on the raw connection then joins it.
+        await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
+        await self.session.execute(_CREATE_STAGING)
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = cast(asyncpg.Connection, raw.driver_connection)
+        assert driver.is_in_transaction()
+        return driver
+
+    async def _insert(self) -> int:
+        result = await self.session.execute(_INSERT)
+        return cast(int, result.rowcount)  # type: ignore[attr-defined]
+
+    async def _conflicts(self) -> EmailsTaken:
+        rows = (await self.session.execute(_CONFLICTS, {"reported": REPORTED})).all()
+        if not rows:  # the clashing row was committed by a concurrent request after the INSERT looked
+            return EmailsTaken("a concurrent request wrote one of these emails; nothing was written", [])
+        extra = [
+            {"email": email, "rows": list(row_numbers), "reason": "taken" if taken else "repeated"}
+            for email, row_numbers, taken, _ in rows
+        ]
+        total = rows[0].total
+        shown = f" (the first {REPORTED} are listed)" if total > REPORTED else ""
+        detail = f"{total} email(s) already exist or repeat within the request{shown}; nothing was written"
+        return EmailsTaken(detail, extra)
+
+    async def update_many(self, items: list[DeveloperBatchUpdate]) -> BatchUpdateResult:
+        if not items:
+            return BatchUpdateResult(updated=0)
+        params: dict[str, list[Any]] = {"ids": [], "names": [], "emails": [], "specialties": []}
+        for item in items:
+            params["ids"].append(item.id)
+            params["names"].append(_or_none(item.name))
+            params["emails"].append(_or_none(item.email))
+            params["specialties"].append(_or_none(item.specialty))
+        await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
+        try:
+            updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
+        except sa_exc.IntegrityError as exc:
+            if violated_constraint(exc) == EMAIL_INDEX:
+                raise _email_clash(exc) from exc
+            raise
+        if updated < len(items):
+            result = await self.session.execute(_MISSING, {"ids": params["ids"], "reported": REPORTED})
+            missing = list(result.scalars())
+            raise DevelopersNotFound(
+                f"{len(items) - updated} id(s) name no developer; nothing was written",
+                [{"id": developer_id} for developer_id in missing],
+            )
+        return BatchUpdateResult(updated=updated)
+
+    async def delete_many(self, ids: list[int]) -> BulkDeleteResult:
+        if not ids:
+            return BulkDeleteResult(deleted=0, not_found=[])
+        row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
+        return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
+
+
+def _or_none(value: object) -> Any:
+    return None if value is msgspec.UNSET else value
+
+
+def _email_clash(exc: sa_exc.IntegrityError) -> EmailsTaken:
+    # PostgreSQL reports the first clash it met: "Key (lower(email))=(ada@x.io) already exists."
+    detail = getattr(getattr(exc.orig, "__cause__", None), "detail", None) or ""
+    email = detail.partition(")=(")[2].rpartition(") already exists")[0]
+    extra = [{"email": email, "reason": "taken"}] if email else []
+    return EmailsTaken("an email in the batch belongs to another developer; nothing was written", extra)
+
+
+async def provide_bulk_service(
+    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+) -> DevelopersBulkService:
+    return DevelopersBulkService(db_session, statement_timeout_ms=settings.bulk_statement_timeout_ms)

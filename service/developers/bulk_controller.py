@@ -1,0 +1,106 @@
+"""HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
+in controller.py). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted on (app.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.params import JSONBody, Parameter
+
+from service.developers.bulk import DevelopersBulkService, provide_bulk_service
+from service.developers.bulk_input import CSV_HEADER, import_chunks, too_many_rows
+from service.developers.schemas import (
+    BulkCreateResult,
+    BulkDelete,
+    BulkDeleteResult,
+    OnConflict,
+)
+from service.problems import COMMON_RESPONSES, problem_response
+from service.settings import Settings
+
+BulkServiceDep = NamedDependency[DevelopersBulkService]
+SettingsDep = NamedDependency[Settings]
+
+TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
+IMPORT_RESPONSES = (
+    COMMON_RESPONSES
+    | TOO_LARGE
+    | {
+        409: problem_response(
+            "With on_conflict=error: emails that already exist or repeat within the body (compared "
+            "case-insensitively); `extra` lists the first 20 with the rows that carry them."
+        ),
+        415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
+    }
+)
+
+
+@dataclass
+class ImportOperation(Operation):
+    """The import route's OpenAPI operation: its body is streamed by the handler, so Litestar cannot infer it."""
+
+    def __post_init__(self) -> None:
+        row = Reference(ref="#/components/schemas/DeveloperCreate")
+        example_csv = f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n"
+        self.request_body = RequestBody(
+            required=True,
+            description="Developers to add, in one of three formats. NDJSON and CSV are streamed.",
+            content={
+                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=row)),
+                "application/x-ndjson": OpenAPIMediaType(
+                    schema=row, example='{"name": "Ada", "email": "ada@x.io", "specialty": "compilers"}'
+                ),
+                "text/csv": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, description="A header row, then one developer a row."),
+                    example=example_csv,
+                ),
+            },
+        )
+
+
+class DevelopersBulkController(Controller):
+    path = "/api/developers"
+    tags = ["developers"]
+    dependencies = {"bulk_service": Provide(provide_bulk_service)}
+
+    @post(
+        "/bulk",
+        summary="Add many developers: a JSON array, NDJSON or CSV, all or nothing",
+        description=(
+            "One transaction: every row is staged by COPY and written by one `INSERT ... ON CONFLICT`. "
+            "`on_conflict` decides what an email that exists already (or repeats in the body) does: `error` "
+            "rejects the whole request (409), `skip` keeps the existing developer (first row wins within the "
+            "body), `update` gives the existing developer the row's name and specialty (last row wins)."
+        ),
+        operation_class=ImportOperation,
+        responses=IMPORT_RESPONSES,
+    )
+    async def import_developers(
+        self,
+        request: Request[Any, Any, Any],
+        bulk_service: BulkServiceDep,
+        settings: SettingsDep,
+        on_conflict: Annotated[
+            OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
+        ] = "error",
+    ) -> BulkCreateResult:
+        return await bulk_service.import_rows(import_chunks(request, settings.bulk_max_rows), on_conflict)
+
+    @post(
+        "/bulk-delete",
+        status_code=200,
+        summary="Remove many developers by id",
+        description="Ids that name no developer are listed in `not_found`; they are not an error.",
+        responses=COMMON_RESPONSES | TOO_LARGE,
+    )
+    async def delete_developers(
+        self, bulk_service: BulkServiceDep, settings: SettingsDep, data: JSONBody[BulkDelete]
+    ) -> BulkDeleteResult:
+        if len(data.ids) > settings.bulk_max_rows:
+            raise too_many_rows(settings.bulk_max_rows)
+        return await bulk_service.delete_many(sorted(set(data.ids)))

@@ -1,0 +1,240 @@
+"""Bulk import bodies (JSON array, NDJSON, CSV) turned into chunks of validated rows as the body streams in.
+
+NDJSON and CSV are parsed from the request stream piece by piece, so memory holds one network chunk, one
+partial line and one chunk of rows, whatever the body's size. A JSON array cannot be split safely without a
+streaming parser, so it is decoded whole by msgspec, still within the body size limit.
+
+Every row is validated by the same msgspec Struct as the single-row route. Any error is a 400 that names the
+row (1-based, in the order the client sent the rows) and the field; rows are counted as records, so row 50,001
+is the 50,001st developer in every format, and NDJSON and CSV errors also give the line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException, InternalServerException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+
+from service.developers.bulk import Row
+from service.developers.schemas import DeveloperCreate, readable
+
+CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
+MAX_LINE = 64 * 1024  # no valid record comes near this; a longer line is refused instead of buffered
+MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv")
+CSV_HEADER = ("name", "email", "specialty")
+
+_ARRAY = msgspec.json.Decoder(list[DeveloperCreate])
+_ONE = msgspec.json.Decoder(DeveloperCreate)
+# msgspec's messages end with the path of the error: "Expected `str` of length <= 254 - at `$[41].email`".
+_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"field `(\w+)`")
+
+
+def import_chunks(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterator[list[Row]]:
+    """The body of `request` as chunks of rows, by its Content-Type; 415 for any other type."""
+    media_type, options = request.content_type
+    charset = options.get("charset", "utf-8").lower()
+    if media_type not in MEDIA_TYPES or charset not in {"utf-8", "utf8"}:
+        raise ClientException(
+            status_code=415,
+            detail=f"send the rows as {', '.join(MEDIA_TYPES)} (UTF-8), not {request.headers.get('content-type')!r}",
+            headers={"Accept-Post": ", ".join(MEDIA_TYPES)},
+        )
+    if media_type == "application/json":
+        return _json_rows(request, max_rows)
+    reader = _ndjson_rows if media_type == "application/x-ndjson" else _csv_rows
+    return reader(_body(request), max_rows)
+
+
+async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    # Litestar enforces the route's request_max_body_size (413) while streaming.
+    try:
+        async for data in request.stream():
+            if data:
+                yield data
+    except RequestEntityTooLarge as exc:
+        raise _too_large(request) from exc
+    except InternalServerException as exc:  # Litestar's way of saying http.disconnect came before the end
+        raise ClientException(detail="the client disconnected before the body ended; nothing was written") from exc
+
+
+def _too_large(request: Request[Any, Any, Any]) -> RequestEntityTooLarge:
+    limit = request.route_handler.resolve_request_max_body_size()
+    return RequestEntityTooLarge(detail=f"the body is larger than {limit} bytes (BULK_MAX_BYTES); send it in parts")
+
+
+async def _json_rows(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterator[list[Row]]:
+    try:
+        body = await request.body()
+    except RequestEntityTooLarge as exc:
+        raise _too_large(request) from exc
+    try:
+        items = _ARRAY.decode(body)
+    except msgspec.ValidationError as exc:
+        message, index, field = _split(str(exc))
+        if index is None:
+            raise ValidationException(detail=f"the body must be a JSON array of developers: {message}") from exc
+        raise invalid_row(int(index) + 1, message, field) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationException(detail=f"the body is not valid JSON: {exc}") from exc
+    if len(items) > max_rows:
+        raise too_many_rows(max_rows)
+    for start in range(0, len(items), CHUNK_ROWS):
+        chunk = items[start : start + CHUNK_ROWS]
+        yield [(n, item.name, item.email, item.specialty) for n, item in enumerate(chunk, start + 1)]
+
+
+async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
+    rows: list[Row] = []
+    row_no = line_no = 0
+    pending = b""  # the start of a line whose end has not arrived yet
+    async for data in body:
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        if len(pending) > MAX_LINE:
+            raise invalid_row(row_no + 1, f"line longer than {MAX_LINE} bytes", line=line_no + 1)
+        for line in lines:
+            line_no += 1
+            if line and not line.isspace():  # blank lines hold no row
+                row_no += 1
+                rows.append(_ndjson_row(line, row_no, line_no, max_rows))
+        if len(rows) >= CHUNK_ROWS:
+            yield rows
+            rows = []
+    if pending and not pending.isspace():
+        row_no += 1
+        rows.append(_ndjson_row(pending, row_no, line_no + 1, max_rows))
+    yield rows
+
+
+def _ndjson_row(line: bytes, row_no: int, line_no: int, max_rows: int) -> Row:
+    if row_no > max_rows:
+        raise too_many_rows(max_rows)
+    try:
+        item = _ONE.decode(line)
+    except msgspec.ValidationError as exc:
+        message, _, field = _split(str(exc))
+        raise invalid_row(row_no, message, field, line=line_no) from exc
+    except msgspec.DecodeError as exc:
+        raise invalid_row(row_no, f"not valid JSON: {exc}", line=line_no) from exc
+    return (row_no, item.name, item.email, item.specialty)
+
+
+async def _csv_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parser = _CsvParser(max_rows)
+    rows: list[Row] = []
+    pending = ""  # the start of a record whose end has not arrived yet
+    async for data in body:
+        text = pending + parser.decode(decoder, data)
+        end = _records_end(text)
+        pending = text[end:]
+        if len(pending) > MAX_LINE:
+            raise invalid_row(parser.row_no + 1, f"record longer than {MAX_LINE} characters", line=parser.lines + 1)
+        parser.parse(text[:end], rows)
+        if len(rows) >= CHUNK_ROWS:
+            yield rows
+            rows = []
+    parser.parse(pending + parser.decode(decoder, b"", final=True), rows)
+    yield rows
+
+
+def _records_end(text: str) -> int:
+    """Where the last complete CSV record of `text` ends: after its last newline outside quotes (0 if none).
+
+    Quotes toggle "inside a field" (an escaped quote is two, so toggles twice): a newline ends a record when
+    an even number of quotes precede it.
+    """
+    quotes = text.count('"')
+    end = len(text)
+    while (newline := text.rfind("\n", 0, end)) != -1:
+        quotes -= text.count('"', newline, end)
+        if quotes % 2 == 0:
+            return newline + 1
+        end = newline
+    return 0
+
+
+class _CsvParser:
+    """Turns complete CSV records into rows; the first record is the header, in any column order."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.row_no = 0  # data rows so far
+        self.lines = 0  # physical lines so far, for error messages
+        self.order: tuple[int, ...] | None = None  # where name, email and specialty are in a record
+
+    def decode(self, decoder: codecs.IncrementalDecoder, data: bytes, *, final: bool = False) -> str:
+        try:
+            text = decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise invalid_row(self.row_no + 1, "the body is not UTF-8 text", line=self.lines + 1) from exc
+        return text.removeprefix("\ufeff") if self.order is None and self.lines == 0 else text
+
+    def parse(self, block: str, rows: list[Row]) -> None:
+        reader = csv.reader(io.StringIO(block, newline=""), strict=True)
+        try:
+            for record in reader:
+                if not record:
+                    continue  # a blank line
+                if self.order is None:
+                    self.order = _header(record, self.lines + reader.line_num)
+                else:
+                    self.row_no += 1
+                    rows.append(self._row(record, self.lines + reader.line_num))
+        except csv.Error as exc:
+            raise invalid_row(self.row_no + 1, f"malformed CSV: {exc}", line=self.lines + reader.line_num) from exc
+        self.lines += reader.line_num
+
+    def _row(self, record: list[str], line: int) -> Row:
+        if self.row_no > self.max_rows:
+            raise too_many_rows(self.max_rows)
+        if len(record) != len(CSV_HEADER):
+            raise invalid_row(self.row_no, f"expected 3 fields (name, email, specialty), got {len(record)}", line=line)
+        assert self.order is not None
+        fields = {name: record[index] for name, index in zip(CSV_HEADER, self.order, strict=True)}
+        try:
+            item = msgspec.convert(fields, DeveloperCreate)
+        except msgspec.ValidationError as exc:
+            message, _, field = _split(str(exc))
+            raise invalid_row(self.row_no, message, field, line=line) from exc
+        return (self.row_no, item.name, item.email, item.specialty)
+
+
+def _header(record: list[str], line: int) -> tuple[int, ...]:
+    names = [name.strip().lower() for name in record]
+    if sorted(names) != sorted(CSV_HEADER):
+        raise ValidationException(
+            detail=f"line {line}: the first line must be the header name,email,specialty (any order), not {record}"
+        )
+    return tuple(names.index(name) for name in CSV_HEADER)
+
+
+def _split(error: str) -> tuple[str, str | None, str | None]:
+    match = _PATH.match(error)
+    assert match is not None  # the pattern matches any string
+    message, index, field = match["message"], match["index"], match["field"]
+    if field is None and (named := _NAMED_FIELD.search(message)):
+        field = named[1]
+    return message, index, field
+
+
+def invalid_row(row: int, message: str, field: str | None = None, *, line: int | None = None) -> ValidationException:
+    message = readable(message, field)
+    problem: dict[str, Any] = {"row": row, "key": field, "source": "body", "message": message}
+    if line is not None:
+        problem["line"] = line
+    where = f"row {row}" + (f", {field}" if field else "")
+    return ValidationException(detail=f"{where}: {message}; nothing was written", extra=[problem])
+
+
+def too_many_rows(max_rows: int) -> ClientException:
+    return ClientException(status_code=413, detail=f"more than {max_rows} rows in one request; send them in parts")
