@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import msgspec
 from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
 from litestar.exceptions import HTTPException
@@ -108,22 +109,40 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
     def convert(exc: Exception) -> ProblemDetailsException:
         if isinstance(exc, sa_exc.TimeoutError):
             detail = "All database connections are busy; retry shortly."
-        elif _is_unavailable(exc):
-            detail = "The database is unavailable; retry shortly."
-        else:
+        elif (reason := _unavailable_because(exc)) is None:
             return _internal(exc)
+        else:
+            detail = reason
         logger.warning("503: %s (%s)", detail, type(exc).__name__)
         return ProblemDetailsException(status_code=503, title="Service Unavailable", detail=detail, headers=headers)
 
     return convert
 
 
-def _is_unavailable(exc: Exception) -> bool:
+def _unavailable_because(exc: Exception) -> str | None:
+    """Why the database could not serve this request now, or None if the error is not about availability."""
+    # SQLAlchemy wraps the driver's exception; the bulk paths' COPY raises asyncpg's own.
+    driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
+    if isinstance(driver_error, asyncpg.QueryCanceledError):
+        return "The database took longer than the statement timeout; retry shortly, or send less at once."
+    if isinstance(driver_error, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
+        return "The request collided with a concurrent transaction; retry it."
     # Refused or timed-out connects surface as OSError (TimeoutError is one); a lost connection, a server
-    # shutting down or a statement_timeout surface as DBAPI operational/interface errors.
-    if isinstance(exc, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
-        return True
-    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    # shutting down or refusing connections as asyncpg connection, operator or resource errors.
+    unavailable = (
+        OSError,
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.exceptions.InsufficientResourcesError,
+    )
+    if isinstance(exc, unavailable) or isinstance(driver_error, unavailable):
+        return "The database is unavailable; retry shortly."
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return "The database is unavailable; retry shortly."
+    return None
 
 
 def _internal(exc: Exception) -> ProblemDetailsException:
@@ -139,6 +158,8 @@ def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
         NotFoundError: _not_found,
         DuplicateKeyError: _conflict,
         sa_exc.SQLAlchemyError: unavailable,
+        asyncpg.PostgresError: unavailable,
+        asyncpg.InterfaceError: unavailable,
         OSError: unavailable,
         Exception: _internal,
     }

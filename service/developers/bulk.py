@@ -5,9 +5,9 @@ parameters, and one set-based statement does the work. The request's session sup
 transaction, so the SQLAlchemy plugin still commits on success and rolls back on any error; COPY needs asyncpg
 itself, reached through the session's own connection, inside that same transaction.
 
-Round trips of an import of N rows: BEGIN, set_config, CREATE TEMP TABLE, one COPY per chunk of rows (asyncpg
-caches the staging table's row shape after the first), one INSERT ... SELECT ... ON CONFLICT, COMMIT; with
-on_conflict=error a SAVEPOINT and its RELEASE too. A batch update or delete: BEGIN, one statement, COMMIT.
+Round trips of an import: BEGIN, set_config, CREATE TEMP TABLE, then per chunk of rows one COPY into the staging
+table and, with on_conflict=error, SAVEPOINT, COPY into the table, RELEASE; with skip or update one
+INSERT ... SELECT ... ON CONFLICT at the end; COMMIT. A batch update or delete: BEGIN, one statement, COMMIT.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ REPORTED = 20  # how many conflicting emails or unknown ids an error names
 
 STAGING = "developers_import"  # the statements below name it too
 STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
+TABLE_COLUMNS = ("name", "email", "specialty")
 # A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback
 # undoing the CREATE) means a pooled connection never carries it into the next request.
 _CREATE_STAGING = text(
@@ -47,8 +48,8 @@ _CREATE_STAGING = text(
 )
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 
-# Rows go in lower(email) order: concurrent imports then take the unique index's locks in the same order,
-# which keeps them from deadlocking on each other's emails.
+# skip mode. Rows go in lower(email) order: concurrent imports then take the unique index's locks in the same
+# order, which keeps them from deadlocking on each other's emails.
 _INSERT = text("""
     INSERT INTO developers (name, email, specialty)
     SELECT name, email, specialty FROM developers_import ORDER BY lower(email), row_no
@@ -64,13 +65,15 @@ _UPSERT = text("""
         SET name = excluded.name, specialty = excluded.specialty, updated_at = now()
         RETURNING xmax = 0 AS inserted)
     SELECT count(*) FILTER (WHERE inserted) FROM written""")
-# Why an import in error mode failed: emails repeated in the payload, or already in the table.
+# Why an import in error mode failed: emails repeated in the payload, or in the table before this request.
+# Rows 1..:inserted were COPYed in by this request without conflict, so an email whose first row is among them
+# was not in the table before: a match in `developers` for it is this request's own row.
 _CONFLICTS = text("""
     SELECT (array_agg(s.email ORDER BY s.row_no))[1] AS email, array_agg(s.row_no ORDER BY s.row_no) AS rows,
-           bool_or(d.id IS NOT NULL) AS taken, count(*) OVER () AS total
+           bool_or(d.id IS NOT NULL) AND min(s.row_no) > :inserted AS taken, count(*) OVER () AS total
     FROM developers_import s LEFT JOIN developers d ON lower(d.email) = lower(s.email)
     GROUP BY lower(s.email)
-    HAVING count(*) > 1 OR bool_or(d.id IS NOT NULL)
+    HAVING count(*) > 1 OR (bool_or(d.id IS NOT NULL) AND min(s.row_no) > :inserted)
     ORDER BY min(s.row_no) LIMIT :reported""")
 
 # One UPDATE ... FROM over arrays: NULL in an array means "keep the current value" (the API has no nulls).
@@ -100,13 +103,20 @@ class DevelopersBulkService:
         self.statement_timeout_ms = statement_timeout_ms
 
     async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
-        """Stage every chunk by COPY as it arrives, then write them all with one statement.
+        """Write the rows of `chunks` as they arrive; every chunk is also staged, for diagnostics or the upsert.
 
-        An error from `chunks` (a bad row, a client gone mid-stream) propagates and the transaction, staged
-        rows included, is rolled back.
+        on_conflict=error, the default, takes the fastest path: each chunk is COPYed straight into `developers`
+        (in its own savepoint), so the unique index finds the conflicts and no INSERT ... SELECT is needed. After
+        the first conflict the remaining chunks are only staged, so the 409 can name the first conflicting
+        emails of the whole request. skip and update write the staged rows with one INSERT ... ON CONFLICT.
+
+        An error from `chunks` (a bad row, a client gone mid-stream) propagates and the whole transaction is
+        rolled back.
         """
         driver: asyncpg.Connection | None = None
         total = 0
+        direct = on_conflict == "error"
+        inserted = 0  # rows 1..inserted are in `developers` already (error mode)
         async for chunk in chunks:
             if not chunk:
                 continue
@@ -114,21 +124,20 @@ class DevelopersBulkService:
                 driver = await self._start_staging()
             await driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
             total += len(chunk)
+            if direct and (direct := await _copy_into_table(driver, chunk)):
+                inserted = total
         if total == 0:
             return BulkCreateResult(created=0, updated=0, skipped=0)
         if on_conflict == "update":
             created = cast(int, (await self.session.execute(_UPSERT)).scalar_one())
             return BulkCreateResult(created=created, updated=total - created, skipped=0)
         if on_conflict == "skip":
-            created = await self._insert()
+            result = await self.session.execute(_INSERT)
+            created = cast(int, result.rowcount)  # type: ignore[attr-defined]
             return BulkCreateResult(created=created, updated=0, skipped=total - created)
-        savepoint = await self.session.begin_nested()
-        created = await self._insert()
-        if created < total:
-            await savepoint.rollback()
-            raise await self._conflicts()
-        await savepoint.commit()
-        return BulkCreateResult(created=created, updated=0, skipped=0)
+        if inserted < total:
+            raise await self._conflicts(inserted)
+        return BulkCreateResult(created=total, updated=0, skipped=0)
 
     async def _start_staging(self) -> asyncpg.Connection:
         # The first statement through SQLAlchemy opens the transaction; COPY on the raw connection then joins it.
@@ -140,12 +149,8 @@ class DevelopersBulkService:
         assert driver.is_in_transaction()
         return driver
 
-    async def _insert(self) -> int:
-        result = await self.session.execute(_INSERT)
-        return cast(int, result.rowcount)  # type: ignore[attr-defined]
-
-    async def _conflicts(self) -> EmailsTaken:
-        rows = (await self.session.execute(_CONFLICTS, {"reported": REPORTED})).all()
+    async def _conflicts(self, inserted: int) -> EmailsTaken:
+        rows = (await self.session.execute(_CONFLICTS, {"inserted": inserted, "reported": REPORTED})).all()
         if not rows:  # the clashing row was committed by a concurrent request after the INSERT looked
             return EmailsTaken("a concurrent request wrote one of these emails; nothing was written", [])
         extra = [
@@ -187,6 +192,20 @@ class DevelopersBulkService:
             return BulkDeleteResult(deleted=0, not_found=[])
         row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
+
+
+async def _copy_into_table(driver: asyncpg.Connection, chunk: list[Row]) -> bool:
+    """COPY a chunk into `developers`; False, with nothing of the chunk kept, if an email is taken or repeated."""
+    await driver.execute("SAVEPOINT import_chunk")
+    try:
+        await driver.copy_records_to_table("developers", records=[row[1:] for row in chunk], columns=TABLE_COLUMNS)
+    except asyncpg.UniqueViolationError as exc:
+        await driver.execute("ROLLBACK TO SAVEPOINT import_chunk")
+        if exc.constraint_name != EMAIL_INDEX:
+            raise
+        return False
+    await driver.execute("RELEASE SAVEPOINT import_chunk")
+    return True
 
 
 def _or_none(value: object) -> Any:

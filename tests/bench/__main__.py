@@ -15,18 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
+from tests.bench.servers import BIN, serving
 from tests.database import connect, fresh_database, server_url
 
-BIN = Path(sys.executable).parent
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
 
 LIST_LUA = """
@@ -56,25 +50,6 @@ async def load(url: str, rows: int) -> None:
         await conn.execute("ANALYZE developers")
     finally:
         await conn.close()
-
-
-@contextmanager
-def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise SystemExit(f"{command} exited with {process.returncode}") from None
-                time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def wrk(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> float:
