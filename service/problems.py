@@ -71,6 +71,7 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
 
 # msgspec names where a body failed ("... - at `$.data[3].email`"); Litestar keeps only the field of an object
 # body, so for a list body the item is put back here, numbered from 1 like the bulk routes' rows.
+_NAMED_FIELD = re.compile(r"field `(\w+)`")
 _ITEM_PATH = re.compile(r" - at `\$\.data\[(\d+)\](?:\.(\w+))?")
 
 
@@ -84,9 +85,13 @@ def _locate(extra: list[Any], error: str) -> list[Any]:
 
 
 def _readable(item: Any) -> Any:
-    if isinstance(item, dict) and isinstance(message := item.get("message"), str):
-        return {**item, "message": readable(message, item.get("key"))}
-    return item
+    if not isinstance(item, dict) or not isinstance(message := item.get("message"), str):
+        return item
+    key = item.get("key")
+    # An unknown or missing field is named in the message, not in the path (which ends at the object).
+    if key in {None, "data"} and (named := _NAMED_FIELD.search(message)):
+        key = named[1]
+    return {**item, "key": key, "message": readable(message, key)}
 
 
 def _not_found(exc: NotFoundError) -> ProblemDetailsException:

@@ -31,15 +31,11 @@ from service.developers.schemas import (
     OnConflict,
 )
 from service.developers.service import EMAIL_INDEX, violated_constraint
+from service.developers.staging import ChunkWriter, Row
 from service.settings import Settings
 
-# (row number as the client sent it, name, email, specialty): validated, ready for COPY.
-Row = tuple[int, str, str, str]
 REPORTED = 20  # how many conflicting emails or unknown ids an error names
 
-STAGING = "developers_import"  # the statements below name it too
-STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
-TABLE_COLUMNS = ("name", "email", "specialty")
 # A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback
 # undoing the CREATE) means a pooled connection never carries it into the next request.
 _CREATE_STAGING = text(
@@ -113,21 +109,14 @@ class DevelopersBulkService:
         An error from `chunks` (a bad row, a client gone mid-stream) propagates and the whole transaction is
         rolled back.
         """
-        driver: asyncpg.Connection | None = None
-        total = 0
-        direct = on_conflict == "error"
-        inserted = 0  # rows 1..inserted are in `developers` already (error mode)
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            if driver is None:  # the connection is taken only once there is a valid row to write
-                driver = await self._start_staging()
-            await driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
-            total += len(chunk)
-            if direct and (direct := await _copy_into_table(driver, chunk)):
-                inserted = total
-        if total == 0:
+        iterator = aiter(chunks)
+        first = await anext((chunk async for chunk in iterator if chunk), None)
+        if first is None:
             return BulkCreateResult(created=0, updated=0, skipped=0)
+        # The connection is taken only now that there is a valid row to write.
+        writer = ChunkWriter(await self._start_staging(), direct=on_conflict == "error")
+        await writer.write_all(first, iterator)
+        total, inserted = writer.staged, writer.inserted
         if on_conflict == "update":
             created = cast(int, (await self.session.execute(_UPSERT)).scalar_one())
             return BulkCreateResult(created=created, updated=total - created, skipped=0)
@@ -165,6 +154,10 @@ class DevelopersBulkService:
     async def update_many(self, items: list[DeveloperBatchUpdate]) -> BatchUpdateResult:
         if not items:
             return BatchUpdateResult(updated=0)
+        if repeated := _repeated_emails(items):
+            raise EmailsTaken(
+                f"{len(repeated)} email(s) are given to more than one item; nothing was written", repeated
+            )
         params: dict[str, list[Any]] = {"ids": [], "names": [], "emails": [], "specialties": []}
         for item in items:
             params["ids"].append(item.id)
@@ -176,7 +169,7 @@ class DevelopersBulkService:
             updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
         except sa_exc.IntegrityError as exc:
             if violated_constraint(exc) == EMAIL_INDEX:
-                raise _email_clash(exc) from exc
+                raise _email_clash(exc, items) from exc
             raise
         if updated < len(items):
             result = await self.session.execute(_MISSING, {"ids": params["ids"], "reported": REPORTED})
@@ -194,29 +187,29 @@ class DevelopersBulkService:
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
 
 
-async def _copy_into_table(driver: asyncpg.Connection, chunk: list[Row]) -> bool:
-    """COPY a chunk into `developers`; False, with nothing of the chunk kept, if an email is taken or repeated."""
-    await driver.execute("SAVEPOINT import_chunk")
-    try:
-        await driver.copy_records_to_table("developers", records=[row[1:] for row in chunk], columns=TABLE_COLUMNS)
-    except asyncpg.UniqueViolationError as exc:
-        await driver.execute("ROLLBACK TO SAVEPOINT import_chunk")
-        if exc.constraint_name != EMAIL_INDEX:
-            raise
-        return False
-    await driver.execute("RELEASE SAVEPOINT import_chunk")
-    return True
-
-
 def _or_none(value: object) -> Any:
     return None if value is msgspec.UNSET else value
 
 
-def _email_clash(exc: sa_exc.IntegrityError) -> EmailsTaken:
+def _repeated_emails(items: list[DeveloperBatchUpdate]) -> list[dict[str, Any]]:
+    # Caught here to name every item involved; PostgreSQL's lower() is the final judge (the unique index).
+    rows: dict[str, list[int]] = {}
+    for row, item in enumerate(items, 1):
+        if isinstance(item.email, str):
+            rows.setdefault(item.email.lower(), []).append(row)
+    return [
+        {"email": items[numbers[0] - 1].email, "rows": numbers, "reason": "repeated"}
+        for numbers in rows.values()
+        if len(numbers) > 1
+    ][:REPORTED]
+
+
+def _email_clash(exc: sa_exc.IntegrityError, items: list[DeveloperBatchUpdate]) -> EmailsTaken:
     # PostgreSQL reports the first clash it met: "Key (lower(email))=(ada@x.io) already exists."
     detail = getattr(getattr(exc.orig, "__cause__", None), "detail", None) or ""
-    email = detail.partition(")=(")[2].rpartition(") already exists")[0]
-    extra = [{"email": email, "reason": "taken"}] if email else []
+    key = detail.partition(")=(")[2].rpartition(") already exists")[0]
+    rows = [row for row, item in enumerate(items, 1) if isinstance(item.email, str) and item.email.lower() == key]
+    extra = [{"email": items[rows[0] - 1].email if rows else key, "rows": rows, "reason": "taken"}] if key else []
     return EmailsTaken("an email in the batch belongs to another developer; nothing was written", extra)
 
 

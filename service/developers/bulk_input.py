@@ -1,8 +1,8 @@
 """Bulk import bodies (JSON array, NDJSON, CSV) turned into chunks of validated rows as the body streams in.
 
 NDJSON and CSV are parsed from the request stream piece by piece, so memory holds one network chunk, one
-partial line and one chunk of rows, whatever the body's size. A JSON array cannot be split safely without a
-streaming parser, so it is decoded whole by msgspec, still within the body size limit.
+partial line and one chunk of rows, whatever the body's size. A JSON array is read whole (within the body size
+limit), split into its items by msgspec without decoding them, and then decoded chunk by chunk.
 
 Every row is validated by the same msgspec Struct as the single-row route. Any error is a 400 that names the
 row (1-based, in the order the client sent the rows) and the field; rows are counted as records, so row 50,001
@@ -11,6 +11,7 @@ is the 50,001st developer in every format, and NDJSON and CSV errors also give t
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import io
@@ -23,15 +24,16 @@ from litestar import Request
 from litestar.exceptions import ClientException, InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from service.developers.bulk import Row
 from service.developers.schemas import DeveloperCreate, readable
+from service.developers.staging import Row
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
 MAX_LINE = 64 * 1024  # no valid record comes near this; a longer line is refused instead of buffered
 MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 CSV_HEADER = ("name", "email", "specialty")
+_YIELD_EVERY = 1_000
 
-_ARRAY = msgspec.json.Decoder(list[DeveloperCreate])
+_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ONE = msgspec.json.Decoder(DeveloperCreate)
 # msgspec's messages end with the path of the error: "Expected `str` of length <= 254 - at `$[41].email`".
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`)?$", re.DOTALL)
@@ -77,19 +79,22 @@ async def _json_rows(request: Request[Any, Any, Any], max_rows: int) -> AsyncIte
     except RequestEntityTooLarge as exc:
         raise _too_large(request) from exc
     try:
-        items = _ARRAY.decode(body)
+        # Checks the JSON and splits the array without building rows; they are decoded chunk by chunk below,
+        # so the write of one chunk overlaps the decoding of the next.
+        items = _RAW_ARRAY.decode(body)
     except msgspec.ValidationError as exc:
-        message, index, field = _split(str(exc))
-        if index is None:
-            raise ValidationException(detail=f"the body must be a JSON array of developers: {message}") from exc
-        raise invalid_row(int(index) + 1, message, field) from exc
+        raise ValidationException(detail=f"the body must be a JSON array of developers: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise ValidationException(detail=f"the body is not valid JSON: {exc}") from exc
     if len(items) > max_rows:
         raise too_many_rows(max_rows)
     for start in range(0, len(items), CHUNK_ROWS):
-        chunk = items[start : start + CHUNK_ROWS]
-        yield [(n, item.name, item.email, item.specialty) for n, item in enumerate(chunk, start + 1)]
+        rows: list[Row] = []
+        for row_no in range(start + 1, min(start + CHUNK_ROWS, len(items)) + 1):
+            rows.append(_decode(items[row_no - 1], row_no))
+            if row_no % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the chunk writer's task move on
+        yield rows
 
 
 async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
@@ -105,27 +110,30 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
             line_no += 1
             if line and not line.isspace():  # blank lines hold no row
                 row_no += 1
-                rows.append(_ndjson_row(line, row_no, line_no, max_rows))
+                if row_no > max_rows:
+                    raise too_many_rows(max_rows)
+                rows.append(_decode(line, row_no, line_no))
+        await asyncio.sleep(0)  # let the chunk writer's task move on, even when the body arrives in one piece
         if len(rows) >= CHUNK_ROWS:
             yield rows
             rows = []
     if pending and not pending.isspace():
         row_no += 1
-        rows.append(_ndjson_row(pending, row_no, line_no + 1, max_rows))
+        if row_no > max_rows:
+            raise too_many_rows(max_rows)
+        rows.append(_decode(pending, row_no, line_no + 1))
     yield rows
 
 
-def _ndjson_row(line: bytes, row_no: int, line_no: int, max_rows: int) -> Row:
-    if row_no > max_rows:
-        raise too_many_rows(max_rows)
+def _decode(item: bytes, row_no: int, line_no: int | None = None) -> Row:
     try:
-        item = _ONE.decode(line)
+        developer = _ONE.decode(item)
     except msgspec.ValidationError as exc:
         message, _, field = _split(str(exc))
         raise invalid_row(row_no, message, field, line=line_no) from exc
     except msgspec.DecodeError as exc:
         raise invalid_row(row_no, f"not valid JSON: {exc}", line=line_no) from exc
-    return (row_no, item.name, item.email, item.specialty)
+    return (row_no, developer.name, developer.email, developer.specialty)
 
 
 async def _csv_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
@@ -140,6 +148,7 @@ async def _csv_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[
         if len(pending) > MAX_LINE:
             raise invalid_row(parser.row_no + 1, f"record longer than {MAX_LINE} characters", line=parser.lines + 1)
         parser.parse(text[:end], rows)
+        await asyncio.sleep(0)  # let the chunk writer's task move on
         if len(rows) >= CHUNK_ROWS:
             yield rows
             rows = []

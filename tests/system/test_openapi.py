@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 EXPECTED = {
@@ -37,3 +39,46 @@ async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:
     ui = await client.get("/schema")
     assert ui.status_code == 200
     assert "text/html" in ui.headers["content-type"]
+
+
+BULK_ROUTES = {
+    ("post", "/api/developers/bulk"): {"201", "400", "409", "413", "415", "503"},
+    ("patch", "/api/developers"): {"200", "400", "404", "409", "413", "503"},
+    ("post", "/api/developers/bulk-delete"): {"200", "400", "413", "503"},
+}
+
+
+async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema["$ref"]
+        assert ref.startswith("#/components/schemas/"), ref
+        return dict(schemas[ref.removeprefix("#/components/schemas/")])
+
+    for (method, path), statuses in BULK_ROUTES.items():
+        responses = doc["paths"][path][method]["responses"]
+        assert set(responses) == statuses, (method, path)
+        for status in statuses - {"200", "201"}:
+            assert list(responses[status]["content"]) == ["application/problem+json"], (method, path, status)
+        success = responses["201" if "201" in statuses else "200"]["content"]["application/json"]["schema"]
+        assert resolve(success)["type"] == "object"
+
+    imports = doc["paths"]["/api/developers/bulk"]["post"]
+    content = imports["requestBody"]["content"]
+    assert list(content) == ["application/json", "application/x-ndjson", "text/csv"]
+    assert content["application/json"]["schema"]["type"] == "array"
+    row = resolve(content["application/json"]["schema"]["items"])
+    assert set(row["required"]) == {"name", "email", "specialty"}
+    assert resolve(content["application/x-ndjson"]["schema"]) == row
+    assert content["text/csv"]["schema"]["type"] == "string"
+    (on_conflict,) = [p for p in imports["parameters"] if p["name"] == "on_conflict"]
+    assert on_conflict["in"] == "query"
+    assert on_conflict["schema"]["enum"] == ["error", "skip", "update"]
+
+    batch = doc["paths"]["/api/developers"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert batch["type"] == "array"
+    assert set(resolve(batch["items"])["properties"]) == {"id", "name", "email", "specialty"}
+    deletion = doc["paths"]["/api/developers/bulk-delete"]["post"]["requestBody"]["content"]["application/json"]
+    assert resolve(deletion["schema"])["properties"]["ids"]["type"] == "array"
