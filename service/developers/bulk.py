@@ -1,13 +1,14 @@
-"""Bulk writes: imports through a COPY-fed staging table, batch updates and deletes as single statements.
+"""Bulk writes: imports by COPY, batch updates and deletes as single statements.
 
 No bulk row ever becomes an ORM object: rows arrive as tuples, go to PostgreSQL by binary COPY or as array
 parameters, and one set-based statement does the work. The request's session supplies the connection and the
 transaction, so the SQLAlchemy plugin still commits on success and rolls back on any error; COPY needs asyncpg
 itself, reached through the session's own connection, inside that same transaction.
 
-Round trips of an import: BEGIN, set_config, CREATE TEMP TABLE, then per chunk of rows one COPY into the staging
-table and, with on_conflict=error, SAVEPOINT, COPY into the table, RELEASE; with skip or update one
-INSERT ... SELECT ... ON CONFLICT at the end; COMMIT. A batch update or delete: BEGIN, one statement, COMMIT.
+Round trips of an import: BEGIN, set_config, CREATE TEMP TABLE, then per chunk of 10,000 rows either SAVEPOINT,
+COPY into the table, one SELECT of the chunk's transaction id, RELEASE (on_conflict=error) or one COPY into the
+staging table (skip, update), then for skip and update one INSERT ... SELECT ... ON CONFLICT; COMMIT.
+A batch update or delete: BEGIN, one statement, COMMIT.
 """
 
 from __future__ import annotations
@@ -99,12 +100,12 @@ class DevelopersBulkService:
         self.statement_timeout_ms = statement_timeout_ms
 
     async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
-        """Write the rows of `chunks` as they arrive; every chunk is also staged, for diagnostics or the upsert.
+        """Write the rows of `chunks` as they arrive (see staging.ChunkWriter).
 
-        on_conflict=error, the default, takes the fastest path: each chunk is COPYed straight into `developers`
-        (in its own savepoint), so the unique index finds the conflicts and no INSERT ... SELECT is needed. After
-        the first conflict the remaining chunks are only staged, so the 409 can name the first conflicting
-        emails of the whole request. skip and update write the staged rows with one INSERT ... ON CONFLICT.
+        on_conflict=error, the default, takes the fastest path: each chunk is COPYed straight into `developers`,
+        so the unique index finds the conflicts and no INSERT ... SELECT is needed; after a conflict the rest is
+        staged for the 409's diagnostics. skip and update stage every chunk, then write them all with one
+        INSERT ... ON CONFLICT.
 
         An error from `chunks` (a bad row, a client gone mid-stream) propagates and the whole transaction is
         rolled back.
@@ -116,7 +117,7 @@ class DevelopersBulkService:
         # The connection is taken only now that there is a valid row to write.
         writer = ChunkWriter(await self._start_staging(), direct=on_conflict == "error")
         await writer.write_all(first, iterator)
-        total, inserted = writer.staged, writer.inserted
+        total, inserted = writer.rows, writer.inserted
         if on_conflict == "update":
             created = cast(int, (await self.session.execute(_UPSERT)).scalar_one())
             return BulkCreateResult(created=created, updated=total - created, skipped=0)

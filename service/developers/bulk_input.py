@@ -28,10 +28,11 @@ from service.developers.schemas import DeveloperCreate, readable
 from service.developers.staging import Row
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
+FIRST_CHUNK_ROWS = 1_000  # the first COPY starts early, so PostgreSQL's work overlaps the parsing of the rest
 MAX_LINE = 64 * 1024  # no valid record comes near this; a longer line is refused instead of buffered
 MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 CSV_HEADER = ("name", "email", "specialty")
-_YIELD_EVERY = 1_000
+_YIELD_EVERY = 250  # rows parsed between two turns of the event loop, for the chunk writer's task
 
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ONE = msgspec.json.Decoder(DeveloperCreate)
@@ -88,17 +89,21 @@ async def _json_rows(request: Request[Any, Any, Any], max_rows: int) -> AsyncIte
         raise ValidationException(detail=f"the body is not valid JSON: {exc}") from exc
     if len(items) > max_rows:
         raise too_many_rows(max_rows)
-    for start in range(0, len(items), CHUNK_ROWS):
-        rows: list[Row] = []
-        for row_no in range(start + 1, min(start + CHUNK_ROWS, len(items)) + 1):
-            rows.append(_decode(items[row_no - 1], row_no))
-            if row_no % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # let the chunk writer's task move on
-        yield rows
+    rows: list[Row] = []
+    limit = FIRST_CHUNK_ROWS
+    for row_no, item in enumerate(items, 1):
+        rows.append(_decode(item, row_no))
+        if row_no % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let the chunk writer's task move on
+        if len(rows) >= limit:
+            yield rows
+            rows, limit = [], CHUNK_ROWS
+    yield rows
 
 
 async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
     rows: list[Row] = []
+    limit = FIRST_CHUNK_ROWS
     row_no = line_no = 0
     pending = b""  # the start of a line whose end has not arrived yet
     async for data in body:
@@ -114,9 +119,9 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
                     raise too_many_rows(max_rows)
                 rows.append(_decode(line, row_no, line_no))
         await asyncio.sleep(0)  # let the chunk writer's task move on, even when the body arrives in one piece
-        if len(rows) >= CHUNK_ROWS:
+        if len(rows) >= limit:
             yield rows
-            rows = []
+            rows, limit = [], CHUNK_ROWS
     if pending and not pending.isspace():
         row_no += 1
         if row_no > max_rows:
@@ -140,6 +145,7 @@ async def _csv_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[
     decoder = codecs.getincrementaldecoder("utf-8")()
     parser = _CsvParser(max_rows)
     rows: list[Row] = []
+    limit = FIRST_CHUNK_ROWS
     pending = ""  # the start of a record whose end has not arrived yet
     async for data in body:
         text = pending + parser.decode(decoder, data)
@@ -149,9 +155,9 @@ async def _csv_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[
             raise invalid_row(parser.row_no + 1, f"record longer than {MAX_LINE} characters", line=parser.lines + 1)
         parser.parse(text[:end], rows)
         await asyncio.sleep(0)  # let the chunk writer's task move on
-        if len(rows) >= CHUNK_ROWS:
+        if len(rows) >= limit:
             yield rows
-            rows = []
+            rows, limit = [], CHUNK_ROWS
     parser.parse(pending + parser.decode(decoder, b"", final=True), rows)
     yield rows
 

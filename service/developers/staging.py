@@ -1,8 +1,14 @@
-"""COPY of import chunks: into the staging table always, and straight into `developers` in error mode.
+"""COPY of import chunks: straight into `developers` in error mode, into the staging table otherwise.
 
 The writes of one chunk run in a task of their own while the request goes on parsing the next chunk, so
 PostgreSQL's work (index maintenance, mostly) overlaps Python's (decoding and validating rows). At most one
 chunk is in flight and one is being parsed, so memory stays at two chunks whatever the import's size.
+
+In error mode each chunk is COPYed into `developers` inside a savepoint, so the unique index itself finds
+conflicts and a clean import costs one COPY per chunk. The staging table is filled only once a conflict
+appears: with the rows this request already wrote (found by the subtransaction that wrote each chunk), the
+chunk that failed, and every chunk after it, so the 409 can name the first conflicting emails of the whole
+request.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ Row = tuple[int, str, str, str]
 STAGING = "developers_import"  # the statements in bulk.py name it too
 STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
 TABLE_COLUMNS = ("name", "email", "specialty")
+# The subtransaction that wrote the row this session inserted last: every row of one COPY shares it. (currval
+# is volatile: as a scalar subquery it is computed once and the primary key finds the row.)
+_CHUNK_XID = "SELECT xmin FROM developers WHERE id = (SELECT currval(pg_get_serial_sequence('developers', 'id')))"
+# Rows written by this request number 1..n in id order: one COPY assigns ids in row order. (A scan of the table,
+# but only on the way to a 409.)
+_STAGE_WRITTEN = """
+    INSERT INTO developers_import (row_no, name, email, specialty)
+    SELECT row_number() OVER (ORDER BY id), name, email, specialty FROM developers WHERE xmin = ANY($1::xid[])"""
 
 
 class ChunkWriter:
@@ -27,9 +41,10 @@ class ChunkWriter:
 
     def __init__(self, driver: asyncpg.Connection, *, direct: bool) -> None:
         self.driver = driver
-        self.direct = direct  # COPY into `developers` too, until the first conflict
-        self.staged = 0  # rows 1..staged are in the staging table
+        self.direct = direct  # COPY into `developers`, until the first conflict
+        self.rows = 0  # rows written, to the table or the staging table
         self.inserted = 0  # rows 1..inserted are in `developers`
+        self._xids: list[int] = []  # the subtransaction of each chunk COPYed into `developers`
 
     async def write_all(self, first: list[Row], rest: AsyncIterable[list[Row]]) -> None:
         """Write `first`, then each chunk of `rest` as it comes; an error from `rest` propagates once the chunk
@@ -45,12 +60,15 @@ class ChunkWriter:
         writing.result()  # an error from the last chunk's write
 
     async def _write(self, chunk: list[Row]) -> None:
-        await self.driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
-        self.staged += len(chunk)
         if self.direct:
-            self.direct = await self._copy_into_table(chunk)
-            if self.direct:
-                self.inserted = self.staged
+            if await self._copy_into_table(chunk):
+                self.rows = self.inserted = self.rows + len(chunk)
+                return
+            self.direct = False
+            if self._xids:
+                await self.driver.execute(_STAGE_WRITTEN, self._xids)
+        await self.driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
+        self.rows += len(chunk)
 
     async def _copy_into_table(self, chunk: list[Row]) -> bool:
         """COPY into `developers`; False, with nothing of the chunk kept, if an email is taken or repeated."""
@@ -63,5 +81,6 @@ class ChunkWriter:
             if exc.constraint_name != EMAIL_INDEX:
                 raise
             return False
+        self._xids.append(await self.driver.fetchval(_CHUNK_XID))
         await self.driver.execute("RELEASE SAVEPOINT import_chunk")
         return True
