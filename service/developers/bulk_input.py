@@ -118,7 +118,8 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
                 if row_no > max_rows:
                     raise too_many_rows(max_rows)
                 rows.append(_decode(line, row_no, line_no))
-        await asyncio.sleep(0)  # let the chunk writer's task move on, even when the body arrives in one piece
+                if row_no % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the chunk writer's task move on, however the body arrives
         if len(rows) >= limit:
             yield rows
             rows, limit = [], CHUNK_ROWS
