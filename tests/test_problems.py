@@ -1,0 +1,48 @@
+"""Database errors raised by asyncpg itself (the COPY path) or through SQLAlchemy become the same answers."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from litestar.plugins.problem_details import ProblemDetailsException
+from sqlalchemy import exc as sa_exc
+
+from service.problems import problem_details_config
+
+DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+CANCELED = asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")
+GONE = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+SHUTDOWN = asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+CHECK = asyncpg.exceptions.CheckViolationError("new row violates check constraint")
+
+
+def wrapped(error: Exception) -> sa_exc.DBAPIError:
+    """As SQLAlchemy's asyncpg dialect raises it: the dialect's error, with asyncpg's as its cause."""
+    orig = Exception(str(error))
+    orig.__cause__ = error
+    return sa_exc.DBAPIError("statement", {}, orig)
+
+
+def convert(exc: Exception) -> ProblemDetailsException:
+    mapping = problem_details_config(retry_after_seconds=2).exception_to_problem_detail_map
+    handler = next(mapping[cls] for cls in type(exc).__mro__ if cls in mapping)
+    return handler(exc)
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [(DEADLOCK, "concurrent"), (CANCELED, "statement timeout"), (GONE, "unavailable"), (SHUTDOWN, "unavailable")],
+)
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+def test_transient_database_errors_are_503(error: Exception, words: str, through_sqlalchemy: bool) -> None:
+    problem = convert(wrapped(error) if through_sqlalchemy else error)
+    assert problem.status_code == 503
+    assert words in problem.detail
+    assert problem.headers == {"Retry-After": "2"}
+
+
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+def test_other_database_errors_stay_500(through_sqlalchemy: bool) -> None:
+    problem = convert(wrapped(CHECK) if through_sqlalchemy else CHECK)
+    assert problem.status_code == 500
+    assert "check constraint" not in problem.detail  # internals stay in the log
