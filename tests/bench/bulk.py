@@ -66,17 +66,18 @@ async def copy_direct(url: str, rows: int) -> float:
 
 
 def peak_rss_mb(pid: int) -> dict[int, tuple[str, float]]:
-    """VmHWM (peak resident set, MB) of `pid` and each of its descendants, with the process's command name:
-    `devdir run` is granian's supervisor, and its worker process runs the app."""
+    """VmHWM (peak resident set, MB) of `pid` and each of its descendants, with its command line: `devdir run`
+    starts granian's main process, which starts the worker that runs the app."""
     peaks = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            command = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             continue
         child = int(fields["Pid"])
         if child == pid or _descends(child, pid):
-            peaks[child] = (fields["Name"].strip(), int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
+            peaks[child] = (command, int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
     return peaks
 
 
@@ -148,7 +149,6 @@ def main() -> None:
                 SERVICE, "/api/developers/bulk", ndjson(0, args.big_rows), "application/x-ndjson"
             )
             rss_after = peak_rss_mb(server_process.pid)
-            server_pid = server_process.pid
             assert big_counts["created"] == args.big_rows, big_counts
             asyncio.run(run_sql(url, "VACUUM ANALYZE developers"))
             batch, single = asyncio.run(batch_update(SERVICE, args.update_rows, args.big_rows))
@@ -169,10 +169,9 @@ def main() -> None:
     big_rate = args.big_rows / big_seconds
     print(f"\n{args.big_rows:,} developers, one NDJSON request: {big_seconds:.1f} s, {big_rate:,.0f} rows/s")
     print("  server peak RSS (VmHWM) per process, before the request -> after (target < 250 MB):")
-    for process, (name, after) in sorted(rss_after.items()):
-        role = "supervisor" if process == server_pid else "worker"
-        before = rss_before.get(process, (name, 0.0))[1]
-        print(f"    pid {process} {name} ({role}): {before:.0f} MB -> {after:.0f} MB")
+    for process, (command, after) in sorted(rss_after.items()):
+        before = rss_before.get(process, (command, 0.0))[1]
+        print(f"    {before:>5.0f} MB -> {after:>5.0f} MB  pid {process}: {command[-70:]}")
     print(f"\nBatch update of {args.update_rows:,} rows (one UPDATE statement, table of {args.big_rows:,})")
     print(f"  PATCH /api/developers, one request      {args.update_rows / batch:>10,.0f} rows/s  ({batch:.2f} s)")
     print(f"  PATCH /api/developers/{{id}}, 16 at a time {args.update_rows / single:>10,.0f} rows/s  ({single:.2f} s)")
