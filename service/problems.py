@@ -21,7 +21,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
-from service.developers.schemas import readable
+from service.db.errors import driver_error
+from service.developers.schemas import named_field, readable
 
 logger = logging.getLogger("service.problems")
 
@@ -71,7 +72,6 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
 
 # msgspec names where a body failed ("... - at `$.data[3].email`"); Litestar keeps only the field of an object
 # body, so for a list body the item is put back here, numbered from 1 like the bulk routes' rows.
-_NAMED_FIELD = re.compile(r"field `(\w+)`")
 _ITEM_PATH = re.compile(r" - at `\$\.data\[(\d+)\](?:\.(\w+))?")
 
 
@@ -89,8 +89,8 @@ def _readable(item: Any) -> Any:
         return item
     key = item.get("key")
     # An unknown or missing field is named in the message, not in the path (which ends at the object).
-    if key in {None, "data"} and (named := _NAMED_FIELD.search(message)):
-        key = named[1]
+    if key in {None, "data"}:
+        key = named_field(message) or key
     return {**item, "key": key, "message": readable(message, key)}
 
 
@@ -126,11 +126,10 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
 
 def _unavailable_because(exc: Exception) -> str | None:
     """Why the database could not serve this request now, or None if the error is not about availability."""
-    # SQLAlchemy wraps the driver's exception; the bulk paths' COPY raises asyncpg's own.
-    driver_error = getattr(getattr(exc, "orig", None), "__cause__", None) or exc
-    if isinstance(driver_error, asyncpg.QueryCanceledError):
+    driver = driver_error(exc)
+    if isinstance(driver, asyncpg.QueryCanceledError):
         return "The database took longer than the statement timeout; retry shortly, or send less at once."
-    if isinstance(driver_error, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
+    if isinstance(driver, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
         return "The request collided with a concurrent transaction; retry it."
     # Refused or timed-out connects surface as OSError (TimeoutError is one); a lost connection, a server
     # shutting down or refusing connections as asyncpg connection, operator or resource errors.
@@ -143,7 +142,7 @@ def _unavailable_because(exc: Exception) -> str | None:
         asyncpg.exceptions.OperatorInterventionError,
         asyncpg.exceptions.InsufficientResourcesError,
     )
-    if isinstance(exc, unavailable) or isinstance(driver_error, unavailable):
+    if isinstance(exc, unavailable) or isinstance(driver, unavailable):
         return "The database is unavailable; retry shortly."
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return "The database is unavailable; retry shortly."

@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.errors import driver_error
 from service.developers.errors import DevelopersNotFound, EmailsTaken
 from service.developers.schemas import (
     BatchUpdateResult,
@@ -207,7 +208,7 @@ def _repeated_emails(items: list[DeveloperBatchUpdate]) -> list[dict[str, Any]]:
 
 def _email_clash(exc: sa_exc.IntegrityError, items: list[DeveloperBatchUpdate]) -> EmailsTaken:
     # PostgreSQL reports the first clash it met: "Key (lower(email))=(ada@x.io) already exists."
-    detail = getattr(getattr(exc.orig, "__cause__", None), "detail", None) or ""
+    detail = getattr(driver_error(exc), "detail", None) or ""
     key = detail.partition(")=(")[2].rpartition(") already exists")[0]
     rows = [row for row, item in enumerate(items, 1) if isinstance(item.email, str) and item.email.lower() == key]
     extra = [{"email": items[rows[0] - 1].email if rows else key, "rows": rows, "reason": "taken"}] if key else []

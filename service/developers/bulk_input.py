@@ -24,7 +24,7 @@ from litestar import Request
 from litestar.exceptions import ClientException, InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from service.developers.schemas import DeveloperCreate, readable
+from service.developers.schemas import DeveloperCreate, named_field, readable
 from service.developers.staging import Row
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
@@ -38,7 +38,6 @@ _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ONE = msgspec.json.Decoder(DeveloperCreate)
 # msgspec's messages end with the path of the error: "Expected `str` of length <= 254 - at `$[41].email`".
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`)?$", re.DOTALL)
-_NAMED_FIELD = re.compile(r"field `(\w+)`")
 
 
 def import_chunks(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterator[list[Row]]:
@@ -238,8 +237,8 @@ def _split(error: str) -> tuple[str, str | None, str | None]:
     match = _PATH.match(error)
     assert match is not None  # the pattern matches any string
     message, index, field = match["message"], match["index"], match["field"]
-    if field is None and (named := _NAMED_FIELD.search(message)):
-        field = named[1]
+    if field is None:
+        field = named_field(message)
     return message, index, field
 
 

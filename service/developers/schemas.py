@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -27,6 +28,16 @@ def readable(message: str, field: str | None) -> str:
     if field in _RULES and message.startswith("Expected `str` matching regex"):
         return f"Expected `str` with {_RULES[field]}"
     return message
+
+
+_NAMED_FIELD = re.compile(r"field `(\w+)`")
+
+
+def named_field(message: str) -> str | None:
+    """The field a msgspec message names, as in "Object missing required field `email`" (whose path ends at the
+    object, not the field)."""
+    match = _NAMED_FIELD.search(message)
+    return match[1] if match else None
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]

@@ -22,6 +22,7 @@ from sqlalchemy import Executable, Table, bindparam, delete, func, insert, selec
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.errors import driver_error
 from service.db.models import Developer as DeveloperRow
 from service.developers.keyset import encode as encode_cursor
 from service.developers.schemas import Developer, DeveloperCreate, DeveloperPage, DeveloperUpdate
@@ -127,8 +128,7 @@ class DevelopersService:
 
 
 def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
-    # SQLAlchemy's asyncpg adapter keeps asyncpg's exception (with the constraint name) as the cause.
-    name = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    name = getattr(driver_error(exc), "constraint_name", None)
     return name if isinstance(name, str) else None
 
 

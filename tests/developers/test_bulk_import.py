@@ -55,6 +55,10 @@ async def table(database_url: str) -> list[tuple[Any, ...]]:
     return sorted(tuple(row) for row in rows)
 
 
+async def by_email(database_url: str) -> dict[str, dict[str, Any]]:
+    return {row["email"].lower(): dict(row) for row in await fetch(database_url, "SELECT * FROM developers")}
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 async def test_import_writes_every_row(client: httpx.AsyncClient, database_url: str, fmt: str) -> None:
     response = await bulk(client, fmt, people(2500))
@@ -140,7 +144,7 @@ async def test_skip_mode_leaves_existing_rows_untouched(client: httpx.AsyncClien
     assert response.status_code == 201, response.text
     # dev2 exists; dev0 repeats within the payload: the first row sent wins, the repeat is skipped.
     assert response.json() == {"created": 3, "updated": 0, "skipped": 2}
-    rows = {row["email"].lower(): dict(row) for row in await fetch(database_url, "SELECT * FROM developers")}
+    rows = await by_email(database_url)
     assert len(rows) == 4
     assert rows["dev2@bulk.io"]["name"] == "Original"
     assert rows["dev2@bulk.io"]["updated_at"] == datetime.fromisoformat(kept["updated_at"])
@@ -154,7 +158,7 @@ async def test_update_mode_takes_new_name_and_specialty(client: httpx.AsyncClien
     response = await bulk(client, fmt, payload, "update")
     assert response.status_code == 201, response.text
     assert response.json() == {"created": 3, "updated": 2, "skipped": 0}
-    rows = {row["email"].lower(): dict(row) for row in await fetch(database_url, "SELECT * FROM developers")}
+    rows = await by_email(database_url)
     assert len(rows) == 4
     updated = rows["dev2@bulk.io"]
     assert (updated["id"], updated["email"]) == (old["id"], "Dev2@BULK.io")  # same row, email as first stored
