@@ -5,9 +5,10 @@ parameters, and one set-based statement does the work. The request's session sup
 transaction, so the SQLAlchemy plugin still commits on success and rolls back on any error; COPY needs asyncpg
 itself, reached through the session's own connection, inside that same transaction.
 
-Round trips of an import: BEGIN, set_config, CREATE TEMP TABLE, then per chunk of 10,000 rows either SAVEPOINT,
-COPY into the table, one SELECT of the chunk's transaction id, RELEASE (on_conflict=error) or one COPY into the
-staging table (skip, update), then for skip and update one INSERT ... SELECT ... ON CONFLICT; COMMIT.
+Round trips of an import: BEGIN, set_config, then per chunk of 10,000 rows either SAVEPOINT, COPY into the
+table, one SELECT of the chunk's transaction id, RELEASE (on_conflict=error), or one COPY into the staging table
+(skip, update: created by the first, with one CREATE TEMP TABLE), then for skip and update one
+INSERT ... SELECT ... ON CONFLICT; COMMIT.
 A batch update or delete: BEGIN, one statement, COMMIT.
 """
 
@@ -38,12 +39,6 @@ from service.settings import Settings
 
 REPORTED = 20  # how many conflicting emails or unknown ids an error names
 
-# A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback
-# undoing the CREATE) means a pooled connection never carries it into the next request.
-_CREATE_STAGING = text(
-    "CREATE TEMP TABLE developers_import (row_no bigint NOT NULL, name text NOT NULL, email text NOT NULL,"
-    " specialty text NOT NULL) ON COMMIT DROP"
-)
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 
 # skip mode. Rows go in lower(email) order: concurrent imports then take the unique index's locks in the same
@@ -116,7 +111,7 @@ class DevelopersBulkService:
         if first is None:
             return BulkCreateResult(created=0, updated=0, skipped=0)
         # The connection is taken only now that there is a valid row to write.
-        writer = ChunkWriter(await self._start_staging(), direct=on_conflict == "error")
+        writer = ChunkWriter(await self._driver(), direct=on_conflict == "error")
         await writer.write_all(first, iterator)
         total, inserted = writer.rows, writer.inserted
         if on_conflict == "update":
@@ -130,10 +125,9 @@ class DevelopersBulkService:
             raise await self._conflicts(inserted)
         return BulkCreateResult(created=total, updated=0, skipped=0)
 
-    async def _start_staging(self) -> asyncpg.Connection:
+    async def _driver(self) -> asyncpg.Connection:
         # The first statement through SQLAlchemy opens the transaction; COPY on the raw connection then joins it.
         await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
-        await self.session.execute(_CREATE_STAGING)
         connection = await self.session.connection()
         raw = await connection.get_raw_connection()
         driver = cast(asyncpg.Connection, raw.driver_connection)

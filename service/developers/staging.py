@@ -24,6 +24,12 @@ from service.developers.service import EMAIL_INDEX
 Row = tuple[int, str, str, str]
 
 STAGING = "developers_import"  # the statements in bulk.py name it too
+# A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback undoing
+# the CREATE) means a pooled connection never carries it into the next request.
+_CREATE_STAGING = """
+    CREATE TEMP TABLE developers_import (
+        row_no bigint NOT NULL, name text NOT NULL, email text NOT NULL, specialty text NOT NULL
+    ) ON COMMIT DROP"""
 STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
 TABLE_COLUMNS = ("name", "email", "specialty")
 # The subtransaction that wrote the row this session inserted last: every row of one COPY shares it. (currval
@@ -45,6 +51,7 @@ class ChunkWriter:
         self.rows = 0  # rows written, to the table or the staging table
         self.inserted = 0  # rows 1..inserted are in `developers`
         self._xids: list[int] = []  # the subtransaction of each chunk COPYed into `developers`
+        self._staging = False  # whether the staging table exists (created on first use)
 
     async def write_all(self, first: list[Row], rest: AsyncIterable[list[Row]]) -> None:
         """Write `first`, then each chunk of `rest` as it comes; an error from `rest` propagates once the chunk
@@ -65,10 +72,17 @@ class ChunkWriter:
                 self.rows = self.inserted = self.rows + len(chunk)
                 return
             self.direct = False
+            await self._create_staging()
             if self._xids:
                 await self.driver.execute(_STAGE_WRITTEN, self._xids)
+        if not self._staging:
+            await self._create_staging()
         await self.driver.copy_records_to_table(STAGING, records=chunk, columns=STAGING_COLUMNS)
         self.rows += len(chunk)
+
+    async def _create_staging(self) -> None:
+        await self.driver.execute(_CREATE_STAGING)
+        self._staging = True
 
     async def _copy_into_table(self, chunk: list[Row]) -> bool:
         """COPY into `developers`; False, with nothing of the chunk kept, if an email is taken or repeated."""
