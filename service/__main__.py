@@ -1,4 +1,5 @@
-"""The `devdir` command: Litestar's CLI with this app preset (`run`, `database ...`, `routes`, ...).
+"""The `devdir` command: Litestar's CLI with this app preset (`run`, `database ...`, `routes`, ...), plus
+`users ...` (service.accounts.cli, added by the app's CLI plugin).
 
 Without DATABASE_URL it first starts the embedded PostgreSQL under DATA_DIR, and `devdir run` brings its schema
 to the migration head, so a fresh checkout serves with one command.
@@ -27,7 +28,7 @@ def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
     # Exported, so granian's worker processes (which build the app anew) find the same database.
     os.environ["DATABASE_URL"] = embedded.database_url(server, DEV_DATABASE)
     print(f"devdir: embedded PostgreSQL in {server.pgdata}", file=sys.stderr)  # noqa: T201
-    if argv[:1] == ["run"]:
+    if argv[:1] in (["run"], ["users"]):
         _upgrade_schema()
 
 

@@ -10,6 +10,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar_granian import GranianPlugin
 
+from service.accounts.cli import AccountsCLIPlugin
 from service.db.config import sqlalchemy_config
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SQLAlchemyPlugin(config=sqlalchemy_config(settings)),
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
             GranianPlugin(),
+            AccountsCLIPlugin(),
         ],
         openapi_config=OpenAPIConfig(
             title="Developer directory",

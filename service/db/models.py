@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from advanced_alchemy.base import IdentityBase
-from sqlalchemy import CheckConstraint, DateTime, Index, Text, func, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 NAME_MAX = 200
 SPECIALTY_MAX = 100
 EMAIL_MAX = 254  # the longest address SMTP can carry (RFC 5321 path limit)
+ROLES = ("viewer", "editor", "admin")
 
 
 class Developer(IdentityBase):
@@ -33,6 +34,26 @@ class Developer(IdentityBase):
     name: Mapped[str] = mapped_column(Text, nullable=False)
     email: Mapped[str] = mapped_column(Text, nullable=False)
     specialty: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class User(IdentityBase):
+    """An account that can sign in. The password is stored only as an argon2id hash (service.accounts)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("uq_users_email_lower", text("lower(email)"), unique=True),
+        CheckConstraint(f"char_length(email) BETWEEN 3 AND {EMAIL_MAX}", name="email_length"),
+        CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role_known"),
+    )
+
+    email: Mapped[str] = mapped_column(Text, nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()

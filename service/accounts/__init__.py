@@ -1,0 +1,1 @@
+"""Accounts: users, password hashing, and (next) tokens, guards and their routes."""

@@ -1,0 +1,78 @@
+"""`devdir users ...`: create and list accounts from the command line, on DATABASE_URL's database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import get_args
+
+import click
+import msgspec
+from advanced_alchemy.exceptions import DuplicateKeyError
+from click import Group
+from litestar.plugins import CLIPluginProtocol
+
+from service.accounts.schemas import Account, AccountCreate, Role
+from service.accounts.service import AccountsService
+from service.db.config import sqlalchemy_config
+from service.settings import Settings
+
+PASSWORD_ENV = "DEVDIR_USER_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+
+
+class AccountsCLIPlugin(CLIPluginProtocol):
+    """Adds `users` to Litestar's CLI (so `devdir users ...`), the way advanced-alchemy adds `database`."""
+
+    def on_cli_init(self, cli: Group) -> None:
+        cli.add_command(users_group)
+
+
+@click.group(name="users", help="Create and list the accounts that can sign in.")
+def users_group() -> None:
+    pass
+
+
+@users_group.command(name="create", help="Create an account.")
+@click.option("--email", required=True, help="The account's email (case-insensitively unique).")
+@click.option("--role", type=click.Choice(get_args(Role)), default="viewer", show_default=True)
+@click.option(
+    "--password",
+    envvar=PASSWORD_ENV,
+    help=f"The password (12 characters or more); else read from {PASSWORD_ENV}, else prompted for.",
+)
+def create(email: str, role: str, password: str | None) -> None:
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        data = msgspec.convert({"email": email, "password": password, "role": role}, AccountCreate)
+    except msgspec.ValidationError as exc:
+        raise click.BadParameter(str(exc).replace("$.", "")) from exc
+    try:
+        account = asyncio.run(_create(data))
+    except DuplicateKeyError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"created account {account.id}: {account.email} ({account.role})")
+
+
+@users_group.command(name="list", help="List the accounts.")
+def list_accounts() -> None:
+    for account in asyncio.run(_list()):
+        state = "active" if account.is_active else "inactive"
+        click.echo(f"{account.id}\t{account.email}\t{account.role}\t{state}\t{account.created_at:%Y-%m-%d %H:%M}")
+
+
+async def _create(data: AccountCreate) -> Account:
+    config = sqlalchemy_config(Settings.from_env())
+    try:
+        async with config.get_session() as session, session.begin():
+            return await AccountsService(session).create(data)
+    finally:
+        await config.get_engine().dispose()
+
+
+async def _list() -> list[Account]:
+    config = sqlalchemy_config(Settings.from_env())
+    try:
+        async with config.get_session() as session:
+            return await AccountsService(session).list()
+    finally:
+        await config.get_engine().dispose()
