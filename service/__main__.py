@@ -8,7 +8,9 @@ to the migration head, so a fresh checkout serves with one command.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from pathlib import Path
 
 from litestar.cli.main import litestar_group
 
@@ -16,6 +18,7 @@ from service.settings import Settings
 
 APP_PATH = "service.app:create_app"
 DEV_DATABASE = "devdir"
+DEV_ADMIN = "admin@localhost"
 
 
 def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
@@ -28,8 +31,32 @@ def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
     # Exported, so granian's worker processes (which build the app anew) find the same database.
     os.environ["DATABASE_URL"] = embedded.database_url(server, DEV_DATABASE)
     print(f"devdir: embedded PostgreSQL in {server.pgdata}", file=sys.stderr)  # noqa: T201
+    if not settings.secret_key:
+        os.environ["SECRET_KEY"] = _development_secret(settings.data_path / "secret_key")
     if argv[:1] in (["run"], ["users"]):
         _upgrade_schema()
+    if argv[:1] == ["run"] and not settings.devdir_admin_email:
+        _development_admin()
+
+
+def _development_secret(path: Path) -> str:
+    """A random signing key kept under DATA_DIR, so restarts keep tokens valid (development only)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _development_admin() -> None:
+    """On the development database's first start, admin@localhost with a random password, printed once."""
+    import asyncio
+
+    from service.accounts.cli import create_first_admin
+
+    password = secrets.token_urlsafe(18)
+    if asyncio.run(create_first_admin(DEV_ADMIN, password)):
+        print(f"devdir: created {DEV_ADMIN} with password {password} (shown once)", file=sys.stderr)  # noqa: T201
 
 
 def _upgrade_schema() -> None:
@@ -45,6 +72,9 @@ def main() -> None:
     settings = Settings.from_env()
     if not settings.database_url:
         _use_embedded_database(settings, sys.argv[1:])
+    if sys.argv[1:2] != ["run"] and not os.environ.get("SECRET_KEY"):
+        # Commands that do not serve issue and check no token, but the app they load needs a key all the same.
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
     litestar_group()
 
 

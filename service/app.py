@@ -5,12 +5,16 @@ from __future__ import annotations
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar_granian import GranianPlugin
 
+from service.accounts.auth import TokenIssuer, build_auth
+from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
+from service.accounts.controller import AccessController, UsersController
 from service.db.config import sqlalchemy_config
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
@@ -24,8 +28,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not settings.database_url:
         raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
 
+    auth = build_auth(settings)
+    db = sqlalchemy_config(settings)
+
     def provide_settings() -> Settings:
         return settings
+
+    token_issuer = TokenIssuer(auth)
+
+    def provide_token_issuer() -> TokenIssuer:
+        return token_issuer
 
     # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
     developers = Router(
@@ -33,11 +45,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[DevelopersController, DevelopersBulkController],
         request_max_body_size=settings.bulk_max_bytes,
     )
+    # Sign-in attempts are limited per client address, on this router alone.
+    sign_in_limit = RateLimitConfig(rate_limit=("minute", settings.login_attempts_per_minute))
+    access = Router("/", route_handlers=[AccessController], middleware=[sign_in_limit.middleware])
     return Litestar(
-        route_handlers=[developers, HealthController],
-        dependencies={"settings": Provide(provide_settings, use_cache=True, sync_to_thread=False)},
+        route_handlers=[developers, access, UsersController, HealthController],
+        dependencies={
+            "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
+            "token_issuer": Provide(provide_token_issuer, use_cache=True, sync_to_thread=False),
+        },
+        # The bearer-token middleware and the OAuth2 password flow in the API document.
+        on_app_init=[auth.on_app_init],
+        on_startup=[first_admin(settings, db)],
         plugins=[
-            SQLAlchemyPlugin(config=sqlalchemy_config(settings)),
+            SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
             GranianPlugin(),
             AccountsCLIPlugin(),
@@ -45,7 +66,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Developer directory",
             version="1.0.0",
-            description="Developers, listed by specialty in name order, with keyset pagination.",
+            description=(
+                "Developers, listed by specialty in name order, with keyset pagination. Every /api route but the "
+                "token route needs a bearer token: sign in at /api/access/token (Authorize, in the UI)."
+            ),
             path="/schema",
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
         ),

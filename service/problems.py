@@ -44,9 +44,13 @@ def problem_response(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_MEDIA_TYPE)
 
 
-# Every route that reads the database or a body can answer these.
+# Every /api route can answer these.
 COMMON_RESPONSES = {
     400: problem_response("Invalid parameters or body; `extra` names each field and what is wrong with it."),
+    401: problem_response(
+        "No bearer token, or one that is invalid, expired or signed with another key (`WWW-Authenticate: Bearer`)."
+    ),
+    403: problem_response("The token is valid but its scopes do not allow this route."),
     503: problem_response(
         "No database connection came free within DB_POOL_TIMEOUT, or the database is down; "
         "retry after the `Retry-After` seconds."
@@ -62,12 +66,17 @@ def _http(exc: HTTPException) -> ProblemDetailsException:
     if isinstance(extra, list) and isinstance(exc.__cause__, msgspec.ValidationError):
         extra = [_readable(item) for item in _locate(extra, str(exc.__cause__))]
     return ProblemDetailsException(
-        status_code=exc.status_code,
-        title=title,
-        detail=exc.detail,
-        extra=extra,
-        headers=exc.headers,
+        status_code=exc.status_code, title=title, detail=exc.detail, extra=extra, headers=_headers(exc)
     )
+
+
+def _headers(exc: HTTPException) -> dict[str, str] | None:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:  # RFC 6750: tell the client which scheme to use
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.status_code == 429 and (reset := headers.get("RateLimit-Reset")):
+        headers["Retry-After"] = reset  # Litestar's rate limiter sends the RateLimit-* draft headers only
+    return headers or None
 
 
 # msgspec names where a body failed ("... - at `$.data[3].email`"); Litestar keeps only the field of an object

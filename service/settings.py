@@ -40,6 +40,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bulk_max_rows: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
     bulk_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
     bulk_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 600_000
+    # Signs the access tokens (HS256): 32 characters or more, the same on every replica. `devdir` on the embedded
+    # development database makes one and keeps it under DATA_DIR; anywhere else it must be set.
+    secret_key: str = ""
+    access_token_minutes: Annotated[int, msgspec.Meta(ge=1)] = 15
+    # Attempts at POST /api/access/token per client address and minute (per process); more is 429.
+    login_attempts_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 10
+    # On a first start with no account at all, this admin is created (the password is hashed, never logged).
+    devdir_admin_email: str = ""
+    devdir_admin_password: str = ""
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Where development state (the embedded PostgreSQL) lives.

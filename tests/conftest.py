@@ -11,6 +11,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
+from service.accounts.auth import TokenIssuer, build_auth
+from service.accounts.schemas import Role
 from service.app import create_app
 from service.settings import Settings
 from tests.database import fresh_database, run_sql, server_url
@@ -31,7 +33,7 @@ def database_url(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Never read from the environment: tests must not touch DATABASE_URL or any other setting of the host.
-    return Settings(database_url=database_url, db_pool_size=5, db_max_overflow=5)
+    return Settings(database_url=database_url, db_pool_size=5, db_max_overflow=5, secret_key=TEST_SECRET)
 
 
 @pytest.fixture
@@ -39,9 +41,19 @@ def app(settings: Settings) -> Litestar:
     return create_app(settings)
 
 
+TEST_SECRET = "a-test-signing-key-of-forty-characters!!"
+
+
+def token(role: Role = "admin", account_id: int = 0, secret: str = TEST_SECRET) -> str:
+    """A bearer token as the service issues it (no account behind it unless `account_id` names one)."""
+    return TokenIssuer(build_auth(Settings(secret_key=secret))).issue(account_id, role)
+
+
 @asynccontextmanager
-async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def serve(app: Litestar, bearer: str | None = "admin") -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for `app`, run with its lifespan in the test's own event loop, as a server runs it.
+
+    It sends an admin's token (all scopes) unless `bearer` is another role, or None for no token at all.
 
     (Litestar's AsyncTestClient runs the app in a second loop, where a connection held by the test is unusable.)
     """
@@ -59,7 +71,9 @@ async def serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     if lifespan.done():
         lifespan.result()  # startup failed: raise its error here
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        headers = {"Authorization": f"Bearer {token(bearer)}"} if bearer else {}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as client:
             yield client
     finally:
         stop.set()

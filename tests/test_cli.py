@@ -46,6 +46,15 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: fl
     pytest.fail("devdir did not become ready")
 
 
+def first_admin_password(process: subprocess.Popen[bytes]) -> str:
+    """The password `devdir run` prints once for admin@localhost on the development database's first start."""
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        if b"created admin@localhost with password" in line:
+            return line.decode().split("password ", 1)[1].split()[0]
+    pytest.fail("devdir printed no admin password")
+
+
 def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -56,14 +65,21 @@ def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) ->
         stderr=subprocess.STDOUT,
     )
     try:
+        password = first_admin_password(process)
         ready = wait_ready(base, process)
         assert ready.json()["revision"] == migration_head()  # migrations were applied on start
-        created = httpx.post(
-            f"{base}/api/developers", json={"name": "Ada", "email": "ada@x.io", "specialty": "math"}, timeout=5
-        )
-        assert created.status_code == 201
-        assert httpx.get(f"{base}/api/developers?specialty=math", timeout=5).json()["items"][0]["name"] == "Ada"
+        # The printed admin signs in, and its token writes and reads.
+        form = {"username": "admin@localhost", "password": password}
+        signed_in = httpx.post(f"{base}/api/access/token", data=form, timeout=10)
+        assert signed_in.status_code == 200, signed_in.text
+        auth = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        ada = {"name": "Ada", "email": "ada@x.io", "specialty": "math"}
+        assert httpx.post(f"{base}/api/developers", json=ada, headers=auth, timeout=5).status_code == 201
+        listed = httpx.get(f"{base}/api/developers?specialty=math", headers=auth, timeout=5)
+        assert listed.json()["items"][0]["name"] == "Ada"
+        assert httpx.get(f"{base}/api/developers", timeout=5).status_code == 401
         assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+        assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o077 == 0  # the signing key is private
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0].decode()

@@ -76,3 +76,13 @@ async def _list() -> list[Account]:
             return await AccountsService(session).list()
     finally:
         await config.get_engine().dispose()
+
+
+async def create_first_admin(email: str, password: str) -> bool:
+    """Whether `email` was created as the first admin (False when any account exists already)."""
+    config = sqlalchemy_config(Settings.from_env())
+    try:
+        async with config.get_session() as session, session.begin():
+            return await AccountsService(session).create_first_admin(email, password) is not None
+    finally:
+        await config.get_engine().dispose()

@@ -29,3 +29,26 @@ class AccountCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     email: Email
     password: Password
     role: Role = "viewer"
+
+
+class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Any of role, is_active, password; those left out keep their value."""
+
+    role: Role | msgspec.UnsetType = msgspec.UNSET
+    is_active: bool | msgspec.UnsetType = msgspec.UNSET
+    password: Password | msgspec.UnsetType = msgspec.UNSET
+
+
+class SignIn(msgspec.Struct, frozen=True):
+    """The OAuth2 password grant's form (`grant_type` and `scope` may come too; the role decides the scopes)."""
+
+    username: str
+    password: str
+
+
+class AccessToken(msgspec.Struct, frozen=True):
+    """An OAuth2 bearer token response (RFC 6749, section 5.1)."""
+
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int

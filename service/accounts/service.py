@@ -5,24 +5,42 @@ from __future__ import annotations
 from typing import Any, cast
 
 import anyio.to_thread
-from advanced_alchemy.exceptions import DuplicateKeyError
-from sqlalchemy import Table, insert, select
+import msgspec
+from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
+from litestar.di import NamedDependency
+from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.passwords import hash_password
-from service.accounts.schemas import Account, AccountCreate
+from service.accounts.passwords import hash_password, verify_password
+from service.accounts.schemas import Account, AccountCreate, AccountUpdate
 from service.db.errors import driver_error
 from service.db.models import User
 
 ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_at, User.updated_at)
 EMAIL_INDEX = "uq_users_email_lower"
 _table = cast(Table, User.__table__)
+_BY_EMAIL = select(*ACCOUNT_COLUMNS, User.password_hash).where(func.lower(User.email) == func.lower(bindparam("e")))
+_ACTIVE_ADMINS = select(func.count()).where(User.role == "admin", User.is_active)
+
+
+class LastAdminError(DuplicateKeyError):
+    """The change would leave no active admin (409)."""
 
 
 class AccountsService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def authenticate(self, email: str, password: str) -> Account | None:
+        """The active account with this email and password, else None; one query and one argon2 verification
+        either way, so an unknown email costs what a wrong password does."""
+        row = (await self.session.execute(_BY_EMAIL, {"e": email})).one_or_none()
+        password_hash = None if row is None else row.password_hash
+        matches = await anyio.to_thread.run_sync(verify_password, password, password_hash)
+        if row is None or not matches or not row.is_active:
+            return None
+        return _account(row[:-1])
 
     async def create(self, data: AccountCreate) -> Account:
         # argon2 holds the CPU for about 0.1 s: off the event loop.
@@ -32,19 +50,76 @@ class AccountsService:
             .values(email=data.email, password_hash=password_hash, role=data.role)
             .returning(*ACCOUNT_COLUMNS)
         )
-        try:
-            row = (await self.session.execute(statement)).one()
-        except sa_exc.IntegrityError as exc:
-            if getattr(driver_error(exc), "constraint_name", None) == EMAIL_INDEX:
-                raise DuplicateKeyError(f"an account with email {data.email!r} already exists") from exc
-            raise
+        return _account(await self._write_one(statement, data.email))
+
+    async def create_first_admin(self, email: str, password: str) -> Account | None:
+        """The admin `email`, if no account exists at all (first start); None otherwise. Safe to race."""
+        if (await self.session.execute(select(func.count()).select_from(_table))).scalar_one():
+            return None
+        password_hash = await anyio.to_thread.run_sync(hash_password, password)
+        no_account = ~select(User.id).exists()
+        rows = select(bindparam("e", type_=Text), bindparam("h", type_=Text), bindparam("r", type_=Text))
+        rows = rows.where(no_account)
+        statement = insert(_table).from_select(["email", "password_hash", "role"], rows).returning(*ACCOUNT_COLUMNS)
+        row = (await self.session.execute(statement, {"e": email, "h": password_hash, "r": "admin"})).one_or_none()
+        return None if row is None else _account(row)
+
+    async def get(self, account_id: int) -> Account:
+        row = (await self.session.execute(select(*ACCOUNT_COLUMNS).where(User.id == account_id))).one_or_none()
+        if row is None:
+            raise _not_found(account_id)
         return _account(row)
 
     async def list(self) -> list[Account]:
         rows = await self.session.execute(select(*ACCOUNT_COLUMNS).order_by(User.id))
         return [_account(row) for row in rows]
 
+    async def update(self, account_id: int, data: AccountUpdate) -> Account:
+        changes: dict[str, Any] = {f: v for f in ("role", "is_active") if (v := getattr(data, f)) is not msgspec.UNSET}
+        if isinstance(data.password, str):
+            changes["password_hash"] = await anyio.to_thread.run_sync(hash_password, data.password)
+        if not changes:
+            return await self.get(account_id)
+        statement = (
+            update(_table)
+            .where(User.id == account_id)
+            .values(**changes, updated_at=func.now())
+            .returning(*ACCOUNT_COLUMNS)
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        if row is None:
+            raise _not_found(account_id)
+        await self._keep_an_admin()
+        return _account(row)
+
+    async def delete(self, account_id: int) -> None:
+        result = await self.session.execute(delete(_table).where(User.id == account_id))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise _not_found(account_id)
+        await self._keep_an_admin()
+
+    async def _keep_an_admin(self) -> None:
+        # Checked inside the same transaction, after the change: a 409 rolls the change back.
+        if not (await self.session.execute(_ACTIVE_ADMINS)).scalar_one():
+            raise LastAdminError("this would leave no active admin account; make another admin first")
+
+    async def _write_one(self, statement: Any, email: str) -> tuple[Any, ...]:
+        try:
+            return tuple((await self.session.execute(statement)).one())
+        except sa_exc.IntegrityError as exc:
+            if getattr(driver_error(exc), "constraint_name", None) == EMAIL_INDEX:
+                raise DuplicateKeyError(f"an account with email {email!r} already exists") from exc
+            raise
+
 
 def _account(row: tuple[Any, ...]) -> Account:
     # `role` is text in the row; the table's CHECK constraint keeps it one of the Role literals.
     return Account(*row)
+
+
+def _not_found(account_id: int) -> NotFoundError:
+    return NotFoundError(f"account {account_id} does not exist")
+
+
+async def provide_accounts_service(db_session: NamedDependency[AsyncSession]) -> AccountsService:
+    return AccountsService(db_session)

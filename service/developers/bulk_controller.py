@@ -12,6 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 
+from service.accounts.guards import WRITE_DEVELOPERS
 from service.developers.bulk import DevelopersBulkService, provide_bulk_service
 from service.developers.bulk_input import CSV_HEADER, import_chunks, too_many_rows
 from service.developers.schemas import (
@@ -67,6 +68,7 @@ class DevelopersBulkController(Controller):
     path = "/api/developers"
     tags = ["developers"]
     dependencies = {"bulk_service": Provide(provide_bulk_service)}
+    guards = [WRITE_DEVELOPERS]
 
     @post(
         "/bulk",

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, Parameter
 
+from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
 from service.developers.bulk import DevelopersBulkService, provide_bulk_service
@@ -57,7 +58,11 @@ class DevelopersController(Controller):
         "bulk_service": Provide(provide_bulk_service),
     }
 
-    @get(summary="List developers, by name, one keyset page at a time", responses=COMMON_RESPONSES)
+    @get(
+        summary="List developers, by name, one keyset page at a time",
+        guards=[READ_DEVELOPERS],
+        responses=COMMON_RESPONSES,
+    )
     async def list_developers(
         self,
         developers_service: DevelopersServiceDep,
@@ -80,11 +85,11 @@ class DevelopersController(Controller):
                 ) from exc
         return await developers_service.list(specialty=specialty, limit=limit, after=after)
 
-    @get("/{developer_id:int}", summary="Get one developer", responses=NOT_FOUND)
+    @get("/{developer_id:int}", summary="Get one developer", guards=[READ_DEVELOPERS], responses=NOT_FOUND)
     async def get_developer(self, developers_service: DevelopersServiceDep, developer_id: DeveloperId) -> Developer:
         return await developers_service.get(developer_id)
 
-    @post(summary="Add a developer", responses=CONFLICT, request_max_body_size=ONE_BODY_MAX)
+    @post(summary="Add a developer", guards=[WRITE_DEVELOPERS], responses=CONFLICT, request_max_body_size=ONE_BODY_MAX)
     async def create_developer(
         self, developers_service: DevelopersServiceDep, data: JSONBody[DeveloperCreate]
     ) -> Developer:
@@ -93,6 +98,7 @@ class DevelopersController(Controller):
     @patch(
         "/{developer_id:int}",
         summary="Change any of name, email, specialty",
+        guards=[WRITE_DEVELOPERS],
         responses=NOT_FOUND | CONFLICT,
         request_max_body_size=ONE_BODY_MAX,
     )
@@ -101,12 +107,13 @@ class DevelopersController(Controller):
     ) -> Developer:
         return await developers_service.update(developer_id, data)
 
-    @delete("/{developer_id:int}", summary="Remove a developer", responses=NOT_FOUND)
+    @delete("/{developer_id:int}", summary="Remove a developer", guards=[WRITE_DEVELOPERS], responses=NOT_FOUND)
     async def delete_developer(self, developers_service: DevelopersServiceDep, developer_id: DeveloperId) -> None:
         await developers_service.delete(developer_id)
 
     @patch(
         summary="Change many developers in one statement, all or nothing",
+        guards=[WRITE_DEVELOPERS],
         description="Each item is an id and any of name, email, specialty; one `UPDATE ... FROM` writes them all.",
         responses=UPDATE_MANY,
     )

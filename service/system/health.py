@@ -57,6 +57,7 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
 
 class HealthController(Controller):
     tags = ["system"]
+    security = [{}]  # probes need no token (and the auth middleware excludes them)
 
     @get("/health", summary="Liveness: 200 while the process serves")
     async def health(self) -> Health:

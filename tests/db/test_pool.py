@@ -10,14 +10,16 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import serve
+from tests.conftest import TEST_SECRET, serve
 
 # Far above the pool timeout below, far below "hanging": the answer must not wait for anything but the pool.
 PROMPT_SECONDS = 5.0
 
 
 async def test_exhausted_pool_answers_503_then_recovers(database_url: str) -> None:
-    settings = Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5
+    )
     app = create_app(settings)
     async with serve(app) as client:
         engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
@@ -42,7 +44,11 @@ async def test_exhausted_pool_answers_503_then_recovers(database_url: str) -> No
 
 def unreachable_app() -> Litestar:
     # Port 1 on loopback refuses at once: a database that is down.
-    return create_app(Settings(database_url="postgresql+asyncpg://devdir@127.0.0.1:1/devdir", db_connect_timeout=2))
+    return create_app(
+        Settings(
+            secret_key=TEST_SECRET, database_url="postgresql+asyncpg://devdir@127.0.0.1:1/devdir", db_connect_timeout=2
+        )
+    )
 
 
 async def test_database_down_is_503_not_500() -> None:

@@ -20,7 +20,7 @@ from litestar import Litestar
 from service.app import create_app
 from service.developers.bulk_input import CHUNK_ROWS
 from service.settings import Settings
-from tests.conftest import assert_problem, create, serve
+from tests.conftest import TEST_SECRET, assert_problem, create, serve, token
 from tests.database import fetch, run_sql
 from tests.developers.test_bulk_import import FORMATS, bulk, encode, people, table
 from tests.test_cli import DEVDIR, environment, free_port, wait_ready
@@ -33,7 +33,12 @@ async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that takes at most 100 rows and 10,000 bytes a request."""
     await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
     settings = Settings(
-        database_url=database_url, db_pool_size=5, db_max_overflow=5, bulk_max_rows=MAX_ROWS, bulk_max_bytes=MAX_BYTES
+        secret_key=TEST_SECRET,
+        database_url=database_url,
+        db_pool_size=5,
+        db_max_overflow=5,
+        bulk_max_rows=MAX_ROWS,
+        bulk_max_bytes=MAX_BYTES,
     )
     async with serve(create_app(settings)) as client:
         yield client
@@ -152,7 +157,11 @@ async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
         "raw_path": b"/api/developers/bulk",
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-ndjson")],
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-ndjson"),
+            (b"authorization", f"Bearer {token('editor')}".encode()),
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
@@ -188,21 +197,28 @@ def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> Non
     port = free_port()
     server = subprocess.Popen(
         [DEVDIR, "run", "--port", str(port)],
-        env=environment(DATABASE_URL=database_url),
+        env=environment(DATABASE_URL=database_url, SECRET_KEY=TEST_SECRET),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    bearer = f"Bearer {token('editor')}"
     try:
         wait_ready(f"http://127.0.0.1:{port}", server)
         body = encode("ndjson", people(25_000))
-        head = "POST /api/developers/bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+        head = (
+            "POST /api/developers/bulk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            f"Authorization: {bearer}\r\n"
+        )
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(f"{head}Content-Length: {2 * len(body)}\r\n\r\n".encode() + body)
             wait_for(1)  # rows were COPYed and the handler waits for the rest of the body
         wait_for(0)  # the socket closed: the transaction ended
         assert asyncio.run(fetch(database_url, "SELECT * FROM developers")) == []
         after = {"name": "After", "email": "after@x.io", "specialty": "s"}
-        assert httpx.post(f"http://127.0.0.1:{port}/api/developers", json=after, timeout=10).status_code == 201
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/api/developers", json=after, headers={"Authorization": bearer}, timeout=10
+        )
+        assert created.status_code == 201
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()

@@ -9,7 +9,7 @@ import httpx
 from service.app import create_app
 from service.settings import Settings
 from service.system.health import migration_head
-from tests.conftest import serve
+from tests.conftest import TEST_SECRET, serve
 from tests.database import fresh_database, run_sql
 from tests.db.test_pool import unreachable_app
 
@@ -33,7 +33,7 @@ def test_ready_is_503_until_the_schema_is_at_head(pg_server: str) -> None:
     import asyncio
 
     async def probe(url: str) -> Any:
-        async with serve(create_app(Settings(database_url=url))) as client:
+        async with serve(create_app(Settings(secret_key=TEST_SECRET, database_url=url))) as client:
             return await client.get("/ready")
 
     with fresh_database(pg_server, migrate=False) as url:

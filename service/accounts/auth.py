@@ -1,0 +1,75 @@
+"""Bearer tokens with Litestar's OAuth2PasswordBearerAuth: who may call what, decided from the token alone.
+
+A token carries its subject (the account id) and the scopes of the account's role, signed with SECRET_KEY.
+Authenticating a request is checking that signature and expiry: no database round trip. The price: a token
+stays valid until it expires (ACCESS_TOKEN_MINUTES) even if its account is deactivated or changes role.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+
+from service.accounts.schemas import Role
+from service.settings import Settings, SettingsError
+
+TOKEN_URL = "/api/access/token"  # noqa: S105 (a path, not a password)
+SECRET_KEY_MIN = 32
+
+SCOPES = {
+    "developers:read": "Read developers.",
+    "developers:write": "Add, change and remove developers, one by one or in bulk.",
+    "users:admin": "Manage accounts.",
+}
+ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
+    "viewer": ("developers:read",),
+    "editor": ("developers:read", "developers:write"),
+    "admin": ("developers:read", "developers:write", "users:admin"),
+}
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The caller, as its verified token describes it (`request.user`)."""
+
+    id: int
+    scopes: frozenset[str]
+
+
+async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    try:
+        return Principal(id=int(token.sub), scopes=frozenset(token.extras.get("scopes", ())))
+    except (TypeError, ValueError):
+        return None  # not one of our tokens: Litestar answers 401
+
+
+def build_auth(settings: Settings) -> OAuth2PasswordBearerAuth[Principal, Token]:
+    if len(settings.secret_key) < SECRET_KEY_MIN:
+        raise SettingsError(
+            f"SECRET_KEY must be set to {SECRET_KEY_MIN} characters or more (it signs the access tokens); "
+            "`devdir` makes one only for the embedded development database"
+        )
+    return OAuth2PasswordBearerAuth[Principal, Token](
+        token_secret=settings.secret_key,
+        token_url=TOKEN_URL,
+        retrieve_user_handler=retrieve_principal,
+        default_token_expiration=timedelta(minutes=settings.access_token_minutes),
+        oauth_scopes=SCOPES,
+        # Everything needs a token but the probes, the API document and the token route itself.
+        exclude=["^/health$", "^/ready$", "^/schema", f"^{TOKEN_URL}$"],
+        description="Sign in at the token URL with an account's email and password (OAuth2 password flow).",
+    )
+
+
+class TokenIssuer:
+    """Signs access tokens for accounts (the `token_issuer` dependency)."""
+
+    def __init__(self, auth: OAuth2PasswordBearerAuth[Principal, Token]) -> None:
+        self._auth = auth
+        self.expires_in = int(auth.default_token_expiration.total_seconds())
+
+    def issue(self, account_id: int, role: Role) -> str:
+        return self._auth.create_token(identifier=str(account_id), token_extras={"scopes": list(ROLE_SCOPES[role])})

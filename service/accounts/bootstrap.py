@@ -1,0 +1,43 @@
+"""The first admin: created at start-up from DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD when no account exists."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar import Litestar
+from sqlalchemy import exc as sa_exc
+
+from service.accounts.schemas import AccountCreate
+from service.accounts.service import AccountsService
+from service.settings import Settings, SettingsError
+
+logger = logging.getLogger("service.accounts")
+
+
+def first_admin(settings: Settings, db: SQLAlchemyAsyncConfig) -> Callable[[Litestar], Awaitable[None]]:
+    """A start-up hook; a bad DEVDIR_ADMIN_* pair stops the start with a message naming it."""
+    admin: AccountCreate | None = None
+    if settings.devdir_admin_email or settings.devdir_admin_password:
+        fields = {"email": settings.devdir_admin_email, "password": settings.devdir_admin_password, "role": "admin"}
+        try:
+            admin = msgspec.convert(fields, AccountCreate)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD: {exc}") from exc
+
+    async def create(_: Litestar) -> None:
+        if admin is None:
+            return
+        try:
+            async with db.get_session() as session, session.begin():
+                account = await AccountsService(session).create_first_admin(admin.email, admin.password)
+        except (OSError, sa_exc.SQLAlchemyError) as exc:
+            # Not migrated yet, or the database is away: serve anyway (/ready tells), and try on the next start.
+            logger.warning("first admin not created: %s", type(exc).__name__)
+            return
+        if account is not None:
+            logger.info("created the first admin account, %s", account.email)
+
+    return create

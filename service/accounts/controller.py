@@ -1,0 +1,90 @@
+"""HTTP routes for accounts: the OAuth2 token endpoint, the caller's own account, and admin account management."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import Body, JSONBody, Parameter
+from litestar.security.jwt import Token
+
+from service.accounts.auth import Principal, TokenIssuer
+from service.accounts.guards import ADMIN_USERS
+from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
+from service.accounts.service import AccountsService, provide_accounts_service
+from service.problems import COMMON_RESPONSES, problem_response
+
+AccountsServiceDep = NamedDependency[AccountsService]
+TokenIssuerDep = NamedDependency[TokenIssuer]
+AccountId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="The account's id.")]
+
+ADMIN = COMMON_RESPONSES  # 403 when the token lacks users:admin
+NOT_FOUND = {404: problem_response("No account has this id.")}
+CONFLICT = {409: problem_response("The email is taken (any case), or the change would leave no active admin.")}
+
+
+class AccessController(Controller):
+    path = "/api/access"
+    tags = ["access"]
+    dependencies = {"accounts_service": Provide(provide_accounts_service)}
+
+    @post(
+        "/token",
+        status_code=200,
+        summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
+        security=[{}],
+        responses={
+            400: problem_response("The form lacks username or password."),
+            401: problem_response("Wrong email or password, or an inactive account (one answer for all three)."),
+            429: problem_response("Too many attempts from this address; retry after `Retry-After` seconds."),
+            503: COMMON_RESPONSES[503],
+        },
+    )
+    async def sign_in(
+        self,
+        accounts_service: AccountsServiceDep,
+        token_issuer: TokenIssuerDep,
+        data: Annotated[SignIn, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> AccessToken:
+        account = await accounts_service.authenticate(data.username, data.password)
+        if account is None:
+            raise NotAuthorizedException(detail="wrong email or password")
+        return AccessToken(token_issuer.issue(account.id, account.role), "bearer", token_issuer.expires_in)
+
+
+class UsersController(Controller):
+    path = "/api/users"
+    tags = ["users"]
+    dependencies = {"accounts_service": Provide(provide_accounts_service)}
+
+    @get("/me", summary="The caller's account", responses=COMMON_RESPONSES | NOT_FOUND)
+    async def me(self, accounts_service: AccountsServiceDep, request: Request[Principal, Token, Any]) -> Account:
+        return await accounts_service.get(request.user.id)
+
+    @get(summary="List accounts", guards=[ADMIN_USERS], responses=ADMIN)
+    async def list_accounts(self, accounts_service: AccountsServiceDep) -> list[Account]:
+        return await accounts_service.list()
+
+    @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT)
+    async def create_account(self, accounts_service: AccountsServiceDep, data: JSONBody[AccountCreate]) -> Account:
+        return await accounts_service.create(data)
+
+    @patch(
+        "/{account_id:int}",
+        summary="Change an account's role, active flag or password",
+        guards=[ADMIN_USERS],
+        responses=ADMIN | NOT_FOUND | CONFLICT,
+    )
+    async def update_account(
+        self, accounts_service: AccountsServiceDep, account_id: AccountId, data: JSONBody[AccountUpdate]
+    ) -> Account:
+        return await accounts_service.update(account_id, data)
+
+    @delete(
+        "/{account_id:int}", summary="Remove an account", guards=[ADMIN_USERS], responses=ADMIN | NOT_FOUND | CONFLICT
+    )
+    async def delete_account(self, accounts_service: AccountsServiceDep, account_id: AccountId) -> None:
+        await accounts_service.delete(account_id)
