@@ -14,7 +14,7 @@ from pathlib import Path
 
 from litestar.cli.main import litestar_group
 
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 
 APP_PATH = "service.app:create_app"
 DEV_DATABASE = "devdir"
@@ -69,13 +69,16 @@ def _upgrade_schema() -> None:
 
 def main() -> None:
     os.environ.setdefault("LITESTAR_APP", APP_PATH)
-    settings = Settings.from_env()
-    if not settings.database_url:
-        _use_embedded_database(settings, sys.argv[1:])
-    if sys.argv[1:2] != ["run"] and not os.environ.get("SECRET_KEY"):
-        # Commands that do not serve issue and check no token, but the app they load needs a key all the same.
-        os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
-    litestar_group()
+    try:
+        settings = Settings.from_env()
+        if not settings.database_url:
+            _use_embedded_database(settings, sys.argv[1:])
+        if sys.argv[1:2] != ["run"] and not os.environ.get("SECRET_KEY"):
+            # Commands that do not serve issue and check no token, but the app they load needs a key all the same.
+            os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
+        litestar_group()
+    except SettingsError as exc:  # a setting is missing or wrong: say which, without a traceback
+        sys.exit(f"devdir: {exc}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,13 @@ def database_url(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Never read from the environment: tests must not touch DATABASE_URL or any other setting of the host.
-    return Settings(database_url=database_url, db_pool_size=5, db_max_overflow=5, secret_key=TEST_SECRET)
+    return Settings(
+        database_url=database_url,
+        db_pool_size=5,
+        db_max_overflow=5,
+        secret_key=TEST_SECRET,
+        login_attempts_per_minute=1000,  # the rate limit has its own test
+    )
 
 
 @pytest.fixture
@@ -82,7 +88,7 @@ async def serve(app: Litestar, bearer: str | None = "admin") -> AsyncIterator[ht
 
 @pytest.fixture
 async def client(app: Litestar, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
     async with serve(app) as http:
         yield http
 

@@ -21,7 +21,7 @@ DEVDIR = str(Path(sys.executable).parent / "devdir")
 
 
 def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "LITESTAR_APP"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "LITESTAR_APP", "SECRET_KEY"}}
     return env | extra
 
 
@@ -100,3 +100,18 @@ def test_devdir_database_upgrade_migrates_a_real_database(pg_server: str) -> Non
         assert result.returncode == 0, result.stdout + result.stderr
 
         assert asyncio.run(fetchval(url, "SELECT version_num FROM alembic_versions")) == migration_head()
+
+
+def test_devdir_run_refuses_to_serve_without_a_secret_key(pg_server: str) -> None:
+    for secret in ({}, {"SECRET_KEY": "too short"}):
+        result = subprocess.run(
+            [DEVDIR, "run", "--port", str(free_port())],
+            env=environment(DATABASE_URL=pg_server, **secret),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert "devdir: SECRET_KEY must be set to 32 characters or more" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_
 EMAIL_INDEX = "uq_users_email_lower"
 _table = cast(Table, User.__table__)
 _BY_EMAIL = select(*ACCOUNT_COLUMNS, User.password_hash).where(func.lower(User.email) == func.lower(bindparam("e")))
-_ACTIVE_ADMINS = select(func.count()).where(User.role == "admin", User.is_active)
+_ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.is_active).with_for_update()
 
 
 class LastAdminError(DuplicateKeyError):
@@ -80,6 +80,10 @@ class AccountsService:
             changes["password_hash"] = await anyio.to_thread.run_sync(hash_password, data.password)
         if not changes:
             return await self.get(account_id)
+        if (changes.get("role", "admin") != "admin" or changes.get("is_active") is False) and await self._is_last_admin(
+            account_id
+        ):
+            raise _last_admin()
         statement = (
             update(_table)
             .where(User.id == account_id)
@@ -89,19 +93,20 @@ class AccountsService:
         row = (await self.session.execute(statement)).one_or_none()
         if row is None:
             raise _not_found(account_id)
-        await self._keep_an_admin()
         return _account(row)
 
     async def delete(self, account_id: int) -> None:
+        if await self._is_last_admin(account_id):
+            raise _last_admin()
         result = await self.session.execute(delete(_table).where(User.id == account_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise _not_found(account_id)
-        await self._keep_an_admin()
 
-    async def _keep_an_admin(self) -> None:
-        # Checked inside the same transaction, after the change: a 409 rolls the change back.
-        if not (await self.session.execute(_ACTIVE_ADMINS)).scalar_one():
-            raise LastAdminError("this would leave no active admin account; make another admin first")
+    async def _is_last_admin(self, account_id: int) -> bool:
+        # The active admins' rows stay locked until the transaction ends, so two admins demoting each other at
+        # once cannot both pass this check.
+        admins = (await self.session.execute(_ACTIVE_ADMINS)).scalars().all()
+        return list(admins) == [account_id]
 
     async def _write_one(self, statement: Any, email: str) -> tuple[Any, ...]:
         try:
@@ -115,6 +120,10 @@ class AccountsService:
 def _account(row: tuple[Any, ...]) -> Account:
     # `role` is text in the row; the table's CHECK constraint keeps it one of the Role literals.
     return Account(*row)
+
+
+def _last_admin() -> LastAdminError:
+    return LastAdminError("this would leave no active admin account; make another admin first")
 
 
 def _not_found(account_id: int) -> NotFoundError:

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from service.accounts.passwords import verify_password
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import TEST_SECRET, serve
 from tests.database import fetch, fresh_database
 from tests.test_cli import DEVDIR, environment
 
@@ -69,6 +72,17 @@ def test_create_from_flag_env_or_prompt_stores_only_a_hash(database_url: str) ->
     ]
     assert "argon2" not in listed.stdout
     assert PASSWORD not in listed.stdout
+
+
+async def test_an_account_made_by_the_cli_signs_in(database_url: str) -> None:
+    made = devdir(database_url, "users", "create", "--email", "cli@x.io", "--role", "editor", "--password", PASSWORD)
+    assert made.returncode == 0, made.stderr
+    app = create_app(Settings(database_url=database_url, secret_key=TEST_SECRET))
+    async with serve(app, bearer=None) as client:
+        signed_in = await client.post("/api/access/token", data={"username": "cli@x.io", "password": PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+        headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        assert (await client.get("/api/users/me", headers=headers)).json()["role"] == "editor"
 
 
 @pytest.mark.parametrize(
