@@ -7,12 +7,15 @@ stays valid until it expires (ACCESS_TOKEN_MINUTES) even if its account is deact
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTCookieAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
 from service.accounts.schemas import Role
 from service.settings import Settings, SettingsError
@@ -46,6 +49,35 @@ async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]
         return None  # not one of our tokens: Litestar answers 401
 
 
+class VerifiedTokenCache(JWTCookieAuthenticationMiddleware):
+    """Litestar's JWT middleware, remembering the tokens it has verified until they expire.
+
+    A client sends the same token with every request for its whole lifetime, and checking the signature and
+    decoding the claims is most of what the auth layer costs per request. The cache is keyed by the whole
+    encoded token, signature included, so only a byte-identical token that was verified before is served from
+    it, and never after its `exp`. Bounded: the oldest entries go first.
+    """
+
+    __slots__ = ("_verified",)
+    SIZE = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verified: OrderedDict[str, tuple[float, AuthenticationResult]] = OrderedDict()
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        hit = self._verified.get(encoded_token)
+        if hit is not None and hit[0] > time.time():
+            return hit[1]
+        result = await super().authenticate_token(encoded_token, connection)
+        self._verified[encoded_token] = (result.auth.exp.timestamp(), result)
+        if len(self._verified) > self.SIZE:
+            self._verified.popitem(last=False)
+        return result
+
+
 def build_auth(settings: Settings) -> OAuth2PasswordBearerAuth[Principal, Token]:
     if len(settings.secret_key) < SECRET_KEY_MIN:
         raise SettingsError(
@@ -61,6 +93,7 @@ def build_auth(settings: Settings) -> OAuth2PasswordBearerAuth[Principal, Token]
         # Everything needs a token but the probes, the API document and the token route itself.
         exclude=["^/health$", "^/ready$", "^/schema", f"^{TOKEN_URL}$"],
         description="Sign in at the token URL with an account's email and password (OAuth2 password flow).",
+        authentication_middleware_class=VerifiedTokenCache,
     )
 
 

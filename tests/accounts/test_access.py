@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,3 +160,15 @@ async def test_sign_in_is_rate_limited_per_address(database_url: str) -> None:
 def test_no_or_short_secret_key_stops_the_start(database_url: str, secret: str) -> None:
     with pytest.raises(SettingsError, match="SECRET_KEY"):
         create_app(Settings(database_url=database_url, secret_key=secret))
+
+
+async def test_a_remembered_token_still_expires(app: Litestar) -> None:
+    # The middleware remembers verified tokens (service.accounts.auth.VerifiedTokenCache), never past their exp.
+    short = forged(claims={"exp": datetime.now(UTC) + timedelta(seconds=2)})
+    async with serve(app, bearer=None) as client:
+        headers = {"Authorization": f"Bearer {short}"}
+        assert (await client.get("/api/developers", headers=headers)).status_code == 200
+        assert (await client.get("/api/developers", headers=headers)).status_code == 200  # served from memory
+        assert_unauthorized(await client.get("/api/developers", headers={"Authorization": f"Bearer {tampered(short)}"}))
+        await asyncio.sleep(2.5)
+        assert_unauthorized(await client.get("/api/developers", headers=headers))

@@ -1,10 +1,11 @@
-"""Read benchmark: the service's hot reads against a plain asyncpg handler, same database, same run.
+"""Read benchmark: the service's hot reads against a plain asyncpg handler, and the price of the auth layer.
 
     uv run python -m tests.bench [--rows 100000] [--duration 10] [--connections 32]
 
 Loads N developers (20 specialties spec00..spec19) into a fresh database (on TEST_DATABASE_URL's server, or an
-embedded PostgreSQL), serves the service with `devdir run` (one granian worker) and the reference app with
-granian (one worker), and drives each with wrk. Prints requests/s and the service/reference ratio.
+embedded PostgreSQL) and serves, each with granian (one worker): the service (every request with a viewer's
+bearer token), the same service with its token check replaced by a fixed caller (tests/bench/noauth_app.py),
+and the reference app. Drives each with wrk and prints requests/s and the ratios.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from service.accounts.auth import TokenIssuer, build_auth
+from service.settings import Settings
 from tests.bench.servers import BIN, serving
 from tests.database import connect, fresh_database, server_url
 
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
 
 LIST_LUA = """
+wrk.headers["Authorization"] = os.getenv("AUTH")
 local prefix = os.getenv("PREFIX")
 local i = 0
 request = function()
@@ -32,6 +37,7 @@ request = function()
 end
 """
 GET_LUA = """
+wrk.headers["Authorization"] = os.getenv("AUTH")
 local prefix = os.getenv("PREFIX")
 local n = tonumber(os.getenv("ROWS"))
 local i = 0
@@ -76,23 +82,19 @@ def main() -> None:
         scripts = {"list": Path(tmp) / "list.lua", "get": Path(tmp) / "get.lua"}
         scripts["list"].write_text(LIST_LUA)
         scripts["get"].write_text(GET_LUA)
-        env = os.environ | {"DATABASE_URL": url, "ROWS": str(args.rows)}
+        secret = secrets.token_urlsafe(48)
+        viewer = TokenIssuer(build_auth(Settings(secret_key=secret))).issue(1, "viewer")
+        env = os.environ | {
+            "DATABASE_URL": url,
+            "SECRET_KEY": secret,
+            "ROWS": str(args.rows),
+            "AUTH": f"Bearer {viewer}",
+        }
+        granian = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1"]
         targets = {
-            "service": ([str(BIN / "devdir"), "run", "--port", "8811", "--workers", "1"], 8811, "/api/developers"),
-            "reference": (
-                [
-                    str(BIN / "granian"),
-                    "--interface",
-                    "asgi",
-                    "--port",
-                    "8812",
-                    "--workers",
-                    "1",
-                    "tests.bench.reference_app:app",
-                ],
-                8812,
-                "/ref/developers",
-            ),
+            "service": ([*granian, "--port", "8811", "--factory", "service.app:create_app"], 8811, "/api/developers"),
+            "noauth": ([*granian, "--port", "8813", "tests.bench.noauth_app:app"], 8813, "/api/developers"),
+            "reference": ([*granian, "--port", "8812", "tests.bench.reference_app:app"], 8812, "/ref/developers"),
         }
         results: dict[tuple[str, str], float] = {}
         for name, (command, port, path) in targets.items():
@@ -103,11 +105,13 @@ def main() -> None:
                     wrk(base, scripts[route], run_env, 2, args.connections)  # warm-up: pools, statement caches
                     results[name, route] = wrk(base, scripts[route], run_env, args.duration, args.connections)
 
-    print(f"\n{args.rows} rows, wrk -t1 -c{args.connections} -d{args.duration}s, one granian worker each")
-    print(f"{'route':<44}{'service':>10}{'reference':>11}{'ratio':>8}")
+    print(f"\n{args.rows} rows, wrk -t1 -c{args.connections} -d{args.duration}s, one granian worker each; requests/s")
+    print(f"{'route':<44}{'service':>10}{'no auth':>10}{'reference':>11}{'auth cost':>11}{'vs ref':>8}")
     for route, label in (("list", "GET /api/developers?specialty=S (100 rows)"), ("get", "GET /api/developers/{id}")):
-        ours, ref = results["service", route], results["reference", route]
-        print(f"{label:<44}{ours:>10.0f}{ref:>11.0f}{ours / ref:>8.2f}")
+        ours, bare, ref = results["service", route], results["noauth", route], results["reference", route]
+        cost = 1 - ours / bare
+        print(f"{label:<44}{ours:>10.0f}{bare:>10.0f}{ref:>11.0f}{cost:>10.1%}{ours / ref:>8.2f}")
+    print("auth cost = how much slower the service is with its bearer-token check than without (target < 15%)")
 
 
 if __name__ == "__main__":

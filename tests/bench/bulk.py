@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +29,14 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from service.accounts.auth import TokenIssuer, build_auth
+from service.settings import Settings
 from tests.bench.servers import BIN, serving
 from tests.database import connect, fresh_database, run_sql, server_url
 
 SERVICE, ORM = 8821, 8822
+SECRET = secrets.token_urlsafe(48)
+AUTH = f"Bearer {TokenIssuer(build_auth(Settings(secret_key=SECRET))).issue(1, 'editor')}"
 
 
 def person(i: int) -> dict[str, str]:
@@ -45,9 +50,8 @@ def ndjson(start: int, stop: int, per_chunk: int = 5000) -> Iterator[bytes]:
 
 def post(port: int, path: str, content: bytes | Iterator[bytes], content_type: str) -> tuple[float, dict[str, int]]:
     started = time.perf_counter()
-    response = httpx.post(
-        f"http://127.0.0.1:{port}{path}", content=content, headers={"content-type": content_type}, timeout=None
-    )
+    headers = {"content-type": content_type, "authorization": AUTH}
+    response = httpx.post(f"http://127.0.0.1:{port}{path}", content=content, headers=headers, timeout=None)
     elapsed = time.perf_counter() - started
     if response.status_code not in (200, 201):
         raise SystemExit(f"{path}: {response.status_code} {response.text[:500]}")
@@ -97,7 +101,8 @@ async def batch_update(port: int, rows: int, total: int) -> tuple[float, float]:
     step = max(total // rows, 1)
     ids = [1 + i * step for i in range(rows)]
     items = [{"id": i, "name": f"Renamed {i}", "specialty": "updated"} for i in ids]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=None) as client:
+    headers = {"authorization": AUTH}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=None) as client:
         started = time.perf_counter()
         response = await client.patch("/api/developers", json=items)
         batch = time.perf_counter() - started
@@ -127,7 +132,7 @@ def main() -> None:
     ndjson_body = list(ndjson(0, rows))
 
     with server_url() as server, fresh_database(server) as url:
-        env = os.environ | {"DATABASE_URL": url}
+        env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET}
         service = [str(BIN / "devdir"), "run", "--port", str(SERVICE), "--workers", "1"]
         orm = [str(BIN / "granian"), "--interface", "asgi", "--port", str(ORM), "--workers", "1"]
         with serving(service, env, SERVICE) as server_process, serving([*orm, "tests.bench.orm_app:app"], env, ORM):
