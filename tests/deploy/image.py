@@ -1,0 +1,33 @@
+"""What the Containerfile runs, read from the Containerfile itself: the runtime stage's ENV and its command."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+CONTAINERFILE = Path(__file__).parents[2] / "Containerfile"
+
+
+def runtime_stage() -> str:
+    text = CONTAINERFILE.read_text()
+    return text[text.rindex("\nFROM ") :].replace("\\\n", " ")
+
+
+def command() -> list[str]:
+    stage = runtime_stage()
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", stage, re.MULTILINE)
+    cmd = re.search(r"^CMD (\[.*\])$", stage, re.MULTILINE)
+    assert entrypoint, "the runtime stage needs an exec-form ENTRYPOINT"
+    assert cmd, "the runtime stage needs an exec-form CMD"
+    return [*json.loads(entrypoint[1]), *json.loads(cmd[1])]
+
+
+def environment() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in re.findall(r"^ENV (.*)$", runtime_stage(), re.MULTILINE):
+        for pair in shlex.split(line):
+            name, _, value = pair.partition("=")
+            env[name] = value
+    return env
