@@ -1,0 +1,162 @@
+"""The Kubernetes manifests, checked offline: each overlay renders, validates against the Kubernetes schemas, and
+follows the rules a cluster operator expects (probes, resources, a locked-down security context, ...)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.settings import Settings
+
+K8S = Path(__file__).parents[2] / "k8s"
+OVERLAYS = ("dev", "prod")
+KUBERNETES = "1.37.0"  # the current minor version, as kubernetes-validate knows it
+CRDS = {("postgresql.cnpg.io/v1", "Cluster")}  # no schema in kubernetes-validate: checked by the tests below
+WORKLOADS = {"Deployment", "StatefulSet", "Job"}
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not installed (apt-get install kubectl)"
+)
+
+
+@cache
+def render(target: str) -> str:
+    path = K8S / ("base" if target == "base" else f"overlays/{target}")
+    return subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
+
+
+def documents(target: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(render(target)) if doc]
+
+
+def one(target: str, kind: str, name: str | None = None) -> dict[str, Any]:
+    (found,) = [d for d in documents(target) if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    return found
+
+
+def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in documents(target) if d["kind"] in WORKLOADS]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_validates_against_the_kubernetes_schemas(overlay: str, tmp_path: Path) -> None:
+    rendered = tmp_path / f"{overlay}.yaml"
+    rendered.write_text(render(overlay))
+    validate = Path(sys.executable).parent / "kubernetes-validate"
+    result = subprocess.run(
+        [str(validate), "--strict", "-k", KUBERNETES, str(rendered)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    kinds = {(d["apiVersion"], d["kind"]) for d in documents(overlay)}
+    for _, kind in kinds - CRDS:
+        assert f"passed for resource {kind.lower()}/" in output, (kind, output)
+    for api_version, kind in kinds & CRDS:
+        assert f"Couldn't find schema for kind {kind} with api version {api_version}" in output
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_is_locked_down_and_sized(overlay: str) -> None:
+    for name, spec in pod_specs(overlay):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert spec["automountServiceAccountToken"] is False, name
+        for container in spec["containers"]:
+            where = (name, container["name"])
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), where
+            image = container["image"]
+            assert ":" in image.rsplit("/", 1)[-1], where  # a tag is pinned
+            assert not image.endswith(":latest"), where
+            if spec.get("restartPolicy") != "OnFailure":  # long-running containers are probed
+                assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(container), where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_rolls_out_and_stops_gracefully(overlay: str) -> None:
+    deployment = one(overlay, "Deployment", "devdir-api")
+    spec = deployment["spec"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    (api,) = pod["containers"]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert api["startupProbe"]["httpGet"]["path"] == "/health"
+    # /ready is 200 only at the migration head: the API takes traffic only once the migration Job has run.
+    assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
+    config = one(overlay, "ConfigMap", "devdir-config")["data"]
+    assert config["GRANIAN_WORKERS"] == "1"
+    grace = int(config["GRANIAN_WORKERS_KILL_TIMEOUT"]) + api["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > grace
+    assert {m["mountPath"] for m in api["volumeMounts"]} == {"/tmp"}  # the only writable path
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migration_job_runs_the_migration_with_the_api_image(overlay: str) -> None:
+    job = one(overlay, "Job", "devdir-migrate")["spec"]["template"]["spec"]
+    api = one(overlay, "Deployment", "devdir-api")["spec"]["template"]["spec"]
+    assert job["containers"][0]["args"] == ["database", "upgrade", "--no-prompt"]
+    assert job["containers"][0]["image"] == api["containers"][0]["image"]
+    assert job["containers"][0]["envFrom"] == api["containers"][0]["envFrom"]
+    assert job["containers"][0].get("env") == api["containers"][0].get("env")
+
+
+def test_configmap_and_secret_carry_exactly_the_settings() -> None:
+    config = set(one("base", "ConfigMap", "devdir-config")["data"])
+    secret = set(one("base", "Secret", "devdir-secrets")["stringData"])
+    settings = set(Settings.env_names())
+    assert not config & secret
+    assert (config | secret) - {name for name in config if name.startswith("GRANIAN_")} == settings
+    assert secret == {"DATABASE_URL", "SECRET_KEY", "DEVDIR_ADMIN_PASSWORD"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_and_service_account(overlay: str) -> None:
+    policy = one(overlay, "NetworkPolicy", "devdir")["spec"]
+    assert [port["port"] for rule in policy["ingress"] for port in rule["ports"]] == [8000]
+    assert sorted({port["port"] for rule in policy["egress"] for port in rule["ports"]}) == [53, 5432]
+    assert one(overlay, "ServiceAccount", "devdir")["automountServiceAccountToken"] is False
+    assert one(overlay, "HorizontalPodAutoscaler")["apiVersion"] == "autoscaling/v2"
+    assert one(overlay, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    database_pods = [d for d in documents(overlay) if d["kind"] in {"StatefulSet", "Cluster"}]
+    for database in database_pods:
+        labels = (
+            database["spec"]["template"]["metadata"]["labels"]
+            if database["kind"] == "StatefulSet"
+            else database["spec"]["inheritedMetadata"]["labels"]
+        )
+        assert labels["app.kubernetes.io/component"] == "database"  # what the egress rule lets the API reach
+
+
+def test_prod_pools_fit_under_max_connections() -> None:
+    cluster = one("prod", "Cluster", "devdir-db")["spec"]
+    assert cluster["instances"] == 3
+    config = one("prod", "ConfigMap", "devdir-config")["data"]
+    per_pod = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])
+    replicas = one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    surge = 1  # maxSurge during a rolling update
+    reserved = 3  # superuser_reserved_connections
+    assert (replicas + surge) * per_pod + 1 + reserved < int(cluster["postgresql"]["parameters"]["max_connections"])
+    assert int(config["GRANIAN_BACKPRESSURE"]) == per_pod
+    api = one("prod", "Deployment", "devdir-api")["spec"]["template"]["spec"]["containers"][0]
+    (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator
+    assert "DATABASE_URL" not in one("prod", "Secret")["data"]
+
+
+def test_no_real_secret_is_committed() -> None:
+    placeholder = one("base", "Secret", "devdir-secrets")["stringData"]["SECRET_KEY"]
+    assert len(placeholder) < 32  # the service refuses to start with it
+    prod = (K8S / "overlays/prod/secrets.env").read_text()
+    assert "SECRET_KEY=change-me" in prod
