@@ -164,8 +164,8 @@ def test_no_or_short_secret_key_stops_the_start(database_url: str, secret: str) 
 
 async def test_a_remembered_token_still_expires(app: Litestar) -> None:
     # The middleware remembers verified tokens (service.accounts.auth.VerifiedTokenCache), never past their exp.
-    short = forged(claims={"exp": datetime.now(UTC) + timedelta(seconds=2)})
     async with serve(app, bearer=None) as client:
+        short = forged(claims={"exp": datetime.now(UTC) + timedelta(seconds=2)})
         headers = {"Authorization": f"Bearer {short}"}
         assert (await client.get("/api/developers", headers=headers)).status_code == 200
         assert (await client.get("/api/developers", headers=headers)).status_code == 200  # served from memory
