@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import get_args
 
 import click
@@ -60,29 +62,28 @@ def list_accounts() -> None:
         click.echo(f"{account.id}\t{account.email}\t{account.role}\t{state}\t{account.created_at:%Y-%m-%d %H:%M}")
 
 
-async def _create(data: AccountCreate) -> Account:
+@asynccontextmanager
+async def _accounts() -> AsyncIterator[AccountsService]:
+    """The accounts service over one transaction on DATABASE_URL's database; the engine is closed afterwards."""
     config = sqlalchemy_config(Settings.from_env())
     try:
         async with config.get_session() as session, session.begin():
-            return await AccountsService(session).create(data)
+            yield AccountsService(session)
     finally:
         await config.get_engine().dispose()
+
+
+async def _create(data: AccountCreate) -> Account:
+    async with _accounts() as accounts:
+        return await accounts.create(data)
 
 
 async def _list() -> list[Account]:
-    config = sqlalchemy_config(Settings.from_env())
-    try:
-        async with config.get_session() as session:
-            return await AccountsService(session).list()
-    finally:
-        await config.get_engine().dispose()
+    async with _accounts() as accounts:
+        return await accounts.list()
 
 
 async def create_first_admin(email: str, password: str) -> bool:
     """Whether `email` was created as the first admin (False when any account exists already)."""
-    config = sqlalchemy_config(Settings.from_env())
-    try:
-        async with config.get_session() as session, session.begin():
-            return await AccountsService(session).create_first_admin(email, password) is not None
-    finally:
-        await config.get_engine().dispose()
+    async with _accounts() as accounts:
+        return await accounts.create_first_admin(email, password) is not None

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.passwords import hash_password, verify_password
 from service.accounts.schemas import Account, AccountCreate, AccountUpdate
-from service.db.errors import driver_error
+from service.db.errors import violated_constraint
 from service.db.models import User
 
 ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_at, User.updated_at)
@@ -112,7 +112,7 @@ class AccountsService:
         try:
             return tuple((await self.session.execute(statement)).one())
         except sa_exc.IntegrityError as exc:
-            if getattr(driver_error(exc), "constraint_name", None) == EMAIL_INDEX:
+            if violated_constraint(exc) == EMAIL_INDEX:
                 raise DuplicateKeyError(f"an account with email {email!r} already exists") from exc
             raise
 

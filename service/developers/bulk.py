@@ -18,13 +18,12 @@ from collections.abc import AsyncIterable
 from typing import Any, cast
 
 import asyncpg
-import msgspec
 from litestar.di import NamedDependency
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.errors import driver_error
+from service.db.errors import driver_error, violated_constraint
 from service.developers.errors import DevelopersNotFound, EmailsTaken
 from service.developers.schemas import (
     BatchUpdateResult,
@@ -33,7 +32,7 @@ from service.developers.schemas import (
     DeveloperBatchUpdate,
     OnConflict,
 )
-from service.developers.service import EMAIL_INDEX, violated_constraint
+from service.developers.service import EMAIL_INDEX
 from service.developers.staging import ChunkWriter, Row
 from service.settings import Settings
 
@@ -157,9 +156,10 @@ class DevelopersBulkService:
         params: dict[str, list[Any]] = {"ids": [], "names": [], "emails": [], "specialties": []}
         for item in items:
             params["ids"].append(item.id)
-            params["names"].append(_or_none(item.name))
-            params["emails"].append(_or_none(item.email))
-            params["specialties"].append(_or_none(item.specialty))
+            given = item.changes()
+            params["names"].append(given.get("name"))
+            params["emails"].append(given.get("email"))
+            params["specialties"].append(given.get("specialty"))
         await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
         try:
             updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
@@ -181,10 +181,6 @@ class DevelopersBulkService:
             return BulkDeleteResult(deleted=0, not_found=[])
         row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
-
-
-def _or_none(value: object) -> Any:
-    return None if value is msgspec.UNSET else value
 
 
 def _repeated_emails(items: list[DeveloperBatchUpdate]) -> list[dict[str, Any]]:

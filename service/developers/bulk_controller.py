@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 
 from service.accounts.guards import WRITE_DEVELOPERS
-from service.developers.bulk import DevelopersBulkService, provide_bulk_service
+from service.developers.bulk import provide_bulk_service
 from service.developers.bulk_input import CSV_HEADER, import_chunks, too_many_rows
+from service.developers.controller import BulkServiceDep, SettingsDep
 from service.developers.schemas import (
     BulkCreateResult,
     BulkDelete,
@@ -22,10 +23,6 @@ from service.developers.schemas import (
     OnConflict,
 )
 from service.problems import COMMON_RESPONSES, problem_response
-from service.settings import Settings
-
-BulkServiceDep = NamedDependency[DevelopersBulkService]
-SettingsDep = NamedDependency[Settings]
 
 TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
 IMPORT_RESPONSES = (

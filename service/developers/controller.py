@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
@@ -127,16 +126,12 @@ class DevelopersController(Controller):
         for row, item in enumerate(data, 1):
             if item.id in seen:
                 problems.append(_item_problem(row, "id", f"id {item.id} appears more than once"))
-            elif not _changes(item):
+            elif not item.changes():
                 problems.append(_item_problem(row, None, "no field to change: give name, email or specialty"))
             seen.add(item.id)
         if problems:
             raise ValidationException(detail="invalid items; nothing was written", extra=problems[:20])
         return await bulk_service.update_many(data)
-
-
-def _changes(item: DeveloperBatchUpdate) -> bool:
-    return any(getattr(item, field) is not msgspec.UNSET for field in ("name", "email", "specialty"))
 
 
 def _item_problem(row: int, field: str | None, message: str) -> dict[str, Any]:

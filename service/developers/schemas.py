@@ -72,7 +72,7 @@ class DeveloperUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, o
     specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, str]:
-        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+        return _given(self, self.__struct_fields__)
 
 
 class DeveloperPage(msgspec.Struct, frozen=True):
@@ -103,6 +103,14 @@ class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=Tr
     name: Name | msgspec.UnsetType = msgspec.UNSET
     email: Email | msgspec.UnsetType = msgspec.UNSET
     specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, str]:
+        return _given(self, ("name", "email", "specialty"))
+
+
+def _given(struct: msgspec.Struct, fields: tuple[str, ...]) -> dict[str, str]:
+    """The fields the client gave (UNSET means left out)."""
+    return {f: v for f in fields if (v := getattr(struct, f)) is not msgspec.UNSET}
 
 
 class BatchUpdateResult(msgspec.Struct, frozen=True):

@@ -22,7 +22,7 @@ from sqlalchemy import Executable, Table, bindparam, delete, func, insert, selec
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.db.errors import driver_error
+from service.db.errors import violated_constraint
 from service.db.models import Developer as DeveloperRow
 from service.developers.keyset import encode as encode_cursor
 from service.developers.schemas import Developer, DeveloperCreate, DeveloperPage, DeveloperUpdate
@@ -125,11 +125,6 @@ class DevelopersService:
             raise
         row = result.one_or_none()
         return None if row is None else Developer(*row)
-
-
-def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
-    name = getattr(driver_error(exc), "constraint_name", None)
-    return name if isinstance(name, str) else None
 
 
 def _not_found(developer_id: int) -> NotFoundError:
