@@ -16,9 +16,10 @@ from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
 from service.accounts.controller import AccessController, UsersController
 from service.db.config import sqlalchemy_config
+from service.db.transaction import CommitBeforeAnswer
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
-from service.problems import problem_details_config
+from service.problems import problem_details_config, problem_for
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     auth = build_auth(settings)
     db = sqlalchemy_config(settings)
+    problems = problem_details_config(settings.retry_after_seconds)
 
     def provide_settings() -> Settings:
         return settings
@@ -57,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db)],
+        # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
+        middleware=[CommitBeforeAnswer(db.session_scope_key, problem_for(problems))],
         plugins=[
             SQLAlchemyPlugin(config=db),
-            ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
+            ProblemDetailsPlugin(problems),
             GranianPlugin(),
             AccountsCLIPlugin(),
         ],

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -141,7 +141,9 @@ def _unavailable_because(exc: Exception) -> str | None:
     if isinstance(driver, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
         return "The request collided with a concurrent transaction; retry it."
     # Refused or timed-out connects surface as OSError (TimeoutError is one); a lost connection, a server
-    # shutting down or refusing connections as asyncpg connection, operator or resource errors.
+    # shutting down or refusing connections as asyncpg connection, operator or resource errors. A connection
+    # terminated in the middle of a COPY can leave asyncpg's protocol stuck ("another operation is in progress"):
+    # an InternalClientError, which the transaction's end then discards with the connection.
     unavailable = (
         OSError,
         sa_exc.OperationalError,
@@ -150,6 +152,7 @@ def _unavailable_because(exc: Exception) -> str | None:
         asyncpg.PostgresConnectionError,
         asyncpg.exceptions.OperatorInterventionError,
         asyncpg.exceptions.InsufficientResourcesError,
+        asyncpg.InternalClientError,
     )
     if isinstance(exc, unavailable) or isinstance(driver, unavailable):
         return "The database is unavailable; retry shortly."
@@ -164,6 +167,20 @@ def _internal(exc: Exception) -> ProblemDetailsException:
     return ProblemDetailsException(status_code=500, title="Internal Server Error")
 
 
+def problem_for(config: ProblemDetailsConfig) -> Callable[[Exception], ProblemDetailsException]:
+    """The problem `config` makes of an exception raised outside a handler (a failed COMMIT), exactly as if the
+    handler had raised it: the mapping of the nearest class in its MRO."""
+    mapping = config.exception_to_problem_detail_map
+
+    def convert(exc: Exception) -> ProblemDetailsException:
+        for cls in type(exc).__mro__:
+            if (to_problem := mapping.get(cls)) is not None:
+                return cast(ProblemDetailsException, to_problem(exc))
+        return _internal(exc)
+
+    return convert
+
+
 def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
     unavailable = _unavailable(retry_after_seconds)
     mapping: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] = {
@@ -173,6 +190,7 @@ def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
         sa_exc.SQLAlchemyError: unavailable,
         asyncpg.PostgresError: unavailable,
         asyncpg.InterfaceError: unavailable,
+        asyncpg.InternalClientError: unavailable,
         OSError: unavailable,
         Exception: _internal,
     }

@@ -43,8 +43,10 @@ def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             connect_args={"timeout": settings.db_connect_timeout, "server_settings": server_settings},
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
-        # Commit on 2xx, roll back on anything else (including exceptions mapped to error answers).
-        before_send_handler="autocommit",
+        # The plugin's default handler closes the session as the answer starts, which rolls back anything not
+        # committed; commits are decided before that, by service.db.transaction.CommitBeforeAnswer (a 2xx is
+        # sent only once COMMIT has succeeded; the plugin's "autocommit" handler sends it either way).
+        before_send_handler=None,
         # Errors become RFC 9457 problems in service.problems, not advanced-alchemy's default JSON.
         set_default_exception_handler=False,
         # Timestamps are set by the database (server defaults, `updated_at = now()` in every UPDATE);
