@@ -15,6 +15,7 @@ from service.accounts.auth import TokenIssuer, build_auth
 from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
 from service.accounts.controller import AccessController, UsersController
+from service.body_timeout import BodyIdleTimeout
 from service.db.config import sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
 from service.developers.bulk_controller import DevelopersBulkController
@@ -60,7 +61,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db)],
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
-        middleware=[CommitBeforeAnswer(db.session_scope_key, problem_for(problems))],
+        middleware=[
+            CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
+            BodyIdleTimeout(settings.body_idle_timeout_seconds),
+        ],
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),

@@ -35,6 +35,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Server-side statement_timeout for every connection; 0 disables it.
     db_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     db_isolation_level: IsolationLevel = "READ COMMITTED"
+    # Server-side backstop: PostgreSQL ends a session left idle inside a transaction this long (0 disables it).
+    # Above BODY_IDLE_TIMEOUT_SECONDS, which ends a stalled upload's transaction first, with a 408.
+    db_idle_in_transaction_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
+    # A request body that sends nothing for this long is answered 408 (an import's transaction then rolls back).
+    body_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Bulk routes: rows per request and body bytes per request (413 beyond either), and the statement_timeout
     # of a bulk transaction, which may insert a million rows in one statement (0 disables it).
     bulk_max_rows: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000

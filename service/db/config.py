@@ -29,6 +29,8 @@ def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     server_settings = {"application_name": "devdir"}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    if settings.db_idle_in_transaction_timeout_ms:
+        server_settings["idle_in_transaction_session_timeout"] = str(settings.db_idle_in_transaction_timeout_ms)
     return SQLAlchemyAsyncConfig(
         connection_string=async_url(settings.database_url),
         engine_config=EngineConfig(

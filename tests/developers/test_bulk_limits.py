@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
+from sqlalchemy.exc import DBAPIError
 
 from service.app import create_app
 from service.developers.bulk_input import CHUNK_ROWS
@@ -223,3 +224,56 @@ def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> Non
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode()
     assert server.returncode == 0, output
+
+
+async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str) -> None:
+    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, body_idle_timeout_seconds=0.5)
+    app = create_app(settings)
+    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    stalled = asyncio.Event()
+
+    async def stalling_body() -> AsyncIterator[bytes]:
+        yield encode("ndjson", people(CHUNK_ROWS + 10))  # rows enough for a COPY: a connection in a transaction
+        stalled.set()
+        await asyncio.sleep(30)  # then nothing more, long after the timeout
+        yield b""
+
+    async with serve(app, "editor") as client:
+        started = time.monotonic()
+        response = await client.post(
+            "/api/developers/bulk", content=stalling_body(), headers={"content-type": "application/x-ndjson"}
+        )
+        elapsed = time.monotonic() - started
+        assert stalled.is_set()
+        body = assert_problem(response, 408)
+        assert "BODY_IDLE_TIMEOUT_SECONDS" in body["detail"]
+        assert elapsed < 10
+        engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert await fetch(database_url, "SELECT * FROM developers") == []
+        # The same for a single-row body that stops half way.
+
+        async def half_a_row() -> AsyncIterator[bytes]:
+            yield b'{"name": "Slow", '
+            await asyncio.sleep(30)
+            yield b"}"
+
+        response = await client.post(
+            "/api/developers", content=half_a_row(), headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 408)
+
+
+async def test_sessions_idle_in_a_transaction_are_ended_by_postgresql(database_url: str) -> None:
+    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, db_idle_in_transaction_timeout_ms=300)
+    app = create_app(settings)
+    engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
+    try:
+        async with engine.connect() as connection:
+            shown = await connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout")
+            assert shown.scalar() == "300ms"
+            await asyncio.sleep(1)  # idle inside the transaction SQLAlchemy began: PostgreSQL ends the session
+            with pytest.raises(DBAPIError):
+                await connection.exec_driver_sql("SELECT 1")
+    finally:
+        await engine.dispose()
