@@ -14,7 +14,7 @@ import asyncio
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 
 class BodyIdleTimeout(ASGIMiddleware):
@@ -26,7 +26,7 @@ class BodyIdleTimeout(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         complete = False
 
-        async def receive_in_time() -> Message:
+        async def receive_in_time() -> ReceiveMessage:
             nonlocal complete
             if complete:
                 return await receive()
