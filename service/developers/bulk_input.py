@@ -1,8 +1,8 @@
 """Bulk import bodies (JSON array, NDJSON, CSV) turned into chunks of validated rows as the body streams in.
 
-NDJSON and CSV are parsed from the request stream piece by piece, so memory holds one network chunk, one
-partial line and one chunk of rows, whatever the body's size. A JSON array is read whole (within the body size
-limit), split into its items by msgspec without decoding them, and then decoded chunk by chunk.
+Every format is parsed from the request stream piece by piece, so memory holds one network chunk, one partial
+line (or JSON item) and one chunk of rows, whatever the body's size. A JSON array is split into its items as it
+arrives (json_array.py).
 
 Every row is validated by the same msgspec Struct as the single-row route. Any error is a 400 that names the
 row (1-based, in the order the client sent the rows) and the field; rows are counted as records, so row 50,001
@@ -24,17 +24,17 @@ from litestar import Request
 from litestar.exceptions import ClientException, InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from service.developers.json_array import MAX_ITEM, ArraySplitter
 from service.developers.schemas import DeveloperCreate, named_field, readable
 from service.developers.staging import Row
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
 FIRST_CHUNK_ROWS = 1_000  # the first COPY starts early, so PostgreSQL's work overlaps the parsing of the rest
-MAX_LINE = 64 * 1024  # no valid record comes near this; a longer line is refused instead of buffered
+MAX_LINE = MAX_ITEM  # no valid record comes near this; a longer line (or JSON item) is refused instead of buffered
 MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 CSV_HEADER = ("name", "email", "specialty")
 _YIELD_EVERY = 250  # rows parsed between two turns of the event loop, for the chunk writer's task
 
-_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ONE = msgspec.json.Decoder(DeveloperCreate)
 # msgspec's messages end with the path of the error: "Expected `str` of length <= 254 - at `$[41].email`".
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`)?$", re.DOTALL)
@@ -50,10 +50,8 @@ def import_chunks(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterat
             detail=f"send the rows as {', '.join(MEDIA_TYPES)} (UTF-8), not {request.headers.get('content-type')!r}",
             headers={"Accept-Post": ", ".join(MEDIA_TYPES)},
         )
-    if media_type == "application/json":
-        return _json_rows(request, max_rows)
-    reader = _ndjson_rows if media_type == "application/x-ndjson" else _csv_rows
-    return reader(_body(request), max_rows)
+    readers = {"application/json": _json_rows, "application/x-ndjson": _ndjson_rows, "text/csv": _csv_rows}
+    return readers[media_type](_body(request), max_rows)
 
 
 async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
@@ -73,30 +71,27 @@ def _too_large(request: Request[Any, Any, Any]) -> RequestEntityTooLarge:
     return RequestEntityTooLarge(detail=f"the body is larger than {limit} bytes (BULK_MAX_BYTES); send it in parts")
 
 
-async def _json_rows(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterator[list[Row]]:
-    try:
-        body = await request.body()
-    except RequestEntityTooLarge as exc:
-        raise _too_large(request) from exc
-    try:
-        # Checks the JSON and splits the array without building rows; they are decoded chunk by chunk below,
-        # so the write of one chunk overlaps the decoding of the next.
-        items = _RAW_ARRAY.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ValidationException(detail=f"the body must be a JSON array of developers: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ValidationException(detail=f"the body is not valid JSON: {exc}") from exc
-    if len(items) > max_rows:
-        raise too_many_rows(max_rows)
+async def _json_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
+    splitter = ArraySplitter()
     rows: list[Row] = []
     limit = FIRST_CHUNK_ROWS
-    for row_no, item in enumerate(items, 1):
-        rows.append(_decode(item, row_no))
-        if row_no % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # let the chunk writer's task move on
+    row_no = 0
+    async for data in body:
+        for item in splitter.feed(data):
+            row_no += 1
+            if row_no > max_rows:
+                raise too_many_rows(max_rows)
+            rows.append(_decode(item, row_no))
+            if row_no % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the chunk writer's task move on
         if len(rows) >= limit:
             yield rows
             rows, limit = [], CHUNK_ROWS
+    for item in splitter.end():
+        row_no += 1
+        if row_no > max_rows:
+            raise too_many_rows(max_rows)
+        rows.append(_decode(item, row_no))
     yield rows
 
 

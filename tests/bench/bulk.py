@@ -11,9 +11,9 @@ On a fresh database (TEST_DATABASE_URL's server, or an embedded PostgreSQL), wit
   (d) asyncpg copy_records_to_table straight into the table: no HTTP, no staging, the physical limit
 
 Each starts from an empty table and is timed from the first byte sent to the answer; the best of --repeat runs
-is kept. Then: --big-rows developers as one NDJSON stream, with the server's peak RSS (VmHWM of its processes)
-before and after; a batch PATCH of --update-rows rows (one UPDATE statement); and, for scale, the same number of
-changes as single-row PATCH requests, 16 at a time.
+is kept. Then: --big-rows developers as one NDJSON stream, and again as one JSON array sent in pieces, with the
+server's peak RSS (VmHWM of its processes) before and after each; a batch PATCH of --update-rows rows (one
+UPDATE statement); and, for scale, the same number of changes as single-row PATCH requests, 16 at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ def person(i: int) -> dict[str, str]:
 def ndjson(start: int, stop: int, per_chunk: int = 5000) -> Iterator[bytes]:
     for first in range(start, stop, per_chunk):
         yield b"".join(msgspec.json.encode(person(i)) + b"\n" for i in range(first, min(first + per_chunk, stop)))
+
+
+def json_array(start: int, stop: int, per_chunk: int = 5000) -> Iterator[bytes]:
+    """A JSON array streamed in pieces, as a client writing a large array would send it."""
+    for first in range(start, stop, per_chunk):
+        items = b",".join(msgspec.json.encode(person(i)) for i in range(first, min(first + per_chunk, stop)))
+        yield (b"[" if first == start else b",") + items
+    yield b"]"
 
 
 def post(port: int, path: str, content: bytes | Iterator[bytes], content_type: str) -> tuple[float, dict[str, int]]:
@@ -155,6 +163,12 @@ def main() -> None:
             )
             rss_after = peak_rss_mb(server_process.pid)
             assert big_counts["created"] == args.big_rows, big_counts
+            asyncio.run(run_sql(url, "TRUNCATE developers RESTART IDENTITY", "VACUUM ANALYZE developers"))
+            json_seconds, json_counts = post(
+                SERVICE, "/api/developers/bulk", json_array(0, args.big_rows), "application/json"
+            )
+            rss_after_json = peak_rss_mb(server_process.pid)
+            assert json_counts["created"] == args.big_rows, json_counts
             asyncio.run(run_sql(url, "VACUUM ANALYZE developers"))
             batch, single = asyncio.run(batch_update(SERVICE, args.update_rows, args.big_rows))
 
@@ -173,10 +187,15 @@ def main() -> None:
     print(f"  ratio (a)/(d) {rate['a'] / rate['d']:>6.2f}   (target >= 0.5)")
     big_rate = args.big_rows / big_seconds
     print(f"\n{args.big_rows:,} developers, one NDJSON request: {big_seconds:.1f} s, {big_rate:,.0f} rows/s")
-    print("  server peak RSS (VmHWM) per process, before the request -> after (target < 250 MB):")
+    json_rate = args.big_rows / json_seconds
+    print(f"{args.big_rows:,} developers, one JSON array request: {json_seconds:.1f} s, {json_rate:,.0f} rows/s")
+    print(
+        "  server peak RSS (VmHWM) per process: before -> after the NDJSON -> after the JSON array (target < 250 MB):"
+    )
     for process, (command, after) in sorted(rss_after.items()):
         before = rss_before.get(process, (command, 0.0))[1]
-        print(f"    {before:>5.0f} MB -> {after:>5.0f} MB  pid {process}: {command[-70:]}")
+        after_json = rss_after_json.get(process, (command, 0.0))[1]
+        print(f"    {before:>5.0f} MB -> {after:>5.0f} MB -> {after_json:>5.0f} MB  pid {process}: {command[-60:]}")
     print(f"\nBatch update of {args.update_rows:,} rows (one UPDATE statement, table of {args.big_rows:,})")
     print(f"  PATCH /api/developers, one request      {args.update_rows / batch:>10,.0f} rows/s  ({batch:.2f} s)")
     print(f"  PATCH /api/developers/{{id}}, 16 at a time {args.update_rows / single:>10,.0f} rows/s  ({single:.2f} s)")
