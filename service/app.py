@@ -18,6 +18,7 @@ from service.accounts.controller import AccessController, UsersController
 from service.db.config import sqlalchemy_config
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
+from service.json_body import JSONBodyRequest
 from service.problems import problem_details_config
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db)],
+        # JSON bodies that are not UTF-8 or nest too deeply are 400s, like any malformed JSON.
+        request_class=JSONBodyRequest,
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),

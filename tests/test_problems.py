@@ -46,3 +46,8 @@ def test_other_database_errors_stay_500(through_sqlalchemy: bool) -> None:
     problem = convert(wrapped(CHECK) if through_sqlalchemy else CHECK)
     assert problem.status_code == 500
     assert "check constraint" not in problem.detail  # internals stay in the log
+
+
+def test_recursion_errors_outside_body_decoding_stay_500() -> None:
+    # Bodies nested too deeply are 400s where they are decoded (service.json_body); anywhere else it is our bug.
+    assert convert(RecursionError("maximum recursion depth exceeded")).status_code == 500

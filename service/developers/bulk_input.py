@@ -24,6 +24,7 @@ from litestar import Request
 from litestar.exceptions import ClientException, InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from service import json_body
 from service.developers.schemas import DeveloperCreate, named_field, readable
 from service.developers.staging import Row
 
@@ -81,11 +82,11 @@ async def _json_rows(request: Request[Any, Any, Any], max_rows: int) -> AsyncIte
     try:
         # Checks the JSON and splits the array without building rows; they are decoded chunk by chunk below,
         # so the write of one chunk overlaps the decoding of the next.
-        items = _RAW_ARRAY.decode(body)
+        items = json_body.decode(_RAW_ARRAY, body)
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=f"the body must be a JSON array of developers: {exc}") from exc
     except msgspec.DecodeError as exc:
-        raise ValidationException(detail=f"the body is not valid JSON: {exc}") from exc
+        raise ValidationException(detail=f"{json_body.MALFORMED}: {exc}") from exc
     if len(items) > max_rows:
         raise too_many_rows(max_rows)
     rows: list[Row] = []
@@ -132,12 +133,12 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
 
 def _decode(item: bytes, row_no: int, line_no: int | None = None) -> Row:
     try:
-        developer = _ONE.decode(item)
+        developer = json_body.decode(_ONE, item)
     except msgspec.ValidationError as exc:
         message, _, field = _split(str(exc))
         raise invalid_row(row_no, message, field, line=line_no) from exc
     except msgspec.DecodeError as exc:
-        raise invalid_row(row_no, f"not valid JSON: {exc}", line=line_no) from exc
+        raise invalid_row(row_no, f"not valid UTF-8 JSON: {exc}", line=line_no) from exc
     return (row_no, developer.name, developer.email, developer.specialty)
 
 
