@@ -37,7 +37,10 @@ class AccessController(Controller):
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
         security=[{}],
         responses={
-            400: problem_response("The form lacks username or password."),
+            400: problem_response(
+                "The form lacks username or password, the username is longer than 254 characters or holds a NUL, "
+                "or the password is longer than 1024 characters; `extra` names the field."
+            ),
             401: problem_response("Wrong email or password, or an inactive account (one answer for all three)."),
             429: problem_response("Too many attempts from this address; retry after `Retry-After` seconds."),
             503: COMMON_RESPONSES[503],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,24 @@ async def test_sign_in_failures_look_alike(client: httpx.AsyncClient) -> None:
     assert len({response.text for response in answers}) == 1  # no answer tells which part was wrong
     assert (await sign_in(client, "VIEWER@X.IO")).status_code == 200  # emails match in any case
     assert_problem(await client.post("/api/access/token", data={"username": "viewer@x.io"}), 400)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "field"),
+    [
+        ("ada\x00@x.io", PASSWORD, "username"),  # PostgreSQL text cannot hold a NUL
+        ("a" * 250 + "@x.io", PASSWORD, "username"),  # longer than any email an account can have
+        ("ada@x.io", "p" * 1025, "password"),  # longer than any password an account can have
+    ],
+    ids=["nul", "long-username", "long-password"],
+)
+async def test_sign_in_forms_outside_the_bounds_are_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, username: str, password: str, field: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    problem = assert_problem(await sign_in(client, username, password), 400)
+    assert problem["extra"][0]["key"] == field
+    assert "ada" not in caplog.text  # neither written to a log
 
 
 ROUTES = [
