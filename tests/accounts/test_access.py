@@ -155,6 +155,16 @@ async def test_bad_tokens_are_401(app: Litestar, bad: str) -> None:
         assert (await client.get("/schema/openapi.json")).status_code == 200
 
 
+@pytest.mark.parametrize("value", [token("admin"), f"Bearer {token('admin')}"], ids=["bare", "bearer"])
+async def test_a_token_in_a_cookie_is_not_accepted(app: Litestar, value: str) -> None:
+    # Header only: a browser would send a cookie by itself with a cross-site request.
+    async with serve(app, bearer=None) as client:
+        client.cookies.set("token", value)  # the cookie Litestar's OAuth2PasswordBearerAuth reads by default
+        assert_unauthorized(await client.get("/api/developers"))
+        assert_unauthorized(await client.post("/api/developers", json=DEV))
+        assert (await client.get("/api/developers", headers={"Authorization": f"Bearer {token()}"})).status_code == 200
+
+
 async def test_a_deactivated_account_cannot_sign_in_and_its_token_lasts_until_expiry(client: httpx.AsyncClient) -> None:
     editor = await account(client, "ed@x.io", "editor")
     headers = await bearer(client, "ed@x.io")
