@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db)],
-        # JSON bodies that are not UTF-8 or nest too deeply are 400s, like any malformed JSON.
+        # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,
         plugins=[
             SQLAlchemyPlugin(config=db),

@@ -1,4 +1,8 @@
-"""What the service takes as a JSON body: UTF-8 JSON that nests no deeper than the decoder's stack allows.
+"""What the service takes as a JSON body: `application/json`, UTF-8, nested no deeper than the decoder's stack allows.
+
+Any other Content-Type is a 415, checked where Litestar decodes a JSON body, so that every route with one is
+covered without a declaration to forget, and no other route pays for the check. A form or plain-text body, which
+a browser may send cross-site without asking, never reaches a handler as JSON.
 
 msgspec reports two faults of a body with errors other than `msgspec.DecodeError`: invalid UTF-8 inside a string
 raises UnicodeDecodeError, and arrays or objects nested near Python's recursion limit (a 2 KB body of brackets)
@@ -13,13 +17,18 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import SerializationException
+from litestar.exceptions import ClientException, SerializationException
 
 T = TypeVar("T")
 
 MALFORMED = "the body is not valid UTF-8 JSON"
 NOT_UTF8 = "a string holds bytes that are not UTF-8"
 TOO_DEEP = "arrays or objects nest too deeply"
+MEDIA_TYPE = "application/json"
+UTF8 = frozenset({"utf-8", "utf8"})
+# RFC 9110 (15.5.16): a 415 may say which media types the method takes; Accept-Patch is RFC 5789's header for
+# PATCH, Accept-Post the Linked Data Platform's for POST.
+_ACCEPT = {"PATCH": {"Accept-Patch": MEDIA_TYPE}, "POST": {"Accept-Post": MEDIA_TYPE}}
 
 
 def decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
@@ -36,6 +45,13 @@ class JSONBodyRequest(Request[Any, Any, Any]):
     """The request class of every route: Litestar's, with its JSON decoding held to the rules above."""
 
     async def json(self) -> Any:
+        media_type, options = self.content_type
+        if media_type != MEDIA_TYPE or options.get("charset", "utf-8").lower() not in UTF8:
+            raise ClientException(
+                status_code=415,
+                detail=f"send the body as {MEDIA_TYPE} (UTF-8), not {self.headers.get('content-type')!r}",
+                headers=_ACCEPT.get(self.method, _ACCEPT["POST"]),
+            )
         await self.body()  # read first, so that the `try` below holds nothing but the decoding
         try:
             return await super().json()

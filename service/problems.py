@@ -57,6 +57,13 @@ COMMON_RESPONSES = {
     ),
 }
 
+# Every route with a JSON body can answer this too (service.json_body).
+JSON_BODY_RESPONSES = {
+    415: problem_response(
+        "The body is not `application/json` (UTF-8); `Accept-Post` or `Accept-Patch` names the type to send."
+    )
+}
+
 
 def _http(exc: HTTPException) -> ProblemDetailsException:
     # Litestar's own conversion puts the specific message in `title`; RFC 9457 wants the status's short,

@@ -1,12 +1,16 @@
-"""JSON bodies that are not UTF-8, or nest arrays a thousand deep, are the client's mistake on every route: 400."""
+"""JSON bodies: only as application/json (415 otherwise), and 400 when not UTF-8 or nested a thousand deep."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import msgspec
 import pytest
 
-from tests.conftest import assert_problem
-from tests.database import fetchval
+from tests.accounts.test_access import PASSWORD, account
+from tests.conftest import assert_problem, create
+from tests.database import fetch, fetchval
 
 NOT_UTF8 = b'{"name": "Ad\xe1", "email": "ada@x.io", "specialty": "s"}'  # Latin-1, not UTF-8
 DEEP = 1000  # far beyond any body of this API, near Python's recursion limit: about 2 KB of brackets
@@ -54,3 +58,53 @@ async def test_deep_nesting_is_named(client: httpx.AsyncClient) -> None:
     assert "nest too deeply" in problem["detail"]
     problem = assert_problem(await send(client, ROUTES[4], DEEP_ARRAY), 400)
     assert "nest too deeply" in problem["detail"]
+
+
+# Every route with a JSON body, each with a body it would act on, and the header that names the JSON type in a 415.
+ACTIONS = [
+    ("POST", "/api/developers", {"name": "Bob", "email": "bob@x.io", "specialty": "s"}, "accept-post"),
+    ("PATCH", "/api/developers/1", {"name": "Changed"}, "accept-patch"),
+    ("PATCH", "/api/developers", [{"id": 1, "name": "Changed"}], "accept-patch"),
+    ("POST", "/api/developers/bulk-delete", {"ids": [1]}, "accept-post"),
+    ("POST", "/api/users", {"email": "eve@x.io", "password": PASSWORD}, "accept-post"),
+    ("PATCH", "/api/users/1", {"role": "admin"}, "accept-patch"),
+]
+
+
+async def snapshot(database_url: str) -> list[Any]:
+    developers = await fetch(database_url, "SELECT id, name, email, specialty, updated_at FROM developers")
+    users = await fetch(database_url, "SELECT id, email, role, updated_at FROM users")
+    return [tuple(row) for row in [*developers, *users]]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "accept"), ACTIONS, ids=[f"{a[0]} {a[1]}" for a in ACTIONS])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1", "text/json", None],
+)
+async def test_other_content_types_are_415(
+    client: httpx.AsyncClient,
+    database_url: str,
+    method: str,
+    path: str,
+    body: Any,
+    accept: str,
+    content_type: str | None,
+) -> None:
+    # A browser sends text/plain or a form cross-site without asking first: never taken as JSON.
+    await create(client, name="Ada", email="ada@x.io", specialty="math")
+    await account(client, "viewer@x.io", "viewer")
+    before = await snapshot(database_url)
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.request(method, path, content=msgspec.json.encode(body), headers=headers)
+    problem = assert_problem(response, 415)
+    assert response.headers[accept] == "application/json"
+    assert "application/json" in problem["detail"]
+    assert await snapshot(database_url) == before
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=UTF-8", "Application/JSON;charset=utf8"])
+async def test_json_with_a_utf8_charset_is_taken(client: httpx.AsyncClient, content_type: str) -> None:
+    body = msgspec.json.encode({"name": "Ada", "email": "ada@x.io", "specialty": "math"})
+    created = await client.post("/api/developers", content=body, headers={"content-type": content_type})
+    assert created.status_code == 201, created.text

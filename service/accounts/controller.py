@@ -15,7 +15,7 @@ from service.accounts.auth import Principal, TokenIssuer
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
 from service.accounts.service import AccountsService, provide_accounts_service
-from service.problems import COMMON_RESPONSES, problem_response
+from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 
 AccountsServiceDep = NamedDependency[AccountsService]
 TokenIssuerDep = NamedDependency[TokenIssuer]
@@ -71,7 +71,7 @@ class UsersController(Controller):
     async def list_accounts(self, accounts_service: AccountsServiceDep) -> list[Account]:
         return await accounts_service.list()
 
-    @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT)
+    @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT | JSON_BODY_RESPONSES)
     async def create_account(self, accounts_service: AccountsServiceDep, data: JSONBody[AccountCreate]) -> Account:
         return await accounts_service.create(data)
 
@@ -79,7 +79,7 @@ class UsersController(Controller):
         "/{account_id:int}",
         summary="Change an account's role, active flag or password",
         guards=[ADMIN_USERS],
-        responses=ADMIN | NOT_FOUND | CONFLICT,
+        responses=ADMIN | NOT_FOUND | CONFLICT | JSON_BODY_RESPONSES,
     )
     async def update_account(
         self, accounts_service: AccountsServiceDep, account_id: AccountId, data: JSONBody[AccountUpdate]
