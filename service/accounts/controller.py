@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
@@ -24,6 +25,11 @@ AccountId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="The accoun
 ADMIN = COMMON_RESPONSES  # 403 when the token lacks users:admin
 NOT_FOUND = {404: problem_response("No account has this id.")}
 CONFLICT = {409: problem_response("The email is taken (any case), or the change would leave no active admin.")}
+# RFC 6749 (5.1): a token response is stored by no cache, the browser's and proxies' included.
+NO_STORE = [
+    ResponseHeader(name="Cache-Control", value="no-store", description="A token is never cached."),
+    ResponseHeader(name="Pragma", value="no-cache", description="The same, for HTTP/1.0 caches."),
+]
 
 
 class AccessController(Controller):
@@ -36,6 +42,7 @@ class AccessController(Controller):
         status_code=200,
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
         security=[{}],
+        response_headers=NO_STORE,
         responses={
             400: problem_response(
                 "The form lacks username or password, the username is longer than 254 characters or holds a NUL, "

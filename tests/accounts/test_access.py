@@ -62,6 +62,16 @@ async def test_sign_in_failures_look_alike(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post("/api/access/token", data={"username": "viewer@x.io"}), 400)
 
 
+async def test_token_responses_are_never_cached(client: httpx.AsyncClient) -> None:
+    await account(client, "viewer@x.io", "viewer")
+    response = await sign_in(client, "viewer@x.io")
+    assert response.status_code == 200
+    assert (response.headers["cache-control"], response.headers["pragma"]) == ("no-store", "no-cache")  # RFC 6749
+    doc = (await client.get("/schema/openapi.json")).json()
+    documented = doc["paths"]["/api/access/token"]["post"]["responses"]["200"]["headers"]
+    assert {"Cache-Control", "Pragma"} <= set(documented)
+
+
 @pytest.mark.parametrize(
     ("username", "password", "field"),
     [
