@@ -20,6 +20,7 @@ from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.json_body import JSONBodyRequest
 from service.problems import problem_details_config
+from service.security_headers import add_security_headers
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
 
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[first_admin(settings, db)],
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,
+        # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included.
+        before_send=[add_security_headers],
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
