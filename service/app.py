@@ -20,7 +20,9 @@ from service.db.config import sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
+from service.json_body import JSONBodyRequest
 from service.problems import problem_details_config, problem_for
+from service.security_headers import add_security_headers
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
 
@@ -65,6 +67,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
             BodyIdleTimeout(settings.body_idle_timeout_seconds),
         ],
+        # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
+        request_class=JSONBodyRequest,
+        # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included.
+        before_send=[add_security_headers],
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),

@@ -23,8 +23,10 @@ from sqlalchemy import exc as sa_exc
 
 from service.db.errors import driver_error
 from service.developers.schemas import named_field, readable
+from service.log_throttle import LogThrottle
 
 logger = logging.getLogger("service.problems")
+UNAVAILABLE_LOG_INTERVAL = 10.0  # seconds between two log lines about the same kind of 503
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -55,6 +57,13 @@ COMMON_RESPONSES = {
         "No database connection came free within DB_POOL_TIMEOUT, or the database is down; "
         "retry after the `Retry-After` seconds."
     ),
+}
+
+# Every route with a JSON body can answer this too (service.json_body).
+JSON_BODY_RESPONSES = {
+    415: problem_response(
+        "The body is not `application/json` (UTF-8); `Accept-Post` or `Accept-Patch` names the type to send."
+    )
 }
 
 
@@ -119,6 +128,8 @@ def _extra(exc: Exception) -> list[dict[str, Any]] | None:
 
 def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsException]:
     headers = {"Retry-After": str(retry_after)}
+    # An outage fails every request alike: the first 503 of a kind is logged at once, then one line per interval.
+    throttle = LogThrottle(UNAVAILABLE_LOG_INTERVAL)
 
     def convert(exc: Exception) -> ProblemDetailsException:
         if isinstance(exc, sa_exc.TimeoutError):
@@ -127,7 +138,13 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
             return _internal(exc)
         else:
             detail = reason
-        logger.warning("503: %s (%s)", detail, type(exc).__name__)
+        held_back = throttle.admit(detail)
+        if held_back == 0:
+            logger.warning("503: %s (%s)", detail, type(exc).__name__)
+        elif held_back is not None:
+            logger.warning(
+                "503: %s (%s); %d more not logged since the last such line", detail, type(exc).__name__, held_back
+            )
         return ProblemDetailsException(status_code=503, title="Service Unavailable", detail=detail, headers=headers)
 
     return convert

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
 import asyncpg
+import httpx
 import pytest
 from litestar.plugins.problem_details import ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
 from service.problems import problem_details_config
+from tests.conftest import serve
+from tests.db.test_pool import unreachable_app
 
 DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 CANCELED = asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")
@@ -46,3 +52,24 @@ def test_other_database_errors_stay_500(through_sqlalchemy: bool) -> None:
     problem = convert(wrapped(CHECK) if through_sqlalchemy else CHECK)
     assert problem.status_code == 500
     assert "check constraint" not in problem.detail  # internals stay in the log
+
+
+def test_recursion_errors_outside_body_decoding_stay_500() -> None:
+    # Bodies nested too deeply are 400s where they are decoded (service.json_body); anywhere else it is our bug.
+    assert convert(RecursionError("maximum recursion depth exceeded")).status_code == 500
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[httpx.AsyncClient]:
+    # Started before the test, as Litestar's logging setup replaces the root handlers caplog has added by then.
+    async with serve(unreachable_app()) as client:
+        yield client
+
+
+async def test_a_burst_of_503s_logs_one_line(unreachable: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="service.problems")
+    for _ in range(40):
+        assert (await unreachable.get("/api/developers")).status_code == 503
+    lines = [record.getMessage() for record in caplog.records if record.name == "service.problems"]
+    assert len(lines) == 1, lines  # the next comes 10 seconds on, counting the ones held back meanwhile
+    assert "unavailable" in lines[0]

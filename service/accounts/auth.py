@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.middleware import AuthenticationResult
-from litestar.security.jwt import JWTCookieAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
+from litestar.security.jwt import JWTAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
 from service.accounts.schemas import Role
 from service.settings import Settings, SettingsError
@@ -49,8 +49,12 @@ async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]
         return None  # not one of our tokens: Litestar answers 401
 
 
-class VerifiedTokenCache(JWTCookieAuthenticationMiddleware):
+class VerifiedTokenCache(JWTAuthenticationMiddleware):
     """Litestar's JWT middleware, remembering the tokens it has verified until they expire.
+
+    It reads the token from the Authorization header only. OAuth2PasswordBearerAuth's own middleware also takes
+    one from a cookie, which a browser sends by itself on cross-site requests; the cookie's name it passes here
+    is ignored.
 
     A client sends the same token with every request for its whole lifetime, and checking the signature and
     decoding the claims is most of what the auth layer costs per request. The cache is keyed by the whole
@@ -61,7 +65,7 @@ class VerifiedTokenCache(JWTCookieAuthenticationMiddleware):
     __slots__ = ("_verified",)
     SIZE = 4096
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, auth_cookie_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._verified: OrderedDict[str, tuple[float, AuthenticationResult]] = OrderedDict()
 
@@ -93,7 +97,8 @@ def build_auth(settings: Settings) -> OAuth2PasswordBearerAuth[Principal, Token]
         # Everything needs a token but the probes, the API document and the token route itself.
         exclude=["^/health$", "^/ready$", "^/schema", f"^{TOKEN_URL}$"],
         description="Sign in at the token URL with an account's email and password (OAuth2 password flow).",
-        authentication_middleware_class=VerifiedTokenCache,
+        # Typed as the cookie middleware's subclass; this one takes the same arguments and reads the header only.
+        authentication_middleware_class=VerifiedTokenCache,  # type: ignore[arg-type]
     )
 
 

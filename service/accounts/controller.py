@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
@@ -15,7 +16,7 @@ from service.accounts.auth import Principal, TokenIssuer
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
 from service.accounts.service import AccountsService, provide_accounts_service
-from service.problems import COMMON_RESPONSES, problem_response
+from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 
 AccountsServiceDep = NamedDependency[AccountsService]
 TokenIssuerDep = NamedDependency[TokenIssuer]
@@ -24,6 +25,11 @@ AccountId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="The accoun
 ADMIN = COMMON_RESPONSES  # 403 when the token lacks users:admin
 NOT_FOUND = {404: problem_response("No account has this id.")}
 CONFLICT = {409: problem_response("The email is taken (any case), or the change would leave no active admin.")}
+# RFC 6749 (5.1): a token response is stored by no cache, the browser's and proxies' included.
+NO_STORE = [
+    ResponseHeader(name="Cache-Control", value="no-store", description="A token is never cached."),
+    ResponseHeader(name="Pragma", value="no-cache", description="The same, for HTTP/1.0 caches."),
+]
 
 
 class AccessController(Controller):
@@ -36,8 +42,12 @@ class AccessController(Controller):
         status_code=200,
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
         security=[{}],
+        response_headers=NO_STORE,
         responses={
-            400: problem_response("The form lacks username or password."),
+            400: problem_response(
+                "The form lacks username or password, the username is longer than 254 characters or holds a NUL, "
+                "or the password is longer than 1024 characters; `extra` names the field."
+            ),
             401: problem_response("Wrong email or password, or an inactive account (one answer for all three)."),
             429: problem_response("Too many attempts from this address; retry after `Retry-After` seconds."),
             503: COMMON_RESPONSES[503],
@@ -68,7 +78,7 @@ class UsersController(Controller):
     async def list_accounts(self, accounts_service: AccountsServiceDep) -> list[Account]:
         return await accounts_service.list()
 
-    @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT)
+    @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT | JSON_BODY_RESPONSES)
     async def create_account(self, accounts_service: AccountsServiceDep, data: JSONBody[AccountCreate]) -> Account:
         return await accounts_service.create(data)
 
@@ -76,7 +86,7 @@ class UsersController(Controller):
         "/{account_id:int}",
         summary="Change an account's role, active flag or password",
         guards=[ADMIN_USERS],
-        responses=ADMIN | NOT_FOUND | CONFLICT,
+        responses=ADMIN | NOT_FOUND | CONFLICT | JSON_BODY_RESPONSES,
     )
     async def update_account(
         self, accounts_service: AccountsServiceDep, account_id: AccountId, data: JSONBody[AccountUpdate]

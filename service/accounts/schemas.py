@@ -7,11 +7,17 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from service.db.models import EMAIL_MAX
 from service.developers.schemas import Email
+from service.validation import normalize_fields
 
 Role = Literal["viewer", "editor", "admin"]
+# Put in NFC as they are decoded, as every email is (service.validation).
+_EMAIL = {"email": EMAIL_MAX}
+_USERNAME = {"username": EMAIL_MAX}  # so that it finds the account whatever form of the email is typed
+PASSWORD_MAX = 1024  # argon2 hashes any length; this only bounds the work one request can ask for
 # Long enough to resist guessing at argon2's cost; no composition rules (NIST SP 800-63B).
-Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=PASSWORD_MAX)]
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -30,6 +36,9 @@ class AccountCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Password
     role: Role = "viewer"
 
+    def __post_init__(self) -> None:
+        normalize_fields(self, _EMAIL)
+
 
 class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """Any of role, is_active, password; those left out keep their value."""
@@ -40,10 +49,21 @@ class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omi
 
 
 class SignIn(msgspec.Struct, frozen=True):
-    """The OAuth2 password grant's form (`grant_type` and `scope` may come too; the role decides the scopes)."""
+    """The OAuth2 password grant's form (`grant_type` and `scope` may come too; the role decides the scopes).
 
-    username: str
-    password: str
+    Bounded like the accounts it signs in to, so an absurd form is a 400 that costs neither a query nor an argon2
+    computation. The username is compared in SQL, and PostgreSQL text cannot hold a NUL; it is put in Unicode NFC,
+    as account emails are. A password never reaches the database, so it may hold any character, as it may when
+    the account is created.
+    """
+
+    username: Annotated[str, msgspec.Meta(max_length=EMAIL_MAX)]
+    password: Annotated[str, msgspec.Meta(max_length=PASSWORD_MAX)]
+
+    def __post_init__(self) -> None:
+        if "\x00" in self.username:
+            raise ValueError("field `username` holds a NUL character")
+        normalize_fields(self, _USERNAME)
 
 
 class AccessToken(msgspec.Struct, frozen=True):

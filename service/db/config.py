@@ -39,6 +39,8 @@ def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             pool_timeout=settings.db_pool_timeout,  # type: ignore[arg-type]  # SQLAlchemy takes a float
             pool_recycle=settings.db_pool_recycle,
             pool_pre_ping=settings.db_pool_pre_ping,
+            # Parameters are emails and password hashes: they stay out of logs and out of error messages.
+            hide_parameters=True,
             # Passed to asyncpg's transaction(), so choosing a level costs no extra round trip.
             isolation_level=settings.db_isolation_level,
             # server_settings travel in the startup packet: no SET statements after connecting.

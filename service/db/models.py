@@ -29,6 +29,8 @@ class Developer(IdentityBase):
         CheckConstraint(f"char_length(name) BETWEEN 1 AND {NAME_MAX}", name="name_length"),
         CheckConstraint(f"char_length(specialty) BETWEEN 1 AND {SPECIALTY_MAX}", name="specialty_length"),
         CheckConstraint(f"char_length(email) BETWEEN 3 AND {EMAIL_MAX}", name="email_length"),
+        # Equal emails in other Unicode forms would pass the unique index (service.validation; PostgreSQL 13+).
+        CheckConstraint("email IS NFC NORMALIZED", name="email_nfc"),
     )
 
     name: Mapped[str] = mapped_column(Text, nullable=False)
@@ -47,6 +49,7 @@ class User(IdentityBase):
     __table_args__ = (
         Index("uq_users_email_lower", text("lower(email)"), unique=True),
         CheckConstraint(f"char_length(email) BETWEEN 3 AND {EMAIL_MAX}", name="email_length"),
+        CheckConstraint("email IS NFC NORMALIZED", name="email_nfc"),
         CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role_known"),
     )
 

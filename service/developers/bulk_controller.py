@@ -22,7 +22,7 @@ from service.developers.schemas import (
     BulkDeleteResult,
     OnConflict,
 )
-from service.problems import COMMON_RESPONSES, problem_response
+from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 
 TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
 IMPORT_RESPONSES = (
@@ -95,7 +95,7 @@ class DevelopersBulkController(Controller):
         status_code=200,
         summary="Remove many developers by id",
         description="Ids that name no developer are listed in `not_found`; they are not an error.",
-        responses=COMMON_RESPONSES | TOO_LARGE,
+        responses=COMMON_RESPONSES | TOO_LARGE | JSON_BODY_RESPONSES,
     )
     async def delete_developers(
         self, bulk_service: BulkServiceDep, settings: SettingsDep, data: JSONBody[BulkDelete]

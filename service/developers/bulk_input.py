@@ -24,6 +24,7 @@ from litestar import Request
 from litestar.exceptions import ClientException, InternalServerException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from service import json_body
 from service.developers.json_array import MAX_ITEM, ArraySplitter
 from service.developers.schemas import DeveloperCreate, named_field, readable
 from service.developers.staging import Row
@@ -127,12 +128,12 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
 
 def _decode(item: bytes, row_no: int, line_no: int | None = None) -> Row:
     try:
-        developer = _ONE.decode(item)
+        developer = json_body.decode(_ONE, item)
     except msgspec.ValidationError as exc:
         message, _, field = _split(str(exc))
         raise invalid_row(row_no, message, field, line=line_no) from exc
     except msgspec.DecodeError as exc:
-        raise invalid_row(row_no, f"not valid JSON: {exc}", line=line_no) from exc
+        raise invalid_row(row_no, f"not valid UTF-8 JSON: {exc}", line=line_no) from exc
     return (row_no, developer.name, developer.email, developer.specialty)
 
 

@@ -28,7 +28,7 @@ from service.developers.schemas import (
     DeveloperUpdate,
 )
 from service.developers.service import DevelopersService, provide_developers_service
-from service.problems import COMMON_RESPONSES, problem_response
+from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.settings import Settings
 
 DevelopersServiceDep = NamedDependency[DevelopersService]
@@ -47,6 +47,9 @@ UPDATE_MANY = COMMON_RESPONSES | {
 CONFLICT = COMMON_RESPONSES | {
     409: problem_response("Another developer already has this email (compared case-insensitively).")
 }
+# The routes that use these two take a JSON body, so they answer 415 to any other Content-Type.
+UPDATE_MANY |= JSON_BODY_RESPONSES
+CONFLICT |= JSON_BODY_RESPONSES
 
 
 class DevelopersController(Controller):

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 import msgspec
 from litestar.exceptions import ValidationException
 
+from service import json_body
+
 MAX_ITEM = 64 * 1024
 _CUT_TRIES = 8  # `}` tried from the end of the data before waiting for more
 _WHITESPACE = b" \t\r\n"
@@ -96,14 +98,13 @@ class ArraySplitter:
     def _decode(self, piece: bytes, *, final: bool) -> list[msgspec.Raw] | None:
         placeholder = b"[null" if self.items else b"["
         try:
-            items = _ITEMS.decode(placeholder + piece)
-        except (msgspec.DecodeError, RecursionError) as exc:
+            items = json_body.decode(_ITEMS, placeholder + piece)
+        except msgspec.DecodeError as exc:
             if not final:
                 return None  # cut inside a string or a nested value: try another cut, or wait for more
-            message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             start = self.offset - len(placeholder)
-            message = _BYTE.sub(lambda m: f"(byte {int(m[1]) + start})", message)
-            raise _invalid(f"the body is not valid JSON after item {self.items}: {message}") from exc
+            message = _BYTE.sub(lambda m: f"(byte {int(m[1]) + start})", str(exc))
+            raise _invalid(f"{json_body.MALFORMED} after item {self.items}: {message}") from exc
         return items[1:] if self.items else items
 
     def _taken(self, items: list[msgspec.Raw], used: int) -> Iterator[msgspec.Raw]:

@@ -26,6 +26,7 @@ from service.db.errors import violated_constraint
 from service.db.models import Developer as DeveloperRow
 from service.developers.keyset import encode as encode_cursor
 from service.developers.schemas import Developer, DeveloperCreate, DeveloperPage, DeveloperUpdate
+from service.validation import nfc
 
 DEVELOPER_COLUMNS = (
     DeveloperRow.id,
@@ -71,7 +72,8 @@ class DevelopersService:
 
     async def list(self, *, specialty: str | None, limit: int, after: tuple[str, int] | None) -> DeveloperPage:
         # One row more than asked tells whether another page exists, without a COUNT.
-        params: dict[str, object] = {"specialty": specialty, "limit": limit + 1}
+        # Specialties are stored in NFC: so is the one asked for.
+        params: dict[str, object] = {"specialty": specialty and nfc(specialty), "limit": limit + 1}
         if after is not None:
             params["after_name"], params["after_id"] = after
         items = await self._read(_LIST[specialty is not None, after is not None], params)

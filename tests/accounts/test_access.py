@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,34 @@ async def test_sign_in_failures_look_alike(client: httpx.AsyncClient) -> None:
     assert len({response.text for response in answers}) == 1  # no answer tells which part was wrong
     assert (await sign_in(client, "VIEWER@X.IO")).status_code == 200  # emails match in any case
     assert_problem(await client.post("/api/access/token", data={"username": "viewer@x.io"}), 400)
+
+
+async def test_token_responses_are_never_cached(client: httpx.AsyncClient) -> None:
+    await account(client, "viewer@x.io", "viewer")
+    response = await sign_in(client, "viewer@x.io")
+    assert response.status_code == 200
+    assert (response.headers["cache-control"], response.headers["pragma"]) == ("no-store", "no-cache")  # RFC 6749
+    doc = (await client.get("/schema/openapi.json")).json()
+    documented = doc["paths"]["/api/access/token"]["post"]["responses"]["200"]["headers"]
+    assert {"Cache-Control", "Pragma"} <= set(documented)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "field"),
+    [
+        ("ada\x00@x.io", PASSWORD, "username"),  # PostgreSQL text cannot hold a NUL
+        ("a" * 250 + "@x.io", PASSWORD, "username"),  # longer than any email an account can have
+        ("ada@x.io", "p" * 1025, "password"),  # longer than any password an account can have
+    ],
+    ids=["nul", "long-username", "long-password"],
+)
+async def test_sign_in_forms_outside_the_bounds_are_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, username: str, password: str, field: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    problem = assert_problem(await sign_in(client, username, password), 400)
+    assert problem["extra"][0]["key"] == field
+    assert "ada" not in caplog.text  # neither written to a log
 
 
 ROUTES = [
@@ -134,6 +163,16 @@ async def test_bad_tokens_are_401(app: Litestar, bad: str) -> None:
             assert_unauthorized(await client.request(method, path, json=DEV, headers=headers))
         assert (await client.get("/health")).status_code == 200  # probes need no token
         assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+@pytest.mark.parametrize("value", [token("admin"), f"Bearer {token('admin')}"], ids=["bare", "bearer"])
+async def test_a_token_in_a_cookie_is_not_accepted(app: Litestar, value: str) -> None:
+    # Header only: a browser would send a cookie by itself with a cross-site request.
+    async with serve(app, bearer=None) as client:
+        client.cookies.set("token", value)  # the cookie Litestar's OAuth2PasswordBearerAuth reads by default
+        assert_unauthorized(await client.get("/api/developers"))
+        assert_unauthorized(await client.post("/api/developers", json=DEV))
+        assert (await client.get("/api/developers", headers={"Authorization": f"Bearer {token()}"})).status_code == 200
 
 
 async def test_a_deactivated_account_cannot_sign_in_and_its_token_lasts_until_expiry(client: httpx.AsyncClient) -> None:

@@ -90,3 +90,14 @@ async def test_first_start_creates_the_admin_from_the_environment(database_url: 
     assert [tuple(row) for row in rows] == [("boss@x.io", "admin")]
     with pytest.raises(SettingsError, match="DEVDIR_ADMIN"):
         create_app(Settings(database_url=database_url, secret_key=TEST_SECRET, devdir_admin_email="a@x.io"))
+
+
+async def test_an_email_in_another_unicode_form_is_the_same_account(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    composed, decomposed = "caf\u00e9@x.io", "cafe\u0301@x.io"
+    assert (await account(client, decomposed, "viewer"))["email"] == composed
+    assert_problem(await client.post("/api/users", json={"email": composed, "password": PASSWORD}), 409)
+    for typed in (composed, decomposed):
+        assert (await sign_in(client, typed)).status_code == 200, typed
+    assert [row["email"] for row in await fetch(database_url, "SELECT email FROM users")] == [composed]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+import pytest
 from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.base import metadata_registry
 from alembic.autogenerate import compare_metadata
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import service.db.models  # noqa: F401
 from service.db.config import VERSION_TABLE, sqlalchemy_config
 from service.settings import Settings
-from tests.database import fresh_database
+from tests.database import connect, fetch, fresh_database, run_sql
 
 
 async def _diff(url: str) -> list[object]:
@@ -55,3 +57,53 @@ def test_downgrade_to_base_and_back(pg_server: str) -> None:
         commands.upgrade("head")
         assert "developers" in asyncio.run(_tables(url))
         assert asyncio.run(_diff(url)) == []
+
+
+def _migrate(url: str, revision: str) -> None:
+    AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade(revision)
+
+
+def test_0003_puts_emails_in_nfc_and_holds_every_write_to_it(pg_server: str) -> None:
+    with fresh_database(pg_server, migrate=False) as url:
+        _migrate(url, "0002")
+        asyncio.run(
+            run_sql(
+                url,
+                "INSERT INTO developers (name, email, specialty) VALUES ('Zoe\u0308', 'cafe\u0301@x.io', 'pa\u0302te')",
+                "INSERT INTO users (email, password_hash, role) VALUES ('cafe\u0301@x.io', 'h', 'viewer')",
+            )
+        )
+        _migrate(url, "head")
+        developers = asyncio.run(fetch(url, "SELECT name, email, specialty FROM developers"))
+        assert [tuple(row) for row in developers] == [("Zo\u00eb", "caf\u00e9@x.io", "p\u00e2te")]
+        assert asyncio.run(fetch(url, "SELECT email FROM users"))[0]["email"] == "caf\u00e9@x.io"
+
+        async def write_decomposed() -> None:
+            conn = await connect(url)
+            try:
+                with pytest.raises(asyncpg.CheckViolationError):
+                    await conn.execute(
+                        "INSERT INTO users (email, password_hash, role) VALUES ('e\u0301@x.io', 'h', 'viewer')"
+                    )
+                with pytest.raises(asyncpg.CheckViolationError):  # COPY is held to it too
+                    await conn.copy_records_to_table(
+                        "developers", records=[("N", "e\u0301@x.io", "s")], columns=["name", "email", "specialty"]
+                    )
+            finally:
+                await conn.close()
+
+        asyncio.run(write_decomposed())
+
+
+def test_0003_stops_on_emails_that_only_differ_in_unicode_form(pg_server: str) -> None:
+    with fresh_database(pg_server, migrate=False) as url:
+        _migrate(url, "0002")
+        asyncio.run(
+            run_sql(
+                url,
+                "INSERT INTO developers (name, email, specialty) VALUES ('A', 'caf\u00e9@x.io', 's'), "
+                "('B', 'CAFE\u0301@x.io', 's')",
+            )
+        )
+        with pytest.raises(RuntimeError, match=r"different Unicode forms.*ids 1, 2"):
+            _migrate(url, "head")

@@ -7,17 +7,18 @@ from typing import Any
 import httpx
 
 API = {"400", "401", "403", "503"}  # every route behind a token
+JSON_BODY = {"415"}  # every route with a JSON body
 EXPECTED = {
     ("get", "/api/developers"): {"200"} | API,
-    ("post", "/api/developers"): {"201", "409"} | API,
+    ("post", "/api/developers"): {"201", "409"} | API | JSON_BODY,
     ("get", "/api/developers/{developer_id}"): {"200", "404"} | API,
-    ("patch", "/api/developers/{developer_id}"): {"200", "404", "409"} | API,
+    ("patch", "/api/developers/{developer_id}"): {"200", "404", "409"} | API | JSON_BODY,
     ("delete", "/api/developers/{developer_id}"): {"204", "404"} | API,
     ("post", "/api/access/token"): {"200", "400", "401", "429", "503"},
     ("get", "/api/users/me"): {"200", "404"} | API,
     ("get", "/api/users"): {"200"} | API,
-    ("post", "/api/users"): {"201", "409"} | API,
-    ("patch", "/api/users/{account_id}"): {"200", "404", "409"} | API,
+    ("post", "/api/users"): {"201", "409"} | API | JSON_BODY,
+    ("patch", "/api/users/{account_id}"): {"200", "404", "409"} | API | JSON_BODY,
     ("delete", "/api/users/{account_id}"): {"204", "404", "409"} | API,
     ("get", "/health"): {"200"},
     ("get", "/ready"): {"200", "503"},
@@ -68,8 +69,8 @@ async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:
 
 BULK_ROUTES = {
     ("post", "/api/developers/bulk"): {"201", "409", "413", "415"} | API,
-    ("patch", "/api/developers"): {"200", "404", "409", "413"} | API,
-    ("post", "/api/developers/bulk-delete"): {"200", "413"} | API,
+    ("patch", "/api/developers"): {"200", "404", "409", "413"} | API | JSON_BODY,
+    ("post", "/api/developers/bulk-delete"): {"200", "413"} | API | JSON_BODY,
 }
 
 

@@ -1,0 +1,62 @@
+"""What the service takes as a JSON body: `application/json`, UTF-8, nested no deeper than the decoder's stack allows.
+
+Any other Content-Type is a 415, checked where Litestar decodes a JSON body, so that every route with one is
+covered without a declaration to forget, and no other route pays for the check. A form or plain-text body, which
+a browser may send cross-site without asking, never reaches a handler as JSON.
+
+msgspec reports two faults of a body with errors other than `msgspec.DecodeError`: invalid UTF-8 inside a string
+raises UnicodeDecodeError, and arrays or objects nested near Python's recursion limit (a 2 KB body of brackets)
+raise RecursionError. Both are the client's mistake, so they are caught right around the decoding of a body,
+where nothing else can raise them, and answered 400 like any malformed JSON. Anywhere else a RecursionError is
+a bug of ours and stays a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException, SerializationException
+
+T = TypeVar("T")
+
+MALFORMED = "the body is not valid UTF-8 JSON"
+NOT_UTF8 = "a string holds bytes that are not UTF-8"
+TOO_DEEP = "arrays or objects nest too deeply"
+MEDIA_TYPE = "application/json"
+UTF8 = frozenset({"utf-8", "utf8"})
+# RFC 9110 (15.5.16): a 415 may say which media types the method takes; Accept-Patch is RFC 5789's header for
+# PATCH, Accept-Post the Linked Data Platform's for POST.
+_ACCEPT = {"PATCH": {"Accept-Patch": MEDIA_TYPE}, "POST": {"Accept-Post": MEDIA_TYPE}}
+
+
+def decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+    """`decoder.decode(data)`, with every fault of the data a `msgspec.DecodeError`."""
+    try:
+        return decoder.decode(data)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(NOT_UTF8) from exc
+    except RecursionError as exc:
+        raise msgspec.DecodeError(TOO_DEEP) from exc
+
+
+class JSONBodyRequest(Request[Any, Any, Any]):
+    """The request class of every route: Litestar's, with its JSON decoding held to the rules above."""
+
+    async def json(self) -> Any:
+        media_type, options = self.content_type
+        if media_type != MEDIA_TYPE or options.get("charset", "utf-8").lower() not in UTF8:
+            raise ClientException(
+                status_code=415,
+                detail=f"send the body as {MEDIA_TYPE} (UTF-8), not {self.headers.get('content-type')!r}",
+                headers=_ACCEPT.get(self.method, _ACCEPT["POST"]),
+            )
+        await self.body()  # read first, so that the `try` below holds nothing but the decoding
+        try:
+            return await super().json()
+        # Litestar answers a SerializationException 400, with its message as the detail.
+        except UnicodeDecodeError as exc:
+            raise SerializationException(f"{MALFORMED}: {NOT_UTF8}") from exc
+        except RecursionError as exc:
+            raise SerializationException(f"{MALFORMED}: {TOO_DEEP}") from exc

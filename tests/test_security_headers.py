@@ -1,0 +1,68 @@
+"""Every answer carries the security headers: successes, problems, and the router's and auth middleware's errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from tests.accounts.test_access import account, sign_in
+from tests.conftest import serve
+
+STRICT_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def assert_secured(response: httpx.Response, *, csp: str = STRICT_CSP) -> None:
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff", response.url
+    assert headers["referrer-policy"] == "no-referrer", response.url
+    assert headers["x-frame-options"] == "DENY", response.url
+    assert headers.get_list("content-security-policy") == [csp], response.url
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/api/developers", None, 200),
+        ("POST", "/api/developers", {"name": ""}, 400),  # a problem answer
+        ("GET", "/api/developers/999", None, 404),  # a problem from the service
+        ("GET", "/api/nowhere", None, 404),  # no route: the router's 404
+        ("PUT", "/api/developers", {}, 405),  # the router's 405
+    ],
+)
+async def test_api_answers_are_secured_and_never_stored(
+    client: httpx.AsyncClient, method: str, path: str, body: object, status: int
+) -> None:
+    response = await client.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert_secured(response)
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+async def test_unauthenticated_answers_are_secured(app: Litestar) -> None:
+    async with serve(app, bearer=None) as client:
+        response = await client.get("/api/developers")  # the auth middleware's 401
+        assert response.status_code == 401
+        assert_secured(response)
+        assert response.headers["cache-control"] == "no-store"
+        for path in ("/health", "/nowhere"):
+            assert_secured(await client.get(path))
+
+
+async def test_the_token_route_keeps_one_cache_control(client: httpx.AsyncClient) -> None:
+    await account(client, "viewer@x.io", "viewer")
+    response = await sign_in(client, "viewer@x.io")
+    assert response.status_code == 200
+    assert_secured(response)
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+async def test_the_api_document_pages_may_load_their_scripts(client: httpx.AsyncClient) -> None:
+    for path in ("/schema", "/schema/swagger", "/schema/scalar", "/schema/openapi.json"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        csp = response.headers["content-security-policy"]
+        assert "default-src" not in csp  # the CDN's scripts and styles may load
+        assert "script-src" not in csp
+        assert_secured(response, csp=csp)
+        assert "frame-ancestors 'none'" in csp
