@@ -25,7 +25,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = ""
     # Pool sizing: replicas x (pool + overflow) must stay under the server's max_connections.
     db_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 20
-    db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
+    # No overflow by default: an overflow connection is opened under load and closed when returned, so a steady
+    # load above the pool's size would open and close connections all the time. Requests beyond the pool wait
+    # for a connection instead (DB_POOL_TIMEOUT, then 503).
+    db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 0
     # How long a request waits for a free connection before it is answered 503 (seconds).
     db_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 3.0
     db_pool_recycle: Annotated[int, msgspec.Meta(ge=-1)] = 3600

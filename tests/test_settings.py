@@ -9,7 +9,7 @@ from service.settings import Settings, SettingsError
 
 def test_defaults() -> None:
     settings = Settings.from_env({})
-    assert (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_recycle) == (20, 10, 3600)
+    assert (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_recycle) == (20, 0, 3600)
     assert settings.db_pool_pre_ping is True
     assert settings.db_isolation_level == "READ COMMITTED"
 
