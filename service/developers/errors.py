@@ -15,6 +15,13 @@ class EmailsTaken(DuplicateKeyError):
         self.extra = extra
 
 
+class DeveloperNotFound(NotFoundError):
+    """No developer has this id (404)."""
+
+    def __init__(self, developer_id: int) -> None:
+        super().__init__(detail=f"developer {developer_id} does not exist")
+
+
 class DevelopersNotFound(NotFoundError):
     """Ids that name no developer (404)."""
 

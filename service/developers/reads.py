@@ -6,7 +6,7 @@ other request), with no session, no transaction and no ORM or Core layer in betw
 one SELECT is its own consistent snapshot, so BEGIN and COMMIT would only add two round trips.
 
 PostgreSQL builds each developer's JSON (`row_to_json`, timestamps written as msgspec writes them: RFC 3339 in UTC
-with microseconds and a `Z`), and a page's items arrive as one `bytea` that goes into the answer as it is, never
+with a `Z`), and a page's items arrive as one `bytea` that goes into the answer as it is, never
 decoded into rows or Structs in Python. That moves the per-row work off the one Python process and onto the
 database's own cores; the bytes are what msgspec would have written for the same rows.
 
@@ -24,9 +24,13 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from service.developers.errors import DeveloperNotFound
 from service.developers.keyset import encode as encode_cursor
 
-_TIMESTAMP = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+# RFC 3339 in UTC, exactly as msgspec writes a datetime: microseconds unless there are none, and a `Z`.
+_TIMESTAMP = """CASE WHEN extract(microseconds FROM {0})::bigint % 1000000 = 0
+    THEN to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    ELSE to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
 # The columns in the order of service.developers.schemas.Developer, as one JSON object per row. (Statements here
 # are put together from these constants only; every value is a bind parameter.)
 _DOCUMENT = f"""
@@ -75,10 +79,12 @@ class DeveloperReads:
         cursor = encode_cursor(last_name, last_id) if more else None
         return b'{"items":' + cast(bytes, items) + b',"next_cursor":' + msgspec.json.encode(cursor) + b"}"
 
-    async def one(self, developer_id: int) -> bytes | None:
-        """A Developer as JSON, or None when there is no such developer."""
+    async def one(self, developer_id: int) -> bytes:
+        """A Developer as JSON."""
         row = await self._fetchrow(_GET, developer_id)
-        return None if row is None else cast(bytes, row[0])
+        if row is None:
+            raise DeveloperNotFound(developer_id)
+        return cast(bytes, row[0])
 
     async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
         for attempt in (1, 2):

@@ -60,7 +60,7 @@ async def load(url: str, rows: int) -> None:
 
 
 def wrk(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> float:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors:\n{output}")
