@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, Parameter
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
+from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
 from service.developers.bulk import DevelopersBulkService, provide_bulk_service
