@@ -18,6 +18,7 @@ from service.accounts.controller import AccessController, UsersController
 from service.db.config import sqlalchemy_config
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
+from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProblemDetailsPlugin(problem_details_config(settings.retry_after_seconds)),
             GranianPlugin(),
             AccountsCLIPlugin(),
+            ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
         ],
         openapi_config=OpenAPIConfig(
             title="Developer directory",
