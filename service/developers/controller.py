@@ -72,7 +72,13 @@ class DevelopersController(Controller):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 100,
         cursor: Annotated[
-            str | None, Parameter(description="`next_cursor` of the previous page; omit for the first page.")
+            str | None,
+            Parameter(
+                min_length=1,
+                max_length=keyset.MAX_LENGTH,
+                pattern=keyset.PATTERN,
+                description="`next_cursor` of the previous page; omit for the first page.",
+            ),
         ] = None,
     ) -> DeveloperPage:
         after = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import service.accounts.schemas
 import service.developers.schemas
 import service.problems
 import service.system.health
+from service.developers import keyset
 
 API = {"400", "401", "403", "503"}  # every route behind a token
 EXPECTED = {
@@ -169,6 +171,15 @@ async def test_bodies_that_refuse_unknown_fields_say_so(client: httpx.AsyncClien
         else:
             assert "additionalProperties" not in schema, name
     assert closed <= set(schemas)
+
+
+async def test_the_cursor_parameter_has_the_form_of_a_cursor(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    (cursor,) = [p for p in doc["paths"]["/api/developers"]["get"]["parameters"] if p["name"] == "cursor"]
+    schema = cursor["schema"]
+    assert (schema["minLength"], schema["maxLength"]) == (1, keyset.MAX_LENGTH)
+    assert re.fullmatch(schema["pattern"], keyset.encode("Zoë Ñandú", MAX_ID))
+    assert not re.fullmatch(schema["pattern"], "a+b/c=")  # standard base64 and padding are not ours
 
 
 async def test_problem_schema_has_no_invented_examples(client: httpx.AsyncClient) -> None:
