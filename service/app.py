@@ -21,6 +21,7 @@ from service.db.transaction import CommitBeforeAnswer
 from service.developers.bulk_controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.json_body import JSONBodyRequest
+from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
 from service.security_headers import add_security_headers
 from service.settings import Settings, SettingsError
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProblemDetailsPlugin(problems),
             GranianPlugin(),
             AccountsCLIPlugin(),
+            ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
         ],
         openapi_config=OpenAPIConfig(
             title="Developer directory",

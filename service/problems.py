@@ -43,7 +43,10 @@ class Problem(msgspec.Struct, omit_defaults=True):
 
 def problem_response(description: str) -> ResponseSpec:
     """An error answer for a route's OpenAPI `responses`."""
-    return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_MEDIA_TYPE)
+    # No generated examples: Litestar would invent random ones (a `status` of 9361) for the shared schema.
+    return ResponseSpec(
+        data_container=Problem, description=description, media_type=PROBLEM_MEDIA_TYPE, generate_examples=False
+    )
 
 
 # Every /api route can answer these.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
@@ -16,6 +16,7 @@ from service.accounts.auth import Principal, TokenIssuer
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
 from service.accounts.service import AccountsService, provide_accounts_service
+from service.controller import Controller
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 
 AccountsServiceDep = NamedDependency[AccountsService]

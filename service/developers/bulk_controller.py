@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Request, post
+from litestar import Request, post
 from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 
 from service.accounts.guards import WRITE_DEVELOPERS
+from service.controller import Controller
 from service.developers.bulk import provide_bulk_service
 from service.developers.bulk_input import CSV_HEADER, import_chunks, too_many_rows
 from service.developers.controller import BulkServiceDep, SettingsDep
@@ -65,7 +66,6 @@ class DevelopersBulkController(Controller):
     path = "/api/developers"
     tags = ["developers"]
     dependencies = {"bulk_service": Provide(provide_bulk_service)}
-    guards = [WRITE_DEVELOPERS]
 
     @post(
         "/bulk",
@@ -77,6 +77,7 @@ class DevelopersBulkController(Controller):
             "body), `update` gives the existing developer the row's name and specialty (last row wins)."
         ),
         operation_class=ImportOperation,
+        guards=[WRITE_DEVELOPERS],
         responses=IMPORT_RESPONSES,
     )
     async def import_developers(
@@ -95,6 +96,7 @@ class DevelopersBulkController(Controller):
         status_code=200,
         summary="Remove many developers by id",
         description="Ids that name no developer are listed in `not_found`; they are not an error.",
+        guards=[WRITE_DEVELOPERS],
         responses=COMMON_RESPONSES | TOO_LARGE | JSON_BODY_RESPONSES,
     )
     async def delete_developers(

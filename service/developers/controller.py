@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar, cast
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
+from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
 from service.developers.bulk import DevelopersBulkService, provide_bulk_service
@@ -83,7 +84,13 @@ class DevelopersController(Controller):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 100,
         cursor: Annotated[
-            str | None, Parameter(description="`next_cursor` of the previous page; omit for the first page.")
+            str | None,
+            Parameter(
+                min_length=1,
+                max_length=keyset.MAX_LENGTH,
+                pattern=keyset.PATTERN,
+                description="`next_cursor` of the previous page; omit for the first page.",
+            ),
         ] = None,
     ) -> Response[DeveloperPage]:
         after = None

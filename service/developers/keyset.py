@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 
 import msgspec
 
 from service.db.models import NAME_MAX
+
+# The cursor's form, for the API document and the parameter's validation: unpadded URL-safe base64 of the JSON
+# array [name, id]. Its longest: a name of NAME_MAX characters that JSON escapes to six bytes each (control
+# characters become \u00XX), the 19 digits of the largest id, and the brackets, quotes and comma.
+PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_LENGTH = math.ceil((NAME_MAX * 6 + 19 + 5) * 4 / 3)
 
 
 class InvalidCursor(ValueError):
@@ -30,7 +37,7 @@ def encode(name: str, id_: int) -> str:
 
 def decode(cursor: str) -> tuple[str, int]:
     # A position holds at most a name and an id; anything longer is not ours.
-    if len(cursor) > NAME_MAX * 8:
+    if len(cursor) > MAX_LENGTH:
         raise InvalidCursor("cursor is too long")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

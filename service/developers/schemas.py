@@ -11,10 +11,16 @@ import msgspec
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 from service.validation import normalize_fields
 
+# Whitespace, spelled out: msgspec applies patterns with Python's `re`, readers of the API document with ECMA-262
+# (JSON Schema's dialect), and their `\s` differ (\x1c-\x1f and \x85 are whitespace only to Python, \ufeff only
+# to ECMA-262). This class means the same to both: the characters Python's `str.isspace()` accepts.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The end of the string in both dialects: Python's `$` also matches just before a final newline.
+_END = r"$(?!\n)"
 # At least one visible character, and no NUL (PostgreSQL text cannot hold one).
-TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+TEXT_PATTERN = rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*{_END}"
 # Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not knowable here.
-_EMAIL = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+_EMAIL = rf"^[^@{_SPACE}\x00]+@[^@{_SPACE}\x00]+\.[^@{_SPACE}\x00]+{_END}"
 
 # msgspec reports a failed pattern by quoting the regex; clients get the rule in words instead.
 _RULES = {

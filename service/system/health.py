@@ -12,13 +12,14 @@ from functools import cache
 
 import msgspec
 from alembic.script import ScriptDirectory
-from litestar import Controller, Response, get
+from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.controller import Controller
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
 
 READY_TIMEOUT_SECONDS = 2.0

@@ -119,3 +119,24 @@ async def test_forged_cursors_are_400(client: httpx.AsyncClient, cursor: str) ->
 async def test_cursor_round_trip() -> None:
     for name in ["Ann", "Zoë Ñandú", "quote\"'and,comma", "x" * 200]:
         assert keyset.decode(keyset.encode(name, 42)) == (name, 42)
+
+
+async def test_the_page_after_the_longest_name_is_reachable(client: httpx.AsyncClient) -> None:
+    # JSON escapes each control character to six bytes: the longest cursor a valid name can make.
+    longest = "\x01" * 200
+    first = await create(client, name=longest, email="a@x.io", specialty="s")
+    second = await create(client, name=longest, email="b@x.io", specialty="s")
+    page = (await client.get("/api/developers?limit=1")).json()
+    assert [item["id"] for item in page["items"]] == [first["id"]]
+    cursor = page["next_cursor"]
+    assert len(cursor) > 1600  # the bound the cursor check had before
+    following = await client.get("/api/developers", params={"limit": 1, "cursor": cursor})
+    assert following.status_code == 200, following.text
+    assert [item["id"] for item in following.json()["items"]] == [second["id"]]
+
+
+@pytest.mark.parametrize("cursor", ["", "=", "a b", "A" * (keyset.MAX_LENGTH + 1)])
+async def test_cursors_outside_the_documented_form_are_400(client: httpx.AsyncClient, cursor: str) -> None:
+    response = await client.get("/api/developers", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.json()["extra"][0]["key"] == "cursor"

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
+import msgspec
+
+import service.accounts.schemas
+import service.developers.schemas
+import service.problems
+import service.system.health
+from service.developers import keyset
 
 API = {"400", "401", "403", "503"}  # every route behind a token
 JSON_BODY = {"415"}  # every route with a JSON body
@@ -108,3 +116,73 @@ async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> N
     assert set(resolve(batch["items"])["properties"]) == {"id", "name", "email", "specialty"}
     deletion = doc["paths"]["/api/developers/bulk-delete"]["post"]["requestBody"]["content"]["application/json"]
     assert resolve(deletion["schema"])["properties"]["ids"]["type"] == "array"
+
+
+MAX_ID = 9223372036854775807  # PostgreSQL's bigint maximum
+
+
+def bounds(node: Any) -> list[Any]:
+    """Every numeric bound anywhere in a document."""
+    if isinstance(node, list):
+        return [b for item in node for b in bounds(item)]
+    if not isinstance(node, dict):
+        return []
+    keys = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+    return [node[k] for k in keys if k in node] + [b for value in node.values() for b in bounds(value)]
+
+
+async def test_integer_bounds_are_exact(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    found = bounds(doc)
+    assert found
+    assert all(type(b) is int for b in found), found  # JSON 9.223372036854776e+18 would be 2**63, one too many
+    schemas = doc["components"]["schemas"]
+    for path, method in [
+        ("/api/developers/{developer_id}", "get"),
+        ("/api/developers/{developer_id}", "patch"),
+        ("/api/developers/{developer_id}", "delete"),
+        ("/api/users/{account_id}", "patch"),
+        ("/api/users/{account_id}", "delete"),
+    ]:
+        (parameter,) = [p for p in doc["paths"][path][method]["parameters"] if p["in"] == "path"]
+        assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, MAX_ID), (method, path)
+    assert schemas["DeveloperBatchUpdate"]["properties"]["id"]["maximum"] == MAX_ID
+    ids = schemas["BulkDelete"]["properties"]["ids"]["items"]
+    assert (ids["type"], ids["minimum"], ids["maximum"]) == ("integer", 1, MAX_ID)
+
+
+def struct_types() -> dict[str, type[msgspec.Struct]]:
+    modules = [service.developers.schemas, service.accounts.schemas, service.problems, service.system.health]
+    return {
+        name: value
+        for module in modules
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, msgspec.Struct) and value.__module__ == module.__name__
+    }
+
+
+async def test_bodies_that_refuse_unknown_fields_say_so(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]
+    closed = {name for name, struct in struct_types().items() if struct.__struct_config__.forbid_unknown_fields}
+    assert {"DeveloperCreate", "DeveloperUpdate", "DeveloperBatchUpdate", "BulkDelete"} <= closed
+    assert {"AccountCreate", "AccountUpdate"} <= closed
+    for name, schema in schemas.items():
+        if name in closed:
+            assert schema["additionalProperties"] is False, name
+        else:
+            assert "additionalProperties" not in schema, name
+    assert closed <= set(schemas)
+
+
+async def test_the_cursor_parameter_has_the_form_of_a_cursor(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    (cursor,) = [p for p in doc["paths"]["/api/developers"]["get"]["parameters"] if p["name"] == "cursor"]
+    schema = cursor["schema"]
+    assert (schema["minLength"], schema["maxLength"]) == (1, keyset.MAX_LENGTH)
+    assert re.fullmatch(schema["pattern"], keyset.encode("Zoë Ñandú", MAX_ID))
+    assert not re.fullmatch(schema["pattern"], "a+b/c=")  # standard base64 and padding are not ours
+
+
+async def test_problem_schema_has_no_invented_examples(client: httpx.AsyncClient) -> None:
+    problem = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]["Problem"]
+    assert "examples" not in str(problem)

@@ -1,0 +1,39 @@
+"""Scope guards: coroutines (no worker thread per request), and a 401 problem when no user is in scope."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+import pytest
+from litestar import Litestar, get
+from litestar.plugins.problem_details import ProblemDetailsPlugin
+from litestar.types import Guard
+
+from service.accounts.guards import ADMIN_USERS, READ_DEVELOPERS, WRITE_DEVELOPERS
+from service.problems import problem_details_config
+from tests.conftest import assert_problem
+
+GUARDS = [READ_DEVELOPERS, WRITE_DEVELOPERS, ADMIN_USERS]
+
+
+@pytest.mark.parametrize("guard", GUARDS)
+def test_guards_are_coroutines(guard: Guard) -> None:
+    # Litestar runs a plain function guard through a thread pool, paying a thread hop on every request.
+    assert inspect.iscoroutinefunction(guard)
+
+
+@pytest.mark.parametrize("guard", GUARDS)
+async def test_a_guard_without_a_user_in_scope_answers_401(guard: Guard) -> None:
+    # An app without the auth middleware: the guard is the only thing between the caller and the route.
+    @get("/guarded", guards=[guard], sync_to_thread=False)
+    def guarded() -> str:
+        return "reached"
+
+    app = Litestar([guarded], plugins=[ProblemDetailsPlugin(problem_details_config(1))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        response = await client.get("/guarded")
+    body = assert_problem(response, 401)
+    assert body["detail"] == "this route needs a bearer token"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "reached" not in response.text

@@ -1,0 +1,47 @@
+"""The text and email patterns mean the same to msgspec (Python's `re`) and to a reader of the API document
+(a JSON Schema validator, ECMA-262 regular expressions): the server accepts exactly what the document allows."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import jsonschema_rs
+import pytest
+
+from service.developers.schemas import _EMAIL, TEXT_PATTERN
+from tests.conftest import assert_problem
+
+# Every character where the two dialects' `\s` could differ lies below U+3100, but for U+FEFF.
+CHARACTERS = [chr(code) for code in [*range(0x3100), 0xFEFF, 0x10FFFF] if not 0xD800 <= code <= 0xDFFF]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "around"),
+    [(TEXT_PATTERN, "{}"), (TEXT_PATTERN, "a{}"), (_EMAIL, "{}@b.c"), (_EMAIL, "a@b.c{}"), (_EMAIL, "a{}b@c.d")],
+)
+def test_python_and_json_schema_agree_on_every_character(pattern: str, around: str) -> None:
+    document = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+    disagree = [
+        f"U+{ord(c):04X}"
+        for c in CHARACTERS
+        if document.is_valid(value := around.format(c)) != bool(re.search(pattern, value))
+    ]
+    assert not disagree
+
+
+async def test_an_email_with_a_trailing_newline_is_400(client: httpx.AsyncClient) -> None:
+    # Python's `$` matched before a final newline, so this email was stored, newline and all.
+    body = {"name": "Ada", "email": "ada@example.com\n", "specialty": "math"}
+    assert "email" in str(assert_problem(await client.post("/api/developers", json=body), 400)["extra"])
+
+
+@pytest.mark.parametrize("space", ["\x1c", "\x1f", "\x85"])  # whitespace to Python, not to ECMA-262's `\s`
+async def test_the_document_rejects_the_whitespace_names_the_server_rejects(
+    client: httpx.AsyncClient, space: str
+) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    name = doc["components"]["schemas"]["DeveloperCreate"]["properties"]["name"]
+    assert not jsonschema_rs.validator_for(name).is_valid(space * 3)
+    body = {"name": space * 3, "email": "ada@example.com", "specialty": "math"}
+    assert_problem(await client.post("/api/developers", json=body), 400)

@@ -1,0 +1,133 @@
+"""Fuzzing the API against its own document: schemathesis sends what /schema/openapi.json allows, and what it
+forbids, to the real app on the real test database. No answer may be a 5xx or differ from the document.
+
+One test per operation, each with a bounded number of examples, derandomized: every run sends the same
+requests. The totals by status are written at the end of the module's run (`fuzz: N requests by status: ...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from litestar import Litestar
+from litestar.testing import TestClient
+from schemathesis.checks import not_a_server_error
+from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
+
+from service.accounts.passwords import hash_password
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import TEST_SECRET, token
+from tests.database import fetchval, run_sql
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,  # what the document forbids is refused: its rules are not looser than the code's
+    unsupported_method,  # an undocumented method is 405, with `Allow`
+    allow_header_conformance,  # OPTIONS lists the documented methods
+]
+EXAMPLES = 100  # generated per operation, valid and invalid requests together, on top of the coverage cases
+# Each call of these hashes a password with argon2 (about 0.1 s of CPU); the token route is also rate limited.
+FEW_EXAMPLES = {("/api/access/token", "POST"): 6, ("/api/users", "POST"): 10, ("/api/users/{account_id}", "PATCH"): 10}
+
+
+def document() -> dict[str, Any]:
+    """The document the app serves at /schema/openapi.json (serving it touches no database)."""
+    app = create_app(Settings(database_url="postgresql://unused", secret_key=TEST_SECRET))
+    return dict(TestClient(app).get("/schema/openapi.json").json())
+
+
+def config() -> schemathesis.Config:
+    few = [
+        {"include-path": path, "include-method": method, "generation": {"max-examples": examples}}
+        for (path, method), examples in FEW_EXAMPLES.items()
+    ]
+    return schemathesis.Config.from_dict(
+        {
+            "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True, "database": "none"},
+            "phases": {"stateful": {"enabled": False}},
+            "operations": few,
+        }
+    )
+
+
+api = schemathesis.openapi.from_dict(document(), config=config())
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(_: schemathesis.SerializationContext, row: Any) -> bytes:
+    """The import's NDJSON body: the document describes one line, a row; schemathesis sends a one-row stream."""
+    return row if isinstance(row, bytes) else json.dumps(row).encode() + b"\n"
+
+
+@cache
+def admin_password_hash() -> str:
+    return hash_password("the fuzzer's own admin")
+
+
+async def seed(database_url: str) -> int:
+    """Developers for the by-id routes to find, and the admin whose token the fuzzer sends; the admin's id."""
+    await run_sql(
+        database_url,
+        "TRUNCATE developers, users RESTART IDENTITY",
+        "INSERT INTO developers (name, email, specialty) "
+        "SELECT 'Dev ' || n, 'dev' || n || '@x.io', 'fuzz' FROM generate_series(1, 5) n",
+        f"INSERT INTO users (email, password_hash, role) VALUES ('fuzz@x.io', '{admin_password_hash()}', 'admin')",
+    )
+    return int(await fetchval(database_url, "SELECT id FROM users WHERE email = 'fuzz@x.io'"))
+
+
+@pytest.fixture
+def bearer(database_url: str) -> dict[str, str]:
+    """An admin's token (every route is reachable), on a freshly seeded database."""
+    return {"Authorization": f"Bearer {token('admin', asyncio.run(seed(database_url)))}"}
+
+
+@pytest.fixture
+def served(app: Litestar, bearer: dict[str, str]) -> Iterator[Litestar]:
+    try:
+        yield app
+    finally:
+        shutdown_lifespans()  # schemathesis ran the app's lifespan in its own event loop thread
+
+
+@pytest.fixture(scope="module")
+def statuses(request: pytest.FixtureRequest) -> Iterator[Counter[int]]:
+    totals: Counter[int] = Counter()
+    yield totals
+    summary = ", ".join(f"{status}: {count}" for status, count in sorted(totals.items()))
+    # Shown whether or not pytest captures output (-s): the totals belong in every run's log.
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nfuzz: {sum(totals.values())} requests by status: {summary}")
+
+
+@api.parametrize()
+# The app and its database are set up once per operation, not once per example: on purpose.
+@hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+def test_every_answer_is_documented(
+    case: schemathesis.Case, served: Litestar, bearer: dict[str, str], statuses: Counter[int]
+) -> None:
+    response = case.call(app=served, headers=bearer)
+    statuses[response.status_code] += 1
+    case.validate_response(response, checks=CHECKS)
