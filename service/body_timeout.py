@@ -16,9 +16,13 @@ from litestar.exceptions import ClientException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
 
 class BodyIdleTimeout(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
+    # No route reads a body for these methods: they pay nothing for this layer.
+    should_bypass_for_scope = staticmethod(lambda scope: scope["method"] in WITHOUT_BODY)
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

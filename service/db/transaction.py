@@ -27,9 +27,14 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class CommitBeforeAnswer(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
+    # Reads write nothing: whatever session they used is closed (rolled back) by the plugin, and the hot reads
+    # pay nothing for this layer.
+    should_bypass_for_scope = staticmethod(lambda scope: scope["method"] in SAFE_METHODS)
 
     def __init__(self, session_scope_key: str, problem: Callable[[Exception], ProblemDetailsException]) -> None:
         self.session_scope_key = session_scope_key  # the plugin config's own (it is made unique per config)

@@ -148,7 +148,9 @@ def test_prod_pools_fit_under_max_connections() -> None:
     surge = 1  # maxSurge during a rolling update
     reserved = 3  # superuser_reserved_connections
     assert (replicas + surge) * per_pod + 1 + reserved < int(cluster["postgresql"]["parameters"]["max_connections"])
-    assert int(config["GRANIAN_BACKPRESSURE"]) == per_pod
+    # granian's backpressure caps accepted connections, idle keep-alive ones included: at the pool's size it
+    # would starve every client past the pool's and the probes. The pool bounds the database work itself.
+    assert int(config["GRANIAN_BACKPRESSURE"]) >= 50 * per_pod
     api = one("prod", "Deployment", "devdir-api")["spec"]["template"]["spec"]["containers"][0]
     (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
     assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator
