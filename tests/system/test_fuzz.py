@@ -49,6 +49,7 @@ CHECKS = [
 ]
 EXAMPLES = 100  # generated per operation, valid and invalid requests together, on top of the coverage cases
 # Each call of these hashes a password with argon2 (about 0.1 s of CPU); the token route is also rate limited.
+MAX_ID = 2**63 - 1
 FEW_EXAMPLES = {("/api/access/token", "POST"): 6, ("/api/users", "POST"): 10, ("/api/users/{account_id}", "PATCH"): 10}
 
 
@@ -82,18 +83,24 @@ def ndjson(_: schemathesis.SerializationContext, row: Any) -> bytes:
 
 
 @cache
-def admin_password_hash() -> str:
-    return hash_password("the fuzzer's own admin")
+def password_hash() -> str:
+    return hash_password("the fuzzer's own accounts")
 
 
 async def seed(database_url: str) -> int:
-    """Developers for the by-id routes to find, and the admin whose token the fuzzer sends; the admin's id."""
+    """Rows for the by-id routes to find, and the admin whose token the fuzzer sends; the admin's id.
+
+    The generator draws the bounds of an id often: 1, and the largest id, which gets a row of each kind too.
+    """
     await run_sql(
         database_url,
         "TRUNCATE developers, users RESTART IDENTITY",
         "INSERT INTO developers (name, email, specialty) "
         "SELECT 'Dev ' || n, 'dev' || n || '@x.io', 'fuzz' FROM generate_series(1, 5) n",
-        f"INSERT INTO users (email, password_hash, role) VALUES ('fuzz@x.io', '{admin_password_hash()}', 'admin')",
+        f"INSERT INTO developers (id, name, email, specialty) VALUES ({MAX_ID}, 'Max', 'max@x.io', 'fuzz')",
+        f"INSERT INTO users (email, password_hash, role) VALUES ('fuzz@x.io', '{password_hash()}', 'admin')",
+        f"INSERT INTO users (id, email, password_hash, role) "
+        f"VALUES ({MAX_ID}, 'max@x.io', '{password_hash()}', 'viewer')",
     )
     return int(await fetchval(database_url, "SELECT id FROM users WHERE email = 'fuzz@x.io'"))
 
@@ -123,8 +130,15 @@ def statuses(request: pytest.FixtureRequest) -> Iterator[Counter[int]]:
 
 
 @api.parametrize()
-# The app and its database are set up once per operation, not once per example: on purpose.
-@hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+# Set here as well as in the config, so that no Hypothesis profile (CI=true loads one) changes them: the same
+# cases on every run, no timing that depends on the machine. The app and its database are set up once per
+# operation, not once per example: on purpose.
+@hypothesis.settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture, hypothesis.HealthCheck.too_slow],
+)
 def test_every_answer_is_documented(
     case: schemathesis.Case, served: Litestar, bearer: dict[str, str], statuses: Counter[int]
 ) -> None:
