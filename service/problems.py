@@ -73,6 +73,10 @@ JSON_BODY_RESPONSES = {
 def _http(exc: HTTPException) -> ProblemDetailsException:
     # Litestar's own conversion puts the specific message in `title`; RFC 9457 wants the status's short,
     # fixed title there and the specific message in `detail`.
+    if exc.status_code == 500:
+        # Litestar's own 500s (an ImproperlyConfiguredException, a missing dependency) carry internal messages:
+        # they go to the log, never to the client.
+        return _internal(exc)
     title = HTTPStatus(exc.status_code).phrase
     extra = exc.extra
     if isinstance(extra, list) and isinstance(exc.__cause__, msgspec.ValidationError):

@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from litestar import get
+from litestar.exceptions import InternalServerException
 from litestar.plugins.problem_details import ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
+from service.app import create_app
 from service.problems import problem_details_config
-from tests.conftest import serve
+from service.settings import Settings
+from tests.conftest import TEST_SECRET, serve
 from tests.db.test_pool import unreachable_app
 
 DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
@@ -73,3 +77,17 @@ async def test_a_burst_of_503s_logs_one_line(unreachable: httpx.AsyncClient, cap
     lines = [record.getMessage() for record in caplog.records if record.name == "service.problems"]
     assert len(lines) == 1, lines  # the next comes 10 seconds on, counting the ones held back meanwhile
     assert "unavailable" in lines[0]
+
+
+async def test_litestar_500s_keep_their_message_to_the_log(database_url: str) -> None:
+    @get("/test/internal", exclude_from_auth=True)
+    async def internal() -> None:
+        raise InternalServerException(detail="secret internal state: 'user' is not defined in scope")
+
+    app = create_app(Settings(database_url=database_url, secret_key=TEST_SECRET))
+    app.register(internal)
+    async with serve(app) as client:
+        response = await client.get("/test/internal")
+    assert response.status_code == 500
+    assert "secret internal state" not in response.text
+    assert response.json()["title"] == "Internal Server Error"
