@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, delete, get, patch, post
+from litestar import Request
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
@@ -18,6 +18,7 @@ from service.accounts.schemas import AccessToken, Account, AccountCreate, Accoun
 from service.accounts.service import AccountsService, provide_accounts_service
 from service.controller import Controller
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.routes import delete, get, patch, post
 
 AccountsServiceDep = NamedDependency[AccountsService]
 TokenIssuerDep = NamedDependency[TokenIssuer]

@@ -14,6 +14,7 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 
+from service.db.pool import ReadyFirstPool
 from service.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -37,6 +38,7 @@ def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     config = SQLAlchemyAsyncConfig(
         connection_string=async_url(settings.database_url),
         engine_config=EngineConfig(
+            poolclass=ReadyFirstPool,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,  # type: ignore[arg-type]  # SQLAlchemy takes a float

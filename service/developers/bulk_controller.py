@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request, post
+from litestar import Request
 from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
@@ -24,6 +24,7 @@ from service.developers.schemas import (
     OnConflict,
 )
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.routes import post
 
 TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
 IMPORT_RESPONSES = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar, cast
 
-from litestar import Response, delete, get, patch, post
+from litestar import Response
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody, Parameter
@@ -32,6 +32,7 @@ from service.developers.schemas import (
 )
 from service.developers.service import DevelopersService, provide_developers_service
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.routes import delete, get, patch, post
 from service.settings import Settings
 from service.validation import nfc
 

@@ -1,0 +1,41 @@
+"""Route decorators: Litestar's, minus a copy of the route handler on every guarded request.
+
+Litestar runs each guard with `copy(route_handler)`, so that a guard cannot change the handler it guards. A
+route handler has some sixty attributes, and that copy cost about 30 µs per request: a tenth of the service's
+whole time for a hot read (measured in-process). The guards of this service (service.accounts.guards) never look
+at the handler, so the handlers made here hand it over as it is; everything else is Litestar's HTTPRouteHandler.
+Every route with a guard is declared with these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
+
+
+class RouteHandler(HTTPRouteHandler):
+    __slots__ = ()
+
+    async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        for guard in self.resolve_guards():  # Litestar has made each one a coroutine function
+            await guard(connection, self)  # type: ignore[misc]
+
+
+def get(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
+    return RouteHandler(path, http_method=HttpMethod.GET, **kwargs)
+
+
+def post(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
+    return RouteHandler(path, http_method=HttpMethod.POST, **kwargs)
+
+
+def patch(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
+    return RouteHandler(path, http_method=HttpMethod.PATCH, **kwargs)
+
+
+def delete(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
+    return RouteHandler(path, http_method=HttpMethod.DELETE, **kwargs)
