@@ -26,6 +26,7 @@ from service.problems import problem_details_config, problem_for
 from service.security_headers import add_security_headers
 from service.settings import Settings, SettingsError
 from service.system.health import HealthController
+from service.system.runtime import tune_garbage_collector
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
-        on_startup=[first_admin(settings, db)],
+        on_startup=[first_admin(settings, db), tune_garbage_collector],
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         middleware=[
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),

@@ -6,12 +6,14 @@ the single-row routes cap their bodies far lower, as one developer is well under
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any
 
-from litestar import Response
 from litestar.di import NamedDependency, Provide
+from litestar.enums import MediaType
 from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
+from litestar.response.base import ASGIResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
@@ -74,7 +76,7 @@ class DevelopersController(Controller):
     @get(
         summary="List developers, by name, one keyset page at a time",
         guards=[READ_DEVELOPERS],
-        responses=COMMON_RESPONSES,
+        responses=COMMON_RESPONSES | {200: ResponseSpec(DeveloperPage, description="One page of developers.")},
     )
     async def list_developers(
         self,
@@ -93,7 +95,7 @@ class DevelopersController(Controller):
                 description="`next_cursor` of the previous page; omit for the first page.",
             ),
         ] = None,
-    ) -> Response[DeveloperPage]:
+    ) -> ASGIResponse:
         after = None
         if cursor is not None:
             try:
@@ -104,11 +106,16 @@ class DevelopersController(Controller):
                 ) from exc
         # Specialties are stored in NFC: so is the one asked for.
         page = await developer_reads.page(specialty=specialty and nfc(specialty), limit=limit, after=after)
-        return written_by_postgresql(page, DeveloperPage)
+        return written_by_postgresql(page)
 
-    @get("/{developer_id:int}", summary="Get one developer", guards=[READ_DEVELOPERS], responses=NOT_FOUND)
-    async def get_developer(self, developer_reads: DeveloperReadsDep, developer_id: DeveloperId) -> Response[Developer]:
-        return written_by_postgresql(await developer_reads.one(developer_id), Developer)
+    @get(
+        "/{developer_id:int}",
+        summary="Get one developer",
+        guards=[READ_DEVELOPERS],
+        responses=NOT_FOUND | {200: ResponseSpec(Developer, description="The developer.")},
+    )
+    async def get_developer(self, developer_reads: DeveloperReadsDep, developer_id: DeveloperId) -> ASGIResponse:
+        return written_by_postgresql(await developer_reads.one(developer_id))
 
     @post(summary="Add a developer", guards=[WRITE_DEVELOPERS], responses=CONFLICT, request_max_body_size=ONE_BODY_MAX)
     async def create_developer(
@@ -160,10 +167,8 @@ def _item_problem(row: int, field: str | None, message: str) -> dict[str, Any]:
     return {"row": row, "key": field, "source": "body", "message": message}
 
 
-T = TypeVar("T")
-
-
-def written_by_postgresql(body: bytes, _documented_as: type[T]) -> Response[T]:
-    """An answer whose JSON PostgreSQL wrote (service.developers.reads): the bytes go out as they are, and the
-    route's annotation, `Response[T]`, documents them as T in the API document."""
-    return Response(content=cast(T, body))
+def written_by_postgresql(body: bytes) -> ASGIResponse:
+    """An answer whose JSON PostgreSQL wrote (service.developers.reads), as Litestar's ASGI response: the bytes go
+    out as they are, without the Response object Litestar would otherwise build and convert for them (about a
+    tenth of a hot read's time in the service). The route's `responses` document the body's type."""
+    return ASGIResponse(body=body, media_type=MediaType.JSON)
