@@ -1,14 +1,15 @@
-"""The hot reads, GET one developer and GET a page of them: one round trip each, and PostgreSQL writes the JSON.
+"""The hot reads, GET one developer and GET a page of them: one round trip each, answered as JSON bytes.
 
 These two routes are most of the service's traffic, so they take the leanest path the engine offers: a pooled
 connection's asyncpg connection, straight from the SQLAlchemy pool (the same pool, size and timeout as every
 other request), with no session, no transaction and no ORM or Core layer in between. Reads need no transaction:
 one SELECT is its own consistent snapshot, so BEGIN and COMMIT would only add two round trips.
 
-PostgreSQL builds each developer's JSON (`row_to_json`, timestamps written as msgspec writes them: RFC 3339 in UTC
-with a `Z`), and a page's items arrive as one `bytea` that goes into the answer as it is, never
-decoded into rows or Structs in Python. That moves the per-row work off the one Python process and onto the
-database's own cores; the bytes are what msgspec would have written for the same rows.
+Who writes the JSON was decided by measuring both on this service's benchmark (tests/bench): for one developer,
+PostgreSQL does (`row_to_json`, timestamps as msgspec writes them), which costs the database no more than the
+plain SELECT and spares Python decoding a row; for a page of 100, PostgreSQL building the JSON cost it five times
+the plain SELECT's CPU (a subquery and two `to_char` per row), more than Python saves, so a page's rows come back
+as records and msgspec writes them. Either way the bytes are the same (tests/developers/test_reads.py).
 
 Round trips: exactly one per request (asyncpg's statement cache prepares each statement once per connection).
 A pooled connection is checked at checkout without a round trip (service.db.config); if the server ends it
@@ -26,6 +27,9 @@ from sqlalchemy.util import greenlet_spawn
 
 from service.developers.errors import DeveloperNotFound
 from service.developers.keyset import encode as encode_cursor
+from service.developers.schemas import Developer, DeveloperPage
+
+_PAGE_ENCODER = msgspec.json.Encoder()
 
 # RFC 3339 in UTC, exactly as msgspec writes a datetime: microseconds unless there are none, and a `Z`.
 _TIMESTAMP = """CASE WHEN extract(microseconds FROM {0})::bigint % 1000000 = 0
@@ -40,23 +44,17 @@ _DOCUMENT = f"""
 
 _GET = f"SELECT convert_to({_DOCUMENT}, 'UTF8') FROM developers d WHERE d.id = $1"  # noqa: S608
 
-# One row more than the page tells whether another page exists, without a COUNT; the last row shown gives the
-# cursor. The row comparison lets PostgreSQL start its index range scan right after the cursor.
-_PAGE = """
-    WITH page AS (
-        SELECT d.id, d.name, {document} AS doc FROM developers d
-        WHERE {where} ORDER BY d.name, d.id LIMIT $1 + 1),
-    numbered AS (SELECT id, name, doc, row_number() OVER (ORDER BY name, id) AS n FROM page)
-    SELECT convert_to('[' || coalesce(string_agg(doc, ',' ORDER BY n) FILTER (WHERE n <= $1), '') || ']', 'UTF8'),
-           count(*) > $1, max(name) FILTER (WHERE n = $1), max(id) FILTER (WHERE n = $1)
-    FROM numbered"""
+# One row more than the page tells whether another page exists, without a COUNT. The row comparison lets
+# PostgreSQL start its index range scan right after the cursor. Columns in the order of the Struct's fields.
+_COLUMNS = ", ".join(Developer.__struct_fields__)
+_PAGE = f"SELECT {_COLUMNS} FROM developers WHERE {{where}} ORDER BY name, id LIMIT $1"  # noqa: S608
 _WHERE = {
     (False, False): "true",
-    (False, True): "(d.name, d.id) > ($2, $3)",
-    (True, False): "d.specialty = $2",
-    (True, True): "d.specialty = $2 AND (d.name, d.id) > ($3, $4)",
+    (False, True): "(name, id) > ($2, $3)",
+    (True, False): "specialty = $2",
+    (True, True): "specialty = $2 AND (name, id) > ($3, $4)",
 }
-_LIST = {key: _PAGE.format(document=_DOCUMENT, where=where) for key, where in _WHERE.items()}
+_LIST = {key: _PAGE.format(where=where) for key, where in _WHERE.items()}
 
 # The server ended the connection after the checkout looked at it: the next connection will do.
 _GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
@@ -68,30 +66,29 @@ class DeveloperReads:
 
     async def page(self, *, specialty: str | None, limit: int, after: tuple[str, int] | None) -> bytes:
         """A DeveloperPage as JSON."""
-        args: list[object] = [limit]
+        args: list[object] = [limit + 1]
         if specialty is not None:
             args.append(specialty)
         if after is not None:
             args.extend(after)
-        row = await self._fetchrow(_LIST[specialty is not None, after is not None], *args)
-        assert row is not None  # an aggregate always returns its row
-        items, more, last_name, last_id = row
-        cursor = encode_cursor(last_name, last_id) if more else None
-        return b'{"items":' + cast(bytes, items) + b',"next_cursor":' + msgspec.json.encode(cursor) + b"}"
+        rows = await self._fetch(_LIST[specialty is not None, after is not None], *args)
+        items = [Developer(*row) for row in rows[:limit]]
+        cursor = encode_cursor(items[-1].name, items[-1].id) if len(rows) > limit else None
+        return _PAGE_ENCODER.encode(DeveloperPage(items=items, next_cursor=cursor))
 
     async def one(self, developer_id: int) -> bytes:
         """A Developer as JSON."""
-        row = await self._fetchrow(_GET, developer_id)
-        if row is None:
+        rows = await self._fetch(_GET, developer_id)
+        if not rows:
             raise DeveloperNotFound(developer_id)
-        return cast(bytes, row[0])
+        return cast(bytes, rows[0][0])
 
-    async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         for attempt in (1, 2):
             pooled = await self.engine.raw_connection()
             driver = cast(asyncpg.Connection, pooled.driver_connection)
             try:
-                return await driver.fetchrow(query, *args)
+                return cast(list[asyncpg.Record], await driver.fetch(query, *args))
             except _GONE:
                 if attempt == 2 or not driver.is_closed():
                     raise
