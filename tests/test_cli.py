@@ -17,6 +17,8 @@ import pytest
 from service.system.health import migration_head
 from tests.database import fetchval, fresh_database
 
+pytestmark = pytest.mark.slow  # starts processes
+
 DEVDIR = str(Path(sys.executable).parent / "devdir")
 
 

@@ -1,1 +1,1 @@
-"""Accounts: users, password hashing, and (next) tokens, guards and their routes."""
+"""Accounts: users, password hashing, bearer tokens, scope guards, their routes and the `users` CLI."""

@@ -1,1 +1,1 @@
-"""Operational routes: liveness, readiness (metrics come later)."""
+"""Operational routes and process tuning: liveness, readiness, the garbage collector's settings."""

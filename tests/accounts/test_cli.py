@@ -15,6 +15,8 @@ from tests.conftest import TEST_SECRET, serve
 from tests.database import fetch, fresh_database
 from tests.test_cli import DEVDIR, environment
 
+pytestmark = pytest.mark.slow  # starts processes
+
 PASSWORD = "a long enough password"
 
 

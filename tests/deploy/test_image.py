@@ -22,6 +22,8 @@ from tests.database import fresh_database
 from tests.deploy.image import CONTAINERFILE, command, environment
 from tests.test_cli import free_port, wait_ready
 
+pytestmark = pytest.mark.slow  # starts processes
+
 BIN = Path(sys.executable).parent
 
 

@@ -182,6 +182,7 @@ async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
     assert "disconnected" in body["detail"]
 
 
+@pytest.mark.slow  # runs `devdir run` as a process
 def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> None:
     """The same through `devdir run` (granian): the server's own disconnect reaches the handler, which rolls back."""
     in_transaction = (
