@@ -73,9 +73,6 @@ def main() -> None:
         settings = Settings.from_env()
         if not settings.database_url:
             _use_embedded_database(settings, sys.argv[1:])
-        if sys.argv[1:2] != ["run"] and not os.environ.get("SECRET_KEY"):
-            # Commands that do not serve issue and check no token, but the app they load needs a key all the same.
-            os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
         litestar_group()
     except SettingsError as exc:  # a setting is missing or wrong: say which, without a traceback
         sys.exit(f"devdir: {exc}")

@@ -11,6 +11,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar_granian import GranianPlugin
 
+from service.accounts import deps as accounts_deps
 from service.accounts.auth import TokenIssuer, build_auth
 from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
@@ -18,21 +19,21 @@ from service.accounts.controller import AccessController, UsersController
 from service.body_timeout import BodyIdleTimeout
 from service.db.config import sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
-from service.developers.bulk_controller import DevelopersBulkController
+from service.developers import deps as developers_deps
+from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
 from service.security_headers import add_security_headers
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 from service.system.health import HealthController
 from service.system.runtime import tune_garbage_collector
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    if not settings.database_url:
-        raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+    settings.check()
 
     auth = build_auth(settings)
     db = sqlalchemy_config(settings)
@@ -41,26 +42,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
-    token_issuer = TokenIssuer(auth)
-
-    def provide_token_issuer() -> TokenIssuer:
-        return token_issuer
-
     # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
     developers = Router(
         "/",
         route_handlers=[DevelopersController, DevelopersBulkController],
+        dependencies=developers_deps.DEPENDENCIES,
         request_max_body_size=settings.bulk_max_bytes,
     )
-    # Sign-in attempts are limited per client address, on this router alone.
+    # Sign-in attempts are limited per client address, on the token route alone.
     sign_in_limit = RateLimitConfig(rate_limit=("minute", settings.login_attempts_per_minute))
-    access = Router("/", route_handlers=[AccessController], middleware=[sign_in_limit.middleware])
+    accounts = Router(
+        "/",
+        route_handlers=[
+            Router("/", route_handlers=[AccessController], middleware=[sign_in_limit.middleware]),
+            UsersController,
+        ],
+        dependencies=accounts_deps.dependencies(TokenIssuer(auth)),
+    )
     return Litestar(
-        route_handlers=[developers, access, UsersController, HealthController],
-        dependencies={
-            "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
-            "token_issuer": Provide(provide_token_issuer, use_cache=True, sync_to_thread=False),
-        },
+        route_handlers=[developers, accounts, HealthController],
+        dependencies={"settings": Provide(provide_settings, use_cache=True, sync_to_thread=False)},
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
@@ -88,6 +89,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "token route needs a bearer token: sign in at /api/access/token (Authorize, in the UI)."
             ),
             path="/schema",
+            # The API document is public, like the probes: its routes opt out of auth where they are declared.
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}
+            ),
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
         ),
         debug=settings.debug,

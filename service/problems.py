@@ -1,8 +1,9 @@
 """Every error answer as an RFC 9457 problem: the mapping from exceptions to `application/problem+json`.
 
 Litestar's ProblemDetailsPlugin renders HTTP exceptions; this module adds what it cannot know: domain errors
-from the services (404, 409), and database trouble, which is the server's state rather than the client's
-mistake: pool starvation and an unreachable database are 503 with Retry-After, never a hang and never a 500.
+from the services (service.errors.DomainError, each with its own status), and database trouble, which is the
+server's state rather than the client's mistake: pool starvation and an unreachable database are 503 with
+Retry-After, never a hang and never a 500.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from typing import Any, cast
 
 import asyncpg
 import msgspec
-from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
 from service.db.errors import driver_error
-from service.developers.schemas import named_field, readable
+from service.errors import DomainError
 from service.log_throttle import LogThrottle
+from service.validation import named_field, readable
 
 logger = logging.getLogger("service.problems")
 UNAVAILABLE_LOG_INTERVAL = 10.0  # seconds between two log lines about the same kind of 503
@@ -116,21 +117,13 @@ def _readable(item: Any) -> Any:
     # An unknown or missing field is named in the message, not in the path (which ends at the object).
     if key in {None, "data"}:
         key = named_field(message) or key
-    return {**item, "key": key, "message": readable(message, key)}
+    return {**item, "key": key, "message": readable(message)}
 
 
-def _not_found(exc: NotFoundError) -> ProblemDetailsException:
-    # Domain errors about many rows carry them in `extra` (service.developers.errors).
-    return ProblemDetailsException(status_code=404, title="Not Found", detail=exc.detail, extra=_extra(exc))
-
-
-def _conflict(exc: DuplicateKeyError) -> ProblemDetailsException:
-    return ProblemDetailsException(status_code=409, title="Conflict", detail=exc.detail, extra=_extra(exc))
-
-
-def _extra(exc: Exception) -> list[dict[str, Any]] | None:
-    extra = getattr(exc, "extra", None)
-    return extra if isinstance(extra, list) else None
+def _domain(exc: DomainError) -> ProblemDetailsException:
+    return ProblemDetailsException(
+        status_code=exc.status, title=HTTPStatus(exc.status).phrase, detail=exc.detail, extra=exc.extra
+    )
 
 
 def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsException]:
@@ -209,8 +202,7 @@ def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
     unavailable = _unavailable(retry_after_seconds)
     mapping: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] = {
         HTTPException: _http,
-        NotFoundError: _not_found,
-        DuplicateKeyError: _conflict,
+        DomainError: _domain,
         sa_exc.SQLAlchemyError: unavailable,
         asyncpg.PostgresError: unavailable,
         asyncpg.InterfaceError: unavailable,

@@ -1,7 +1,8 @@
-"""Every setting of the service, typed, read from the environment in one place.
+"""Every setting of the service, typed, read from the environment and validated in one place.
 
 Each field is read from the environment variable of the same name in upper case (`db_pool_size` from
-`DB_POOL_SIZE`). The Kubernetes ConfigMap and the README list exactly these names.
+`DB_POOL_SIZE`). The Kubernetes ConfigMap and the README list exactly these names. Each value is checked on its
+own as it is read (types, bounds); `check()` adds the rules that span the settings the app needs to start.
 """
 
 from __future__ import annotations
@@ -13,11 +14,25 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from service.db.models import EMAIL_MAX
+from service.validation import Email, Password, normalize_fields
+
+SECRET_KEY_MIN = 32
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 
 
 class SettingsError(ValueError):
     """A setting in the environment is missing or malformed; the message names it."""
+
+
+class AdminAccount(msgspec.Struct, frozen=True):
+    """DEVDIR_ADMIN_EMAIL and DEVDIR_ADMIN_PASSWORD, held to the rules of any account's email and password."""
+
+    email: Email
+    password: Password
+
+    def __post_init__(self) -> None:
+        normalize_fields(self, {"email": EMAIL_MAX})  # as every account's email is
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +88,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"invalid setting: {exc} (environment variables are the upper-case names)") from exc
+
+    def check(self) -> None:
+        """What the app needs to start, beyond each value's own type and bounds; SettingsError names what is wrong.
+
+        `devdir` fills in DATABASE_URL and SECRET_KEY for the embedded development database before the app is
+        built, so these hold for every command that loads the app, `run` or any other.
+        """
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+        if len(self.secret_key) < SECRET_KEY_MIN:
+            raise SettingsError(
+                f"SECRET_KEY must be set to {SECRET_KEY_MIN} characters or more (it signs the access tokens); "
+                "`devdir` makes one only for the embedded development database"
+            )
+        self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
+
+    def first_admin(self) -> AdminAccount | None:
+        """The admin to create on a first start, if DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD name one."""
+        if not (self.devdir_admin_email or self.devdir_admin_password):
+            return None
+        fields = {"email": self.devdir_admin_email, "password": self.devdir_admin_password}
+        try:
+            return msgspec.convert(fields, AdminAccount)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD: {exc}") from exc
 
     @classmethod
     def env_names(cls) -> tuple[str, ...]:

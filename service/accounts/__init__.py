@@ -1,1 +1,1 @@
-"""Accounts: users, password hashing, bearer tokens, scope guards, their routes and the `users` CLI."""
+"""Accounts: users, password hashing, bearer tokens, scope guards, errors, dependencies, routes, the `users` CLI."""

@@ -5,27 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
 from sqlalchemy import exc as sa_exc
 
-from service.accounts.schemas import AccountCreate
 from service.accounts.service import AccountsService
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 
 logger = logging.getLogger("service.accounts")
 
 
 def first_admin(settings: Settings, db: SQLAlchemyAsyncConfig) -> Callable[[Litestar], Awaitable[None]]:
-    """A start-up hook; a bad DEVDIR_ADMIN_* pair stops the start with a message naming it."""
-    admin: AccountCreate | None = None
-    if settings.devdir_admin_email or settings.devdir_admin_password:
-        fields = {"email": settings.devdir_admin_email, "password": settings.devdir_admin_password, "role": "admin"}
-        try:
-            admin = msgspec.convert(fields, AccountCreate)
-        except msgspec.ValidationError as exc:
-            raise SettingsError(f"DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD: {exc}") from exc
+    """A start-up hook (the pair was validated with the other settings, by Settings.check)."""
+    admin = settings.first_admin()
 
     async def create(_: Litestar) -> None:
         if admin is None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import get_args
 
 import click
 import msgspec
-from advanced_alchemy.exceptions import DuplicateKeyError
 from click import Group
 from litestar.plugins import CLIPluginProtocol
 
-from service.accounts.schemas import Account, AccountCreate, Role
+from service.accounts.errors import AccountEmailTaken
+from service.accounts.schemas import Account, AccountCreate
 from service.accounts.service import AccountsService
 from service.db.config import sqlalchemy_config
+from service.db.models import ROLES
 from service.settings import Settings
+from service.validation import PASSWORD_MIN
 
 PASSWORD_ENV = "DEVDIR_USER_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 
@@ -35,11 +36,11 @@ def users_group() -> None:
 
 @users_group.command(name="create", help="Create an account.")
 @click.option("--email", required=True, help="The account's email (case-insensitively unique).")
-@click.option("--role", type=click.Choice(get_args(Role)), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option(
     "--password",
     envvar=PASSWORD_ENV,
-    help=f"The password (12 characters or more); else read from {PASSWORD_ENV}, else prompted for.",
+    help=f"The password ({PASSWORD_MIN} characters or more); else read from {PASSWORD_ENV}, else prompted for.",
 )
 def create(email: str, role: str, password: str | None) -> None:
     if password is None:
@@ -50,7 +51,7 @@ def create(email: str, role: str, password: str | None) -> None:
         raise click.BadParameter(str(exc).replace("$.", "")) from exc
     try:
         account = asyncio.run(_create(data))
-    except DuplicateKeyError as exc:
+    except AccountEmailTaken as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"created account {account.id}: {account.email} ({account.role})")
 

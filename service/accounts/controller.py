@@ -6,23 +6,22 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import ResponseHeader
-from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, JSONBody, Parameter
 from litestar.security.jwt import Token
 
-from service.accounts.auth import Principal, TokenIssuer
+from service.accounts.auth import TOKEN_URL, Principal
+from service.accounts.deps import AccountsServiceDep, TokenIssuerDep
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
-from service.accounts.service import AccountsService, provide_accounts_service
 from service.controller import Controller
+from service.db.models import EMAIL_MAX
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post
+from service.validation import ID_MAX, PASSWORD_MAX
 
-AccountsServiceDep = NamedDependency[AccountsService]
-TokenIssuerDep = NamedDependency[TokenIssuer]
-AccountId = Annotated[int, Parameter(ge=1, le=2**63 - 1, description="The account's id.")]
+AccountId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The account's id.")]
 
 ADMIN = COMMON_RESPONSES  # 403 when the token lacks users:admin
 NOT_FOUND = {404: problem_response("No account has this id.")}
@@ -35,20 +34,19 @@ NO_STORE = [
 
 
 class AccessController(Controller):
-    path = "/api/access"
+    path = TOKEN_URL
     tags = ["access"]
-    dependencies = {"accounts_service": Provide(provide_accounts_service)}
 
     @post(
-        "/token",
         status_code=200,
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
         security=[{}],
+        exclude_from_auth=True,  # the way to get a token cannot need one
         response_headers=NO_STORE,
         responses={
             400: problem_response(
-                "The form lacks username or password, the username is longer than 254 characters or holds a NUL, "
-                "or the password is longer than 1024 characters; `extra` names the field."
+                f"The form lacks username or password, the username is longer than {EMAIL_MAX} characters or holds "
+                f"a NUL, or the password is longer than {PASSWORD_MAX} characters; `extra` names the field."
             ),
             401: problem_response("Wrong email or password, or an inactive account (one answer for all three)."),
             429: problem_response("Too many attempts from this address; retry after `Retry-After` seconds."),
@@ -70,7 +68,6 @@ class AccessController(Controller):
 class UsersController(Controller):
     path = "/api/users"
     tags = ["users"]
-    dependencies = {"accounts_service": Provide(provide_accounts_service)}
 
     @get("/me", summary="The caller's account", responses=COMMON_RESPONSES | NOT_FOUND)
     async def me(self, accounts_service: AccountsServiceDep, request: Request[Principal, Token, Any]) -> Account:

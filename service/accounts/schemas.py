@@ -7,17 +7,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.db.models import EMAIL_MAX
-from service.developers.schemas import Email
-from service.validation import normalize_fields
+from service.db.models import EMAIL_MAX, Role
+from service.validation import PASSWORD_MAX, Email, Password, normalize_fields
 
-Role = Literal["viewer", "editor", "admin"]
 # Put in NFC as they are decoded, as every email is (service.validation).
 _EMAIL = {"email": EMAIL_MAX}
 _USERNAME = {"username": EMAIL_MAX}  # so that it finds the account whatever form of the email is typed
-PASSWORD_MAX = 1024  # argon2 hashes any length; this only bounds the work one request can ask for
-# Long enough to resist guessing at argon2's cost; no composition rules (NIST SP 800-63B).
-Password = Annotated[str, msgspec.Meta(min_length=12, max_length=PASSWORD_MAX)]
 
 
 class Account(msgspec.Struct, frozen=True):

@@ -6,26 +6,20 @@ from typing import Any, cast
 
 import anyio.to_thread
 import msgspec
-from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
-from litestar.di import NamedDependency
-from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Table, Text, bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.accounts.errors import AccountEmailTaken, AccountNotFound, LastAdmin
 from service.accounts.passwords import hash_password, verify_password
 from service.accounts.schemas import Account, AccountCreate, AccountUpdate
 from service.db.errors import violated_constraint
-from service.db.models import User
+from service.db.models import USERS_EMAIL_INDEX, User
 
 ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_at, User.updated_at)
-EMAIL_INDEX = "uq_users_email_lower"
 _table = cast(Table, User.__table__)
 _BY_EMAIL = select(*ACCOUNT_COLUMNS, User.password_hash).where(func.lower(User.email) == func.lower(bindparam("e")))
 _ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.is_active).with_for_update()
-
-
-class LastAdminError(DuplicateKeyError):
-    """The change would leave no active admin (409)."""
 
 
 class AccountsService:
@@ -40,7 +34,7 @@ class AccountsService:
         matches = await anyio.to_thread.run_sync(verify_password, password, password_hash)
         if row is None or not matches or not row.is_active:
             return None
-        return _account(row[:-1])
+        return _account(row)
 
     async def create(self, data: AccountCreate) -> Account:
         # argon2 holds the CPU for about 0.1 s: off the event loop.
@@ -67,7 +61,7 @@ class AccountsService:
     async def get(self, account_id: int) -> Account:
         row = (await self.session.execute(select(*ACCOUNT_COLUMNS).where(User.id == account_id))).one_or_none()
         if row is None:
-            raise _not_found(account_id)
+            raise AccountNotFound(account_id)
         return _account(row)
 
     async def list(self) -> list[Account]:
@@ -83,24 +77,24 @@ class AccountsService:
         if (changes.get("role", "admin") != "admin" or changes.get("is_active") is False) and await self._is_last_admin(
             account_id
         ):
-            raise _last_admin()
+            raise LastAdmin()
         statement = (
             update(_table)
             .where(User.id == account_id)
-            .values(**changes, updated_at=func.now())
+            .values(**changes)  # and updated_at, by the model's onupdate
             .returning(*ACCOUNT_COLUMNS)
         )
         row = (await self.session.execute(statement)).one_or_none()
         if row is None:
-            raise _not_found(account_id)
+            raise AccountNotFound(account_id)
         return _account(row)
 
     async def delete(self, account_id: int) -> None:
         if await self._is_last_admin(account_id):
-            raise _last_admin()
+            raise LastAdmin()
         result = await self.session.execute(delete(_table).where(User.id == account_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise _not_found(account_id)
+            raise AccountNotFound(account_id)
 
     async def _is_last_admin(self, account_id: int) -> bool:
         # The active admins' rows stay locked until the transaction ends, so two admins demoting each other at
@@ -108,27 +102,16 @@ class AccountsService:
         admins = (await self.session.execute(_ACTIVE_ADMINS)).scalars().all()
         return list(admins) == [account_id]
 
-    async def _write_one(self, statement: Any, email: str) -> tuple[Any, ...]:
+    async def _write_one(self, statement: Any, email: str) -> Row[*tuple[Any, ...]]:
         try:
-            return tuple((await self.session.execute(statement)).one())
+            return (await self.session.execute(statement)).one()
         except sa_exc.IntegrityError as exc:
-            if violated_constraint(exc) == EMAIL_INDEX:
-                raise DuplicateKeyError(f"an account with email {email!r} already exists") from exc
+            if violated_constraint(exc) == USERS_EMAIL_INDEX:
+                raise AccountEmailTaken(email) from exc
             raise
 
 
-def _account(row: tuple[Any, ...]) -> Account:
-    # `role` is text in the row; the table's CHECK constraint keeps it one of the Role literals.
-    return Account(*row)
-
-
-def _last_admin() -> LastAdminError:
-    return LastAdminError("this would leave no active admin account; make another admin first")
-
-
-def _not_found(account_id: int) -> NotFoundError:
-    return NotFoundError(f"account {account_id} does not exist")
-
-
-async def provide_accounts_service(db_session: NamedDependency[AsyncSession]) -> AccountsService:
-    return AccountsService(db_session)
+def _account(row: Row[*tuple[Any, ...]]) -> Account:
+    """The account in `row`, by column name (a row may carry more, like the password hash). `role` is text in the
+    row; the table's CHECK constraint keeps it one of the Role literals, which msgspec checks again here."""
+    return msgspec.convert(row, Account, from_attributes=True)

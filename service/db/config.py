@@ -60,13 +60,14 @@ def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         before_send_handler=None,
         # Errors become RFC 9457 problems in service.problems, not advanced-alchemy's default JSON.
         set_default_exception_handler=False,
-        # Timestamps are set by the database (server defaults, `updated_at = now()` in every UPDATE);
-        # the ORM listeners that would do it in Python would only add per-flush work.
+        # Timestamps come from SQL: server defaults on INSERT, the models' `onupdate=func.now()` in a Core UPDATE
+        # (the bulk paths' SQL text sets it itself); the ORM listeners that would do it in Python would only add
+        # per-flush work.
         enable_touch_updated_timestamp_listener=False,
         enable_file_object_listener=False,
         alembic_config=AlembicAsyncConfig(
             script_location=str(MIGRATIONS_DIR),
-            script_config=str(MIGRATIONS_DIR / "alembic.ini"),
+            script_config="",  # no alembic.ini: everything Alembic needs is set here and in migrations/env.py
             version_table_name=VERSION_TABLE,
             render_as_batch=False,
         ),

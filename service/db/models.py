@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, get_args
 
 from advanced_alchemy.base import IdentityBase
 from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Text, func, text
@@ -11,7 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 NAME_MAX = 200
 SPECIALTY_MAX = 100
 EMAIL_MAX = 254  # the longest address SMTP can carry (RFC 5321 path limit)
-ROLES = ("viewer", "editor", "admin")
+# An account's role decides the scopes of its tokens (service.accounts.auth.ROLE_SCOPES).
+Role = Literal["viewer", "editor", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+# Unique indexes by name: a write that breaks one is told apart from other errors by this name.
+DEVELOPERS_EMAIL_INDEX = "uq_developers_email_lower"
+USERS_EMAIL_INDEX = "uq_users_email_lower"
 
 
 class Developer(IdentityBase):
@@ -20,7 +27,7 @@ class Developer(IdentityBase):
     __tablename__ = "developers"
     __table_args__ = (
         # Emails are unique whatever their case; they are stored as the client wrote them.
-        Index("uq_developers_email_lower", text("lower(email)"), unique=True),
+        Index(DEVELOPERS_EMAIL_INDEX, text("lower(email)"), unique=True),
         # Serves the main query: one specialty, in (name, id) order, keyset-paginated.
         Index("ix_developers_specialty_name_id", "specialty", "name", "id"),
         # Serves the same listing without a specialty filter.
@@ -47,7 +54,7 @@ class User(IdentityBase):
 
     __tablename__ = "users"
     __table_args__ = (
-        Index("uq_users_email_lower", text("lower(email)"), unique=True),
+        Index(USERS_EMAIL_INDEX, text("lower(email)"), unique=True),
         CheckConstraint(f"char_length(email) BETWEEN 3 AND {EMAIL_MAX}", name="email_length"),
         CheckConstraint("email IS NFC NORMALIZED", name="email_nfc"),
         CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role_known"),

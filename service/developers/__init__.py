@@ -1,1 +1,2 @@
-"""The developers domain: schemas, the service that queries and writes, the HTTP controller."""
+"""The developers domain: schemas, errors, dependencies, the single-row service and hot reads, the HTTP
+controller; `bulk/` holds the bulk half (import parsers, COPY writer, bulk service, bulk routes)."""

@@ -6,25 +6,19 @@ the single-row routes cap their bodies far lower, as one developer is well under
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
-from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from litestar.response.base import ASGIResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
-from service.developers.bulk import DevelopersBulkService, provide_bulk_service
-from service.developers.bulk_input import too_many_rows
-from service.developers.reads import DeveloperReads
+from service.developers.deps import BulkServiceDep, DeveloperReadsDep, DevelopersServiceDep
 from service.developers.schemas import (
-    TEXT_PATTERN,
     BatchUpdateResult,
     Developer,
     DeveloperBatchUpdate,
@@ -32,23 +26,17 @@ from service.developers.schemas import (
     DeveloperPage,
     DeveloperUpdate,
 )
-from service.developers.service import DevelopersService, provide_developers_service
+from service.errors import REPORTED
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post
-from service.settings import Settings
-from service.validation import nfc
+from service.validation import ID_MAX, TEXT_PATTERN
 
-DevelopersServiceDep = NamedDependency[DevelopersService]
-DeveloperReadsDep = NamedDependency[DeveloperReads]
-BulkServiceDep = NamedDependency[DevelopersBulkService]
-SettingsDep = NamedDependency[Settings]
-MAX_BIGINT = 2**63 - 1
-DeveloperId = Annotated[int, Parameter(ge=1, le=MAX_BIGINT, description="The developer's id.")]
+DeveloperId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The developer's id.")]
 
 NOT_FOUND = COMMON_RESPONSES | {404: problem_response("No developer has this id.")}
 ONE_BODY_MAX = 64 * 1024
 UPDATE_MANY = COMMON_RESPONSES | {
-    404: problem_response("Ids that name no developer; `extra` lists the first 20."),
+    404: problem_response(f"Ids that name no developer; `extra` lists the first {REPORTED}."),
     409: problem_response("A new email belongs to another developer, or two items set the same email."),
     413: problem_response("More items than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES."),
 }
@@ -60,18 +48,9 @@ UPDATE_MANY |= JSON_BODY_RESPONSES
 CONFLICT |= JSON_BODY_RESPONSES
 
 
-def provide_developer_reads(db_engine: NamedDependency[AsyncEngine]) -> DeveloperReads:
-    return DeveloperReads(db_engine)
-
-
 class DevelopersController(Controller):
     path = "/api/developers"
     tags = ["developers"]
-    dependencies = {
-        "developer_reads": Provide(provide_developer_reads, sync_to_thread=False),
-        "developers_service": Provide(provide_developers_service),
-        "bulk_service": Provide(provide_bulk_service),
-    }
 
     @get(
         summary="List developers, by name, one keyset page at a time",
@@ -96,17 +75,7 @@ class DevelopersController(Controller):
             ),
         ] = None,
     ) -> ASGIResponse:
-        after = None
-        if cursor is not None:
-            try:
-                after = keyset.decode(cursor)
-            except keyset.InvalidCursor as exc:
-                raise ValidationException(
-                    detail="Validation failed", extra=[{"key": "cursor", "source": "query", "message": str(exc)}]
-                ) from exc
-        # Specialties are stored in NFC: so is the one asked for.
-        page = await developer_reads.page(specialty=specialty and nfc(specialty), limit=limit, after=after)
-        return json_bytes_answer(page)
+        return json_bytes_answer(await developer_reads.page(specialty=specialty, limit=limit, cursor=cursor))
 
     @get(
         "/{developer_id:int}",
@@ -146,25 +115,9 @@ class DevelopersController(Controller):
         responses=UPDATE_MANY,
     )
     async def update_developers(
-        self, bulk_service: BulkServiceDep, settings: SettingsDep, data: JSONBody[list[DeveloperBatchUpdate]]
+        self, bulk_service: BulkServiceDep, data: JSONBody[list[DeveloperBatchUpdate]]
     ) -> BatchUpdateResult:
-        if len(data) > settings.bulk_max_rows:
-            raise too_many_rows(settings.bulk_max_rows)
-        problems: list[dict[str, Any]] = []
-        seen: set[int] = set()
-        for row, item in enumerate(data, 1):
-            if item.id in seen:
-                problems.append(_item_problem(row, "id", f"id {item.id} appears more than once"))
-            elif not item.changes():
-                problems.append(_item_problem(row, None, "no field to change: give name, email or specialty"))
-            seen.add(item.id)
-        if problems:
-            raise ValidationException(detail="invalid items; nothing was written", extra=problems[:20])
         return await bulk_service.update_many(data)
-
-
-def _item_problem(row: int, field: str | None, message: str) -> dict[str, Any]:
-    return {"row": row, "key": field, "source": "body", "message": message}
 
 
 def json_bytes_answer(body: bytes) -> ASGIResponse:

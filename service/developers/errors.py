@@ -1,30 +1,44 @@
-"""Domain errors that name the rows or ids they concern; `extra` becomes the problem's `extra` member."""
+"""What can go wrong with developers, in the domain's words; service.problems answers each with its status."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
+from service.errors import Conflict, InvalidInput, NotFound, TooLarge
 
 
-class EmailsTaken(DuplicateKeyError):
-    """Emails already in the table or repeated in one request (409)."""
-
-    def __init__(self, detail: str, extra: list[dict[str, Any]]) -> None:
-        super().__init__(detail=detail)
-        self.extra = extra
-
-
-class DeveloperNotFound(NotFoundError):
-    """No developer has this id (404)."""
-
+class DeveloperNotFound(NotFound):
     def __init__(self, developer_id: int) -> None:
-        super().__init__(detail=f"developer {developer_id} does not exist")
+        super().__init__(f"developer {developer_id} does not exist")
 
 
-class DevelopersNotFound(NotFoundError):
-    """Ids that name no developer (404)."""
+class DevelopersNotFound(NotFound):
+    """Ids that name no developer; `extra` lists them."""
 
-    def __init__(self, detail: str, extra: list[dict[str, Any]]) -> None:
-        super().__init__(detail=detail)
-        self.extra = extra
+
+class EmailTaken(Conflict):
+    """Another developer has this email (compared case-insensitively)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a developer with email {email!r} already exists")
+
+
+class EmailsTaken(Conflict):
+    """Emails already in the table or repeated in one request; `extra` names them with their rows."""
+
+
+class InvalidRows(InvalidInput):
+    """Rows of a bulk request that cannot be written; `extra` names each row and field."""
+
+    @classmethod
+    def one(cls, row: int, message: str, field: str | None = None, *, line: int | None = None) -> InvalidRows:
+        problem: dict[str, Any] = {"row": row, "key": field, "source": "body", "message": message}
+        if line is not None:
+            problem["line"] = line
+        where = f"row {row}" + (f", {field}" if field else "")
+        return cls(f"{where}: {message}; nothing was written", [problem])
+
+
+class TooManyRows(TooLarge):
+    def __init__(self, max_rows: int) -> None:
+        super().__init__(f"more than {max_rows} rows in one request; send them in parts")

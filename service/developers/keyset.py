@@ -13,16 +13,21 @@ import math
 import msgspec
 
 from service.db.models import NAME_MAX
+from service.errors import InvalidInput
+from service.validation import ID_MAX
 
 # The cursor's form, for the API document and the parameter's validation: unpadded URL-safe base64 of the JSON
 # array [name, id]. Its longest: a name of NAME_MAX characters that JSON escapes to six bytes each (control
 # characters become \u00XX), the 19 digits of the largest id, and the brackets, quotes and comma.
 PATTERN = r"^[A-Za-z0-9_-]+$"
-MAX_LENGTH = math.ceil((NAME_MAX * 6 + 19 + 5) * 4 / 3)
+MAX_LENGTH = math.ceil((NAME_MAX * 6 + len(str(ID_MAX)) + 5) * 4 / 3)
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(InvalidInput):
     """The cursor was not made by this service (or was altered)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("Validation failed", [{"key": "cursor", "source": "query", "message": message}])
 
 
 class _Position(msgspec.Struct, array_like=True, frozen=True):
@@ -44,6 +49,6 @@ def decode(cursor: str) -> tuple[str, int]:
         position = msgspec.json.decode(raw, type=_Position)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
         raise InvalidCursor("cursor is not valid") from exc
-    if not 0 < position.id < 2**63 or "\x00" in position.name:
+    if not 1 <= position.id <= ID_MAX or "\x00" in position.name:
         raise InvalidCursor("cursor is not valid")
     return position.name, position.id

@@ -2,60 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
-from service.validation import normalize_fields
-
-# Whitespace, spelled out: msgspec applies patterns with Python's `re`, readers of the API document with ECMA-262
-# (JSON Schema's dialect), and their `\s` differ (\x1c-\x1f and \x85 are whitespace only to Python, \ufeff only
-# to ECMA-262). This class means the same to both: the characters Python's `str.isspace()` accepts.
-_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# The end of the string in both dialects: Python's `$` also matches just before a final newline.
-_END = r"$(?!\n)"
-# At least one visible character, and no NUL (PostgreSQL text cannot hold one).
-TEXT_PATTERN = rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*{_END}"
-# Deliberately loose: one @, a dot in the domain, no spaces. Deliverability is not knowable here.
-_EMAIL = rf"^[^@{_SPACE}\x00]+@[^@{_SPACE}\x00]+\.[^@{_SPACE}\x00]+{_END}"
-
-# msgspec reports a failed pattern by quoting the regex; clients get the rule in words instead.
-_RULES = {
-    "email": "an email address: one @, a dot in the domain, no spaces",
-    "name": "at least one visible character and no NUL",
-    "specialty": "at least one visible character and no NUL",
-}
-
-
-def readable(message: str, field: str | None) -> str:
-    """msgspec's validation message, with a regex replaced by the rule it encodes."""
-    if field in _RULES and message.startswith("Expected `str` matching regex"):
-        return f"Expected `str` with {_RULES[field]}"
-    return message
-
-
-_NAMED_FIELD = re.compile(r"field `(\w+)`")
-
-
-def named_field(message: str) -> str | None:
-    """The field a msgspec message names, as in "Object missing required field `email`" (whose path ends at the
-    object, not the field)."""
-    match = _NAMED_FIELD.search(message)
-    return match[1] if match else None
-
+from service.validation import TEXT_PATTERN, Email, Id, normalize_fields
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
-Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=_EMAIL, examples=["ada@example.com"])]
 Specialty = Annotated[
     str, msgspec.Meta(min_length=1, max_length=SPECIALTY_MAX, pattern=TEXT_PATTERN, examples=["compilers"])
 ]
 
 
 class Developer(msgspec.Struct, frozen=True):
-    """A developer as the API shows it. Field order matches `DEVELOPER_COLUMNS` so rows map positionally."""
+    """A developer as the API shows it; rows become one by column name (service.developers.service)."""
 
     id: int
     name: str
@@ -105,7 +67,6 @@ class DeveloperPage(msgspec.Struct, frozen=True):
 # Bulk routes
 
 OnConflict = Literal["error", "skip", "update"]
-DeveloperId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class BulkCreateResult(msgspec.Struct, frozen=True):
@@ -119,7 +80,7 @@ class BulkCreateResult(msgspec.Struct, frozen=True):
 class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """One item of a batch update: the developer's id and any of the fields to change."""
 
-    id: DeveloperId
+    id: Id
     name: Name | msgspec.UnsetType = msgspec.UNSET
     email: Email | msgspec.UnsetType = msgspec.UNSET
     specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
@@ -141,7 +102,7 @@ class BatchUpdateResult(msgspec.Struct, frozen=True):
 
 
 class BulkDelete(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    ids: list[DeveloperId]
+    ids: list[Id]
 
 
 class BulkDeleteResult(msgspec.Struct, frozen=True):

@@ -11,17 +11,16 @@ leaves and rolls back on any error (service.db.transaction), and later writes of
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from advanced_alchemy.exceptions import DuplicateKeyError
-from litestar.di import NamedDependency
-from sqlalchemy import Executable, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Executable, Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.errors import violated_constraint
+from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.db.models import Developer as DeveloperRow
-from service.developers.errors import DeveloperNotFound
+from service.developers.errors import DeveloperNotFound, EmailTaken
 from service.developers.schemas import Developer, DeveloperCreate, DeveloperUpdate
 
 DEVELOPER_COLUMNS = (
@@ -33,8 +32,6 @@ DEVELOPER_COLUMNS = (
     DeveloperRow.updated_at,
 )
 _table = cast(Table, DeveloperRow.__table__)
-EMAIL_INDEX = "uq_developers_email_lower"
-
 
 _GET = select(*DEVELOPER_COLUMNS).where(DeveloperRow.id == bindparam("id"))
 
@@ -48,7 +45,7 @@ class DevelopersService:
         row = (await self.session.execute(_GET, {"id": developer_id})).one_or_none()
         if row is None:
             raise DeveloperNotFound(developer_id)
-        return Developer(*row)
+        return _developer(row)
 
     async def create(self, data: DeveloperCreate) -> Developer:
         statement = (
@@ -67,7 +64,7 @@ class DevelopersService:
         statement = (
             update(_table)
             .where(DeveloperRow.id == developer_id)
-            .values(**changes, updated_at=func.now())
+            .values(**changes)  # and updated_at, by the model's onupdate
             .returning(*DEVELOPER_COLUMNS)
         )
         row = await self._write_one(statement, email=changes.get("email"))
@@ -84,12 +81,12 @@ class DevelopersService:
         try:
             result = await self.session.execute(statement)
         except sa_exc.IntegrityError as exc:
-            if violated_constraint(exc) == EMAIL_INDEX:
-                raise DuplicateKeyError(f"a developer with email {email!r} already exists") from exc
+            if violated_constraint(exc) == DEVELOPERS_EMAIL_INDEX:
+                raise EmailTaken(email or "") from exc
             raise
         row = result.one_or_none()
-        return None if row is None else Developer(*row)
+        return None if row is None else _developer(row)
 
 
-async def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
-    return DevelopersService(db_session)
+def _developer(row: Row[*tuple[Any, ...]]) -> Developer:
+    return Developer(**row._mapping)

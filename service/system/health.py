@@ -58,7 +58,8 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
 
 class HealthController(Controller):
     tags = ["system"]
-    security = [{}]  # probes need no token (and the auth middleware excludes them)
+    security = [{}]  # probes need no token: the kubelet has none
+    opt = {"exclude_from_auth": True}
 
     @get("/health", summary="Liveness: 200 while the process serves")
     async def health(self) -> Health:

@@ -19,7 +19,7 @@ from litestar import Litestar
 from sqlalchemy.exc import DBAPIError
 
 from service.app import create_app
-from service.developers.bulk_input import CHUNK_ROWS
+from service.developers.bulk.parsers import CHUNK_ROWS
 from service.settings import Settings
 from tests.conftest import TEST_SECRET, assert_problem, create, serve, token
 from tests.database import fetch, run_sql

@@ -8,9 +8,9 @@ import random
 
 import msgspec
 import pytest
-from litestar.exceptions import ValidationException
 
-from service.developers.json_array import MAX_ITEM, ArraySplitter
+from service.developers.bulk.json_array import MAX_ITEM, ArraySplitter
+from service.errors import InvalidInput
 
 ITEMS = [
     {"name": "Plain", "email": "a@x.io", "specialty": "s"},
@@ -64,7 +64,7 @@ def test_random_cuts_give_the_items_of_a_whole_decode() -> None:
 )
 @pytest.mark.parametrize("size", [1, 5, 1 << 20])
 def test_invalid_json_is_refused_however_it_is_cut(body: bytes, size: int) -> None:
-    with pytest.raises(ValidationException):
+    with pytest.raises(InvalidInput):
         split(body, list(range(size, len(body), size)))
 
 
@@ -72,7 +72,7 @@ def test_an_item_longer_than_the_limit_is_refused_without_buffering_the_body() -
     splitter = ArraySplitter()
     list(splitter.feed(b'[{"a": 1}, {"name": "'))
     list(splitter.feed(b"x" * MAX_ITEM))  # still within the limit
-    with pytest.raises(ValidationException, match="longer than"):
+    with pytest.raises(InvalidInput, match="longer than"):
         list(splitter.feed(b"x" * MAX_ITEM))
     assert len(splitter.pending) < 3 * MAX_ITEM
 

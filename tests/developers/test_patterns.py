@@ -9,7 +9,7 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from service.developers.schemas import _EMAIL, TEXT_PATTERN
+from service.validation import EMAIL_PATTERN, TEXT_PATTERN
 from tests.conftest import assert_problem
 
 # Every character where the two dialects' `\s` could differ lies below U+3100, but for U+FEFF.
@@ -18,7 +18,13 @@ CHARACTERS = [chr(code) for code in [*range(0x3100), 0xFEFF, 0x10FFFF] if not 0x
 
 @pytest.mark.parametrize(
     ("pattern", "around"),
-    [(TEXT_PATTERN, "{}"), (TEXT_PATTERN, "a{}"), (_EMAIL, "{}@b.c"), (_EMAIL, "a@b.c{}"), (_EMAIL, "a{}b@c.d")],
+    [
+        (TEXT_PATTERN, "{}"),
+        (TEXT_PATTERN, "a{}"),
+        (EMAIL_PATTERN, "{}@b.c"),
+        (EMAIL_PATTERN, "a@b.c{}"),
+        (EMAIL_PATTERN, "a{}b@c.d"),
+    ],
 )
 def test_python_and_json_schema_agree_on_every_character(pattern: str, around: str) -> None:
     document = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})

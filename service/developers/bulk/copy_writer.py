@@ -1,4 +1,5 @@
-"""COPY of import chunks: straight into `developers` in error mode, into the staging table otherwise.
+"""The COPY writer of imports: chunks of rows straight into `developers` in error mode, into a staging table
+(`developers_import`, temporary) otherwise.
 
 The writes of one chunk run in a task of their own while the request goes on parsing the next chunk, so
 PostgreSQL's work (index maintenance, mostly) overlaps Python's (decoding and validating rows). At most one
@@ -18,16 +19,14 @@ from collections.abc import AsyncIterable
 
 import asyncpg
 
-from service.developers.service import EMAIL_INDEX
+from service.db.models import DEVELOPERS_EMAIL_INDEX
+from service.developers.bulk.rows import Row
 
-# (row number as the client sent it, name, email, specialty): validated, ready for COPY.
-Row = tuple[int, str, str, str]
-
-STAGING = "developers_import"  # the statements in bulk.py name it too
+STAGING = "developers_import"  # the import service's statements read it by this name
 # A temporary table lives in this session only and is never WAL-logged; ON COMMIT DROP (and a rollback undoing
 # the CREATE) means a pooled connection never carries it into the next request.
-_CREATE_STAGING = """
-    CREATE TEMP TABLE developers_import (
+_CREATE_STAGING = f"""
+    CREATE TEMP TABLE {STAGING} (
         row_no bigint NOT NULL, name text NOT NULL, email text NOT NULL, specialty text NOT NULL
     ) ON COMMIT DROP"""
 STAGING_COLUMNS = ("row_no", "name", "email", "specialty")
@@ -37,12 +36,12 @@ TABLE_COLUMNS = ("name", "email", "specialty")
 _CHUNK_XID = "SELECT xmin FROM developers WHERE id = (SELECT currval(pg_get_serial_sequence('developers', 'id')))"
 # Rows written by this request number 1..n in id order: one COPY assigns ids in row order. (A scan of the table,
 # but only on the way to a 409.)
-_STAGE_WRITTEN = """
-    INSERT INTO developers_import (row_no, name, email, specialty)
-    SELECT row_number() OVER (ORDER BY id), name, email, specialty FROM developers WHERE xmin = ANY($1::xid[])"""
+_STAGE_WRITTEN = f"""
+    INSERT INTO {STAGING} (row_no, name, email, specialty)
+    SELECT row_number() OVER (ORDER BY id), name, email, specialty FROM developers WHERE xmin = ANY($1::xid[])"""  # noqa: S608 (STAGING is a constant)
 
 
-class ChunkWriter:
+class CopyWriter:
     """Writes chunks on one asyncpg connection, inside the request's transaction."""
 
     def __init__(self, driver: asyncpg.Connection, *, direct: bool) -> None:
@@ -92,7 +91,7 @@ class ChunkWriter:
             await self.driver.copy_records_to_table("developers", records=records, columns=TABLE_COLUMNS)
         except asyncpg.UniqueViolationError as exc:
             await self.driver.execute("ROLLBACK TO SAVEPOINT import_chunk")
-            if exc.constraint_name != EMAIL_INDEX:
+            if exc.constraint_name != DEVELOPERS_EMAIL_INDEX:
                 raise
             return False
         self._xids.append(await self.driver.fetchval(_CHUNK_XID))

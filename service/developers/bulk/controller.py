@@ -1,28 +1,27 @@
 """HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
-in controller.py). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted on (app.py).
+in service.developers.controller). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted
+on (app.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
+its size, a client gone mid-body) is decided here.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.exceptions import ClientException, InternalServerException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 
 from service.accounts.guards import WRITE_DEVELOPERS
 from service.controller import Controller
-from service.developers.bulk import provide_bulk_service
-from service.developers.bulk_input import CSV_HEADER, import_chunks, too_many_rows
-from service.developers.controller import BulkServiceDep, SettingsDep
-from service.developers.schemas import (
-    BulkCreateResult,
-    BulkDelete,
-    BulkDeleteResult,
-    OnConflict,
-)
+from service.developers.bulk.parsers import CSV_HEADER, MEDIA_TYPES, parse
+from service.developers.deps import BulkServiceDep, SettingsDep
+from service.developers.schemas import BulkCreateResult, BulkDelete, BulkDeleteResult, OnConflict
+from service.errors import REPORTED
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import post
 
@@ -33,7 +32,7 @@ IMPORT_RESPONSES = (
     | {
         409: problem_response(
             "With on_conflict=error: emails that already exist or repeat within the body (compared "
-            "case-insensitively); `extra` lists the first 20 with the rows that carry them."
+            f"case-insensitively); `extra` lists the first {REPORTED} with the rows that carry them."
         ),
         415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
     }
@@ -66,7 +65,6 @@ class ImportOperation(Operation):
 class DevelopersBulkController(Controller):
     path = "/api/developers"
     tags = ["developers"]
-    dependencies = {"bulk_service": Provide(provide_bulk_service)}
 
     @post(
         "/bulk",
@@ -90,7 +88,8 @@ class DevelopersBulkController(Controller):
             OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
         ] = "error",
     ) -> BulkCreateResult:
-        return await bulk_service.import_rows(import_chunks(request, settings.bulk_max_rows), on_conflict)
+        rows = parse(_media_type(request), _body(request), settings.bulk_max_rows)
+        return await bulk_service.import_rows(rows, on_conflict)
 
     @post(
         "/bulk-delete",
@@ -100,9 +99,32 @@ class DevelopersBulkController(Controller):
         guards=[WRITE_DEVELOPERS],
         responses=COMMON_RESPONSES | TOO_LARGE | JSON_BODY_RESPONSES,
     )
-    async def delete_developers(
-        self, bulk_service: BulkServiceDep, settings: SettingsDep, data: JSONBody[BulkDelete]
-    ) -> BulkDeleteResult:
-        if len(data.ids) > settings.bulk_max_rows:
-            raise too_many_rows(settings.bulk_max_rows)
-        return await bulk_service.delete_many(sorted(set(data.ids)))
+    async def delete_developers(self, bulk_service: BulkServiceDep, data: JSONBody[BulkDelete]) -> BulkDeleteResult:
+        return await bulk_service.delete_many(data.ids)
+
+
+def _media_type(request: Request[Any, Any, Any]) -> str:
+    """The body's media type, if the parsers read it; 415 otherwise."""
+    media_type, options = request.content_type
+    if media_type not in MEDIA_TYPES or options.get("charset", "utf-8").lower() not in {"utf-8", "utf8"}:
+        raise ClientException(
+            status_code=415,
+            detail=f"send the rows as {', '.join(MEDIA_TYPES)} (UTF-8), not {request.headers.get('content-type')!r}",
+            headers={"Accept-Post": ", ".join(MEDIA_TYPES)},
+        )
+    return media_type
+
+
+async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    # Litestar enforces the route's request_max_body_size (413) while streaming.
+    try:
+        async for data in request.stream():
+            if data:
+                yield data
+    except RequestEntityTooLarge as exc:
+        limit = request.route_handler.resolve_request_max_body_size()
+        raise RequestEntityTooLarge(
+            detail=f"the body is larger than {limit} bytes (BULK_MAX_BYTES); send it in parts"
+        ) from exc
+    except InternalServerException as exc:  # Litestar's way of saying http.disconnect came before the end
+        raise ClientException(detail="the client disconnected before the body ended; nothing was written") from exc

@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterator
 
 import msgspec
-from litestar.exceptions import ValidationException
 
 from service import json_body
+from service.errors import InvalidInput
 
 MAX_ITEM = 64 * 1024
 _CUT_TRIES = 8  # `}` tried from the end of the data before waiting for more
@@ -69,7 +69,7 @@ class ArraySplitter:
         if len(self.pending) > MAX_ITEM:
             try:
                 self._decode(self.pending + b"]", final=True)  # names the JSON error, if that is what it is
-            except ValidationException as exc:
+            except InvalidInput as exc:
                 if "truncated" not in str(exc.detail):
                     raise
             raise _invalid(f"item {self.items + 1} is longer than {MAX_ITEM} bytes")
@@ -114,5 +114,5 @@ class ArraySplitter:
         yield from items
 
 
-def _invalid(detail: str) -> ValidationException:
-    return ValidationException(detail=f"{detail}; nothing was written")
+def _invalid(detail: str) -> InvalidInput:
+    return InvalidInput(f"{detail}; nothing was written")

@@ -1,12 +1,12 @@
-"""Bulk import bodies (JSON array, NDJSON, CSV) turned into chunks of validated rows as the body streams in.
+"""The import parsers: a body (JSON array, NDJSON, CSV) turned into chunks of validated rows as its bytes arrive.
 
 Every format is parsed from the request stream piece by piece, so memory holds one network chunk, one partial
 line (or JSON item) and one chunk of rows, whatever the body's size. A JSON array is split into its items as it
 arrives (json_array.py).
 
-Every row is validated by the same msgspec Struct as the single-row route. Any error is a 400 that names the
-row (1-based, in the order the client sent the rows) and the field; rows are counted as records, so row 50,001
-is the 50,001st developer in every format, and NDJSON and CSV errors also give the line.
+Every row is validated by the same msgspec Struct as the single-row route. Any error is an InvalidRows (400)
+that names the row (1-based, in the order the client sent the rows) and the field; rows are counted as records,
+so row 50,001 is the 50,001st developer in every format, and NDJSON and CSV errors also give the line.
 """
 
 from __future__ import annotations
@@ -16,23 +16,20 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import msgspec
-from litestar import Request
-from litestar.exceptions import ClientException, InternalServerException, ValidationException
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service import json_body
-from service.developers.json_array import MAX_ITEM, ArraySplitter
-from service.developers.schemas import DeveloperCreate, named_field, readable
-from service.developers.staging import Row
+from service.developers.bulk.json_array import MAX_ITEM, ArraySplitter
+from service.developers.bulk.rows import Row
+from service.developers.errors import InvalidRows, TooManyRows
+from service.developers.schemas import DeveloperCreate
+from service.validation import named_field, readable
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
 FIRST_CHUNK_ROWS = 1_000  # the first COPY starts early, so PostgreSQL's work overlaps the parsing of the rest
 MAX_LINE = MAX_ITEM  # no valid record comes near this; a longer line (or JSON item) is refused instead of buffered
-MEDIA_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 CSV_HEADER = ("name", "email", "specialty")
 _YIELD_EVERY = 250  # rows parsed between two turns of the event loop, for the chunk writer's task
 
@@ -41,35 +38,10 @@ _ONE = msgspec.json.Decoder(DeveloperCreate)
 _PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?:\[(?P<index>\d+)\])?(?:\.(?P<field>\w+))?`)?$", re.DOTALL)
 
 
-def import_chunks(request: Request[Any, Any, Any], max_rows: int) -> AsyncIterator[list[Row]]:
-    """The body of `request` as chunks of rows, by its Content-Type; 415 for any other type."""
-    media_type, options = request.content_type
-    charset = options.get("charset", "utf-8").lower()
-    if media_type not in MEDIA_TYPES or charset not in {"utf-8", "utf8"}:
-        raise ClientException(
-            status_code=415,
-            detail=f"send the rows as {', '.join(MEDIA_TYPES)} (UTF-8), not {request.headers.get('content-type')!r}",
-            headers={"Accept-Post": ", ".join(MEDIA_TYPES)},
-        )
-    readers = {"application/json": _json_rows, "application/x-ndjson": _ndjson_rows, "text/csv": _csv_rows}
-    return readers[media_type](_body(request), max_rows)
-
-
-async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
-    # Litestar enforces the route's request_max_body_size (413) while streaming.
-    try:
-        async for data in request.stream():
-            if data:
-                yield data
-    except RequestEntityTooLarge as exc:
-        raise _too_large(request) from exc
-    except InternalServerException as exc:  # Litestar's way of saying http.disconnect came before the end
-        raise ClientException(detail="the client disconnected before the body ended; nothing was written") from exc
-
-
-def _too_large(request: Request[Any, Any, Any]) -> RequestEntityTooLarge:
-    limit = request.route_handler.resolve_request_max_body_size()
-    return RequestEntityTooLarge(detail=f"the body is larger than {limit} bytes (BULK_MAX_BYTES); send it in parts")
+def parse(media_type: str, body: AsyncIterable[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
+    """`body`, a document of `media_type` (one of MEDIA_TYPES, UTF-8), as chunks of rows; TooManyRows past
+    `max_rows`."""
+    return _PARSERS[media_type](aiter(body), max_rows)
 
 
 async def _json_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator[list[Row]]:
@@ -81,7 +53,7 @@ async def _json_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator
         for item in splitter.feed(data):
             row_no += 1
             if row_no > max_rows:
-                raise too_many_rows(max_rows)
+                raise TooManyRows(max_rows)
             rows.append(_decode(item, row_no))
             if row_no % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the chunk writer's task move on
@@ -91,7 +63,7 @@ async def _json_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterator
     for item in splitter.end():
         row_no += 1
         if row_no > max_rows:
-            raise too_many_rows(max_rows)
+            raise TooManyRows(max_rows)
         rows.append(_decode(item, row_no))
     yield rows
 
@@ -111,7 +83,7 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
             if line and not line.isspace():  # blank lines hold no row
                 row_no += 1
                 if row_no > max_rows:
-                    raise too_many_rows(max_rows)
+                    raise TooManyRows(max_rows)
                 rows.append(_decode(line, row_no, line_no))
                 if row_no % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let the chunk writer's task move on, however the body arrives
@@ -121,7 +93,7 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
     if pending and not pending.isspace():
         row_no += 1
         if row_no > max_rows:
-            raise too_many_rows(max_rows)
+            raise TooManyRows(max_rows)
         rows.append(_decode(pending, row_no, line_no + 1))
     yield rows
 
@@ -207,7 +179,7 @@ class _CsvParser:
 
     def _row(self, record: list[str], line: int) -> Row:
         if self.row_no > self.max_rows:
-            raise too_many_rows(self.max_rows)
+            raise TooManyRows(self.max_rows)
         if len(record) != len(CSV_HEADER):
             raise invalid_row(self.row_no, f"expected 3 fields (name, email, specialty), got {len(record)}", line=line)
         assert self.order is not None
@@ -223,8 +195,8 @@ class _CsvParser:
 def _header(record: list[str], line: int) -> tuple[int, ...]:
     names = [name.strip().lower() for name in record]
     if sorted(names) != sorted(CSV_HEADER):
-        raise ValidationException(
-            detail=f"line {line}: the first line must be the header name,email,specialty (any order), not {record}"
+        raise InvalidRows(
+            f"line {line}: the first line must be the header name,email,specialty (any order), not {record}"
         )
     return tuple(names.index(name) for name in CSV_HEADER)
 
@@ -238,14 +210,13 @@ def _split(error: str) -> tuple[str, str | None, str | None]:
     return message, index, field
 
 
-def invalid_row(row: int, message: str, field: str | None = None, *, line: int | None = None) -> ValidationException:
-    message = readable(message, field)
-    problem: dict[str, Any] = {"row": row, "key": field, "source": "body", "message": message}
-    if line is not None:
-        problem["line"] = line
-    where = f"row {row}" + (f", {field}" if field else "")
-    return ValidationException(detail=f"{where}: {message}; nothing was written", extra=[problem])
+def invalid_row(row: int, message: str, field: str | None = None, *, line: int | None = None) -> InvalidRows:
+    return InvalidRows.one(row, readable(message), field, line=line)
 
 
-def too_many_rows(max_rows: int) -> ClientException:
-    return ClientException(status_code=413, detail=f"more than {max_rows} rows in one request; send them in parts")
+_PARSERS: dict[str, Callable[[AsyncIterator[bytes], int], AsyncIterator[list[Row]]]] = {
+    "application/json": _json_rows,
+    "application/x-ndjson": _ndjson_rows,
+    "text/csv": _csv_rows,
+}
+MEDIA_TYPES = tuple(_PARSERS)

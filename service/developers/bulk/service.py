@@ -1,4 +1,4 @@
-"""Bulk writes: imports by COPY, batch updates and deletes as single statements.
+"""The bulk service: imports by COPY, batch updates and deletes as single statements; no HTTP here.
 
 No bulk row ever becomes an ORM object: rows arrive as tuples, go to PostgreSQL by binary COPY or as array
 parameters, and one set-based statement does the work. The request's session supplies the connection and the
@@ -18,13 +18,15 @@ from collections.abc import AsyncIterable
 from typing import Any, cast
 
 import asyncpg
-from litestar.di import NamedDependency
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.errors import driver_error, violated_constraint
-from service.developers.errors import DevelopersNotFound, EmailsTaken
+from service.db.models import DEVELOPERS_EMAIL_INDEX
+from service.developers.bulk.copy_writer import STAGING, CopyWriter
+from service.developers.bulk.rows import Row
+from service.developers.errors import DevelopersNotFound, EmailsTaken, InvalidRows, TooManyRows
 from service.developers.schemas import (
     BatchUpdateResult,
     BulkCreateResult,
@@ -32,43 +34,41 @@ from service.developers.schemas import (
     DeveloperBatchUpdate,
     OnConflict,
 )
-from service.developers.service import EMAIL_INDEX
-from service.developers.staging import ChunkWriter, Row
-from service.settings import Settings
-
-REPORTED = 20  # how many conflicting emails or unknown ids an error names
+from service.errors import REPORTED
 
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 
 # skip mode. Rows go in lower(email) order: concurrent imports then take the unique index's locks in the same
 # order, which keeps them from deadlocking on each other's emails.
-_INSERT = text("""
+_INSERT = text(f"""
     INSERT INTO developers (name, email, specialty)
-    SELECT name, email, specialty FROM developers_import ORDER BY lower(email), row_no
-    ON CONFLICT ((lower(email))) DO NOTHING""")
+    SELECT name, email, specialty FROM {STAGING} ORDER BY lower(email), row_no
+    ON CONFLICT ((lower(email))) DO NOTHING""")  # noqa: S608 (STAGING is a constant)
 # ON CONFLICT DO UPDATE may touch a row once per statement, so repeated emails collapse to the last one sent.
-# `xmax = 0` is true for rows this statement inserted and false for rows it updated.
-_UPSERT = text("""
+# `xmax = 0` is true for rows this statement inserted and false for rows it updated. (SQL text: the model's
+# onupdate does not apply, so updated_at is set here.)
+_UPSERT = text(f"""
     WITH written AS (
         INSERT INTO developers (name, email, specialty)
-        SELECT DISTINCT ON (lower(email)) name, email, specialty FROM developers_import
+        SELECT DISTINCT ON (lower(email)) name, email, specialty FROM {STAGING}
         ORDER BY lower(email), row_no DESC
         ON CONFLICT ((lower(email))) DO UPDATE
         SET name = excluded.name, specialty = excluded.specialty, updated_at = now()
         RETURNING xmax = 0 AS inserted)
-    SELECT count(*) FILTER (WHERE inserted) FROM written""")
+    SELECT count(*) FILTER (WHERE inserted) FROM written""")  # noqa: S608 (STAGING is a constant)
 # Why an import in error mode failed: emails repeated in the payload, or in the table before this request.
 # Rows 1..:inserted were COPYed in by this request without conflict, so an email whose first row is among them
 # was not in the table before: a match in `developers` for it is this request's own row.
-_CONFLICTS = text("""
+_CONFLICTS = text(f"""
     SELECT (array_agg(s.email ORDER BY s.row_no))[1] AS email, array_agg(s.row_no ORDER BY s.row_no) AS rows,
            bool_or(d.id IS NOT NULL) AND min(s.row_no) > :inserted AS taken, count(*) OVER () AS total
-    FROM developers_import s LEFT JOIN developers d ON lower(d.email) = lower(s.email)
+    FROM {STAGING} s LEFT JOIN developers d ON lower(d.email) = lower(s.email)
     GROUP BY lower(s.email)
     HAVING count(*) > 1 OR (bool_or(d.id IS NOT NULL) AND min(s.row_no) > :inserted)
-    ORDER BY min(s.row_no) LIMIT :reported""")
+    ORDER BY min(s.row_no) LIMIT :reported""")  # noqa: S608 (STAGING is a constant)
 
 # One UPDATE ... FROM over arrays: NULL in an array means "keep the current value" (the API has no nulls).
+# (SQL text: the model's onupdate does not apply, so updated_at is set here.)
 _BATCH_UPDATE = text("""
     WITH changes AS (
         SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:emails AS text[]),
@@ -90,12 +90,13 @@ _BULK_DELETE = text("""
 
 
 class DevelopersBulkService:
-    def __init__(self, session: AsyncSession, *, statement_timeout_ms: int) -> None:
+    def __init__(self, session: AsyncSession, *, max_rows: int, statement_timeout_ms: int) -> None:
         self.session = session
+        self.max_rows = max_rows  # rows one request may write (TooManyRows beyond)
         self.statement_timeout_ms = statement_timeout_ms
 
     async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
-        """Write the rows of `chunks` as they arrive (see staging.ChunkWriter).
+        """Write the rows of `chunks` as they arrive (see copy_writer.CopyWriter); the parsers stop at `max_rows`.
 
         on_conflict=error, the default, takes the fastest path: each chunk is COPYed straight into `developers`,
         so the unique index finds the conflicts and no INSERT ... SELECT is needed; after a conflict the rest is
@@ -110,7 +111,7 @@ class DevelopersBulkService:
         if first is None:
             return BulkCreateResult(created=0, updated=0, skipped=0)
         # The connection is taken only now that there is a valid row to write.
-        writer = ChunkWriter(await self._driver(), direct=on_conflict == "error")
+        writer = CopyWriter(await self._driver(), direct=on_conflict == "error")
         await writer.write_all(first, iterator)
         total, inserted = writer.rows, writer.inserted
         if on_conflict == "update":
@@ -147,6 +148,7 @@ class DevelopersBulkService:
         return EmailsTaken(detail, extra)
 
     async def update_many(self, items: list[DeveloperBatchUpdate]) -> BatchUpdateResult:
+        _check_items(items, self.max_rows)
         if not items:
             return BatchUpdateResult(updated=0)
         if repeated := _repeated_emails(items):
@@ -164,7 +166,7 @@ class DevelopersBulkService:
         try:
             updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
         except sa_exc.IntegrityError as exc:
-            if violated_constraint(exc) == EMAIL_INDEX:
+            if violated_constraint(exc) == DEVELOPERS_EMAIL_INDEX:
                 raise _email_clash(exc, items) from exc
             raise
         if updated < len(items):
@@ -177,10 +179,32 @@ class DevelopersBulkService:
         return BatchUpdateResult(updated=updated)
 
     async def delete_many(self, ids: list[int]) -> BulkDeleteResult:
+        if len(ids) > self.max_rows:
+            raise TooManyRows(self.max_rows)
+        ids = sorted(set(ids))  # each id once, so `not_found` names a missing id once
         if not ids:
             return BulkDeleteResult(deleted=0, not_found=[])
         row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
+
+
+def _check_items(items: list[DeveloperBatchUpdate], max_rows: int) -> None:
+    """Refuse a batch that is too large, or has an item repeating an id or changing nothing, before any SQL."""
+    if len(items) > max_rows:
+        raise TooManyRows(max_rows)
+    problems: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for row, item in enumerate(items, 1):
+        if item.id in seen:
+            problems.append(
+                {"row": row, "key": "id", "source": "body", "message": f"id {item.id} appears more than once"}
+            )
+        elif not item.changes():
+            message = "no field to change: give name, email or specialty"
+            problems.append({"row": row, "key": None, "source": "body", "message": message})
+        seen.add(item.id)
+    if problems:
+        raise InvalidRows("invalid items; nothing was written", problems[:REPORTED])
 
 
 def _repeated_emails(items: list[DeveloperBatchUpdate]) -> list[dict[str, Any]]:
@@ -203,9 +227,3 @@ def _email_clash(exc: sa_exc.IntegrityError, items: list[DeveloperBatchUpdate]) 
     rows = [row for row, item in enumerate(items, 1) if isinstance(item.email, str) and item.email.lower() == key]
     extra = [{"email": items[rows[0] - 1].email if rows else key, "rows": rows, "reason": "taken"}] if key else []
     return EmailsTaken("an email in the batch belongs to another developer; nothing was written", extra)
-
-
-async def provide_bulk_service(
-    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
-) -> DevelopersBulkService:
-    return DevelopersBulkService(db_session, statement_timeout_ms=settings.bulk_statement_timeout_ms)

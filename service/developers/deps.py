@@ -1,0 +1,45 @@
+"""The developers domain's dependencies: each service's provider, and the aliases handlers declare them with.
+
+Registered once, on the router that mounts the developers controllers (service.app); a handler names a
+dependency by its parameter (`developers_service: DevelopersServiceDep`) and Litestar builds it per request from
+the request's session (`db_session`, the SQLAlchemy plugin's) or the engine.
+"""
+
+from __future__ import annotations
+
+from litestar.di import NamedDependency, Provide
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from service.developers.bulk.service import DevelopersBulkService
+from service.developers.reads import DeveloperReads
+from service.developers.service import DevelopersService
+from service.settings import Settings
+
+
+def provide_developer_reads(db_engine: NamedDependency[AsyncEngine]) -> DeveloperReads:
+    return DeveloperReads(db_engine)
+
+
+def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
+    return DevelopersService(db_session)
+
+
+def provide_bulk_service(
+    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+) -> DevelopersBulkService:
+    return DevelopersBulkService(
+        db_session, max_rows=settings.bulk_max_rows, statement_timeout_ms=settings.bulk_statement_timeout_ms
+    )
+
+
+# Plain functions, run in the event loop: none of them waits on anything.
+DEPENDENCIES = {
+    "developer_reads": Provide(provide_developer_reads, sync_to_thread=False),
+    "developers_service": Provide(provide_developers_service, sync_to_thread=False),
+    "bulk_service": Provide(provide_bulk_service, sync_to_thread=False),
+}
+
+DeveloperReadsDep = NamedDependency[DeveloperReads]
+DevelopersServiceDep = NamedDependency[DevelopersService]
+BulkServiceDep = NamedDependency[DevelopersBulkService]
+SettingsDep = NamedDependency[Settings]

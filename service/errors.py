@@ -1,0 +1,42 @@
+"""The one base of every domain error: what went wrong, the HTTP status it answers with, and the items concerned.
+
+Services raise these without knowing HTTP; service.problems turns any of them into an RFC 9457 problem with its
+`status`, its `detail`, and `extra` as the problem's `extra` member. Each domain names its own small subclasses
+(service.developers.errors, service.accounts.errors).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# How many items (rows, emails, ids) an error lists in `extra` at most; the detail gives the full count.
+REPORTED = 20
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = 400
+
+    def __init__(self, detail: str, extra: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(DomainError):
+    """The request names something the service cannot accept; `extra` says where (400)."""
+
+    status = 400
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    """The request contradicts what is stored, or itself (409)."""
+
+    status = 409
+
+
+class TooLarge(DomainError):
+    status = 413
