@@ -9,7 +9,7 @@ from litestar.routes import HTTPRoute
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
-from tests.conftest import serve
+from tests.client import serve
 
 # Paths whose handlers come from one controller but several methods (or two controllers under one prefix).
 EXPECTED_ALLOW = {

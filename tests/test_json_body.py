@@ -8,9 +8,10 @@ import httpx
 import msgspec
 import pytest
 
-from tests.accounts.test_access import PASSWORD, account
-from tests.conftest import assert_problem, create
+from tests.accounts.api import PASSWORD, account
+from tests.client import assert_problem
 from tests.database import fetch, fetchval
+from tests.developers.api import create
 
 NOT_UTF8 = b'{"name": "Ad\xe1", "email": "ada@x.io", "specialty": "s"}'  # Latin-1, not UTF-8
 DEEP = 1000  # far beyond any body of this API, near Python's recursion limit: about 2 KB of brackets

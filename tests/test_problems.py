@@ -10,14 +10,13 @@ import httpx
 import pytest
 from litestar import get
 from litestar.exceptions import InternalServerException
-from litestar.plugins.problem_details import ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
 from service.app import create_app
-from service.problems import problem_details_config
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, serve
-from tests.db.test_pool import unreachable_app
+from tests.client import TEST_SECRET, serve
+from tests.db.unreachable import unreachable_app
+from tests.problems import convert
 
 DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
 CANCELED = asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")
@@ -31,12 +30,6 @@ def wrapped(error: Exception) -> sa_exc.DBAPIError:
     orig = Exception(str(error))
     orig.__cause__ = error
     return sa_exc.DBAPIError("statement", {}, orig)
-
-
-def convert(exc: Exception) -> ProblemDetailsException:
-    mapping = problem_details_config(retry_after_seconds=2).exception_to_problem_detail_map
-    handler = next(mapping[cls] for cls in type(exc).__mro__ if cls in mapping)
-    return handler(exc)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from tests.accounts.test_access import account, sign_in
-from tests.conftest import serve
+from tests.accounts.api import account, sign_in
+from tests.client import serve
 
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'"
 

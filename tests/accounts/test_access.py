@@ -14,22 +14,10 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings, SettingsError
-from tests.conftest import TEST_SECRET, assert_problem, serve, token
+from tests.accounts.api import PASSWORD, account, sign_in
+from tests.client import TEST_SECRET, assert_problem, serve, token
 
-PASSWORD = "a password long enough"
 DEV = {"name": "Ada", "email": "ada@x.io", "specialty": "math"}
-
-
-async def account(client: httpx.AsyncClient, email: str, role: str, password: str = PASSWORD) -> dict[str, Any]:
-    created = await client.post("/api/users", json={"email": email, "password": password, "role": role})
-    assert created.status_code == 201, created.text
-    return dict(created.json())
-
-
-async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    return await client.post(
-        "/api/access/token", data={"username": email, "password": password, "grant_type": "password"}
-    )
 
 
 async def bearer(client: httpx.AsyncClient, email: str) -> dict[str, str]:

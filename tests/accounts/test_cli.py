@@ -11,9 +11,9 @@ import pytest
 from service.accounts.passwords import verify_password
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, serve
+from tests.client import TEST_SECRET, serve
 from tests.database import fetch, fresh_database
-from tests.test_cli import DEVDIR, environment
+from tests.processes import DEVDIR, environment
 
 pytestmark = pytest.mark.slow  # starts processes
 

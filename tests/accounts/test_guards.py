@@ -12,7 +12,7 @@ from litestar.types import Guard
 
 from service.accounts.guards import ADMIN_USERS, READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.problems import problem_details_config
-from tests.conftest import assert_problem
+from tests.client import assert_problem
 
 GUARDS = [READ_DEVELOPERS, WRITE_DEVELOPERS, ADMIN_USERS]
 

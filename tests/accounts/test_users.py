@@ -10,8 +10,8 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings, SettingsError
-from tests.accounts.test_access import PASSWORD, account, sign_in
-from tests.conftest import TEST_SECRET, assert_problem, serve
+from tests.accounts.api import PASSWORD, account, sign_in
+from tests.client import TEST_SECRET, assert_problem, serve
 from tests.database import fetch, run_sql
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from service.db.config import sqlalchemy_config
 from service.settings import Settings
-from tests.test_problems import convert
+from tests.problems import convert
 
 SECRET = "ada.secret@x.io"
 

@@ -20,7 +20,7 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, serve
+from tests.client import TEST_SECRET, serve
 from tests.database import connect, fetch, run_sql
 
 SECONDS = 2.5  # of writes per route

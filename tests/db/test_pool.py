@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, serve
+from tests.client import TEST_SECRET, serve
+from tests.db.unreachable import unreachable_app
 
 # Far above the pool timeout below, far below "hanging": the answer must not wait for anything but the pool.
 PROMPT_SECONDS = 5.0
@@ -40,15 +40,6 @@ async def test_exhausted_pool_answers_503_then_recovers(database_url: str) -> No
         recovered = await client.get("/api/developers")
         assert recovered.status_code == 200
         assert all(d["email"] != "e@x.io" for d in recovered.json()["items"])
-
-
-def unreachable_app() -> Litestar:
-    # Port 1 on loopback refuses at once: a database that is down.
-    return create_app(
-        Settings(
-            secret_key=TEST_SECRET, database_url="postgresql+asyncpg://devdir@127.0.0.1:1/devdir", db_connect_timeout=2
-        )
-    )
 
 
 async def test_database_down_is_503_not_500() -> None:

@@ -7,9 +7,9 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, assert_problem, serve
+from tests.client import TEST_SECRET, assert_problem, serve
 from tests.database import fetch, run_sql
-from tests.developers.test_bulk_import import encode, people
+from tests.developers.api import encode, people
 
 
 @pytest.mark.parametrize("on_conflict", ["error", "skip", "update"])

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET, token
+from tests.client import TEST_SECRET, token
 from tests.database import fresh_database
 from tests.deploy.image import CONTAINERFILE, command, environment
-from tests.test_cli import free_port, wait_ready
+from tests.processes import free_port, wait_ready
 
 pytestmark = pytest.mark.slow  # starts processes
 

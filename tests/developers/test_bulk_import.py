@@ -3,56 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 
-from tests.conftest import assert_problem, create
+from tests.client import assert_problem
 from tests.database import fetch
-
-Person = dict[str, str]
-FORMATS = ("json", "ndjson", "csv")
-MEDIA = {"json": "application/json", "ndjson": "application/x-ndjson", "csv": "text/csv"}
-
-
-def encode(fmt: str, people: Iterable[Person]) -> bytes:
-    people = list(people)
-    if fmt == "json":
-        return msgspec.json.encode(people)
-    if fmt == "ndjson":
-        return b"".join(msgspec.json.encode(p) + b"\n" for p in people)
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=["name", "email", "specialty"])
-    writer.writeheader()
-    writer.writerows(people)
-    return out.getvalue().encode()
-
-
-def people(n: int, start: int = 0, specialty: str = "imported") -> list[Person]:
-    return [
-        {"name": f"Dev {i:06d}", "email": f"dev{i}@bulk.io", "specialty": specialty} for i in range(start, start + n)
-    ]
-
-
-async def bulk(
-    client: httpx.AsyncClient, fmt: str, body: bytes | Iterable[Person], on_conflict: str | None = None
-) -> httpx.Response:
-    content = body if isinstance(body, bytes) else encode(fmt, body)
-    params = {"on_conflict": on_conflict} if on_conflict else {}
-    return await client.post(
-        "/api/developers/bulk", content=content, params=params, headers={"content-type": MEDIA[fmt]}, timeout=120
-    )
-
-
-async def table(database_url: str) -> list[tuple[Any, ...]]:
-    rows = await fetch(database_url, "SELECT id, name, email, specialty, created_at, updated_at FROM developers")
-    return sorted(tuple(row) for row in rows)
+from tests.developers.api import FORMATS, bulk, create, encode, people, table
 
 
 async def by_email(database_url: str) -> dict[str, dict[str, Any]]:

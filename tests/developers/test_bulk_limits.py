@@ -21,10 +21,10 @@ from sqlalchemy.exc import DBAPIError
 from service.app import create_app
 from service.developers.bulk.parsers import CHUNK_ROWS
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, assert_problem, create, serve, token
+from tests.client import TEST_SECRET, assert_problem, serve, token
 from tests.database import fetch, run_sql
-from tests.developers.test_bulk_import import FORMATS, bulk, encode, people, table
-from tests.test_cli import DEVDIR, environment, free_port, wait_ready
+from tests.developers.api import FORMATS, bulk, create, encode, people, table
+from tests.processes import DEVDIR, environment, free_port, wait_ready
 
 MAX_ROWS, MAX_BYTES = 100, 10_000
 

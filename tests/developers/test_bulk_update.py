@@ -12,9 +12,9 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from sqlalchemy import event
 
-from tests.conftest import assert_problem, create
+from tests.client import assert_problem
 from tests.database import fetch
-from tests.developers.test_bulk_import import bulk, people, table
+from tests.developers.api import bulk, create, people, table
 
 
 async def patch(client: httpx.AsyncClient, items: list[dict[str, Any]]) -> httpx.Response:

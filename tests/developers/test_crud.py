@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import assert_problem, create
+from tests.client import assert_problem
+from tests.developers.api import create
 
 ADA = {"name": "Ada Lovelace", "email": "Ada@Example.com", "specialty": "mathematics"}
 

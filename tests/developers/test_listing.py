@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from service.developers import keyset
-from tests.conftest import create
 from tests.database import run_sql
+from tests.developers.api import create
 
 
 async def seed(database_url: str, rows: list[tuple[str, str, str]]) -> None:

@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 
 from service.validation import EMAIL_PATTERN, TEXT_PATTERN
-from tests.conftest import assert_problem
+from tests.client import assert_problem
 
 # Every character where the two dialects' `\s` could differ lies below U+3100, but for U+FEFF.
 CHARACTERS = [chr(code) for code in [*range(0x3100), 0xFEFF, 0x10FFFF] if not 0xD800 <= code <= 0xDFFF]

@@ -10,7 +10,7 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import TEST_SECRET, serve
+from tests.client import TEST_SECRET, serve
 from tests.database import run_sql
 from tests.pgwire import counting_proxy
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import assert_problem, create
+from tests.client import assert_problem
 from tests.database import fetch
-from tests.developers.test_bulk_import import FORMATS, bulk
+from tests.developers.api import FORMATS, bulk, create
 
 COMPOSED = "caf\u00e9@x.io"  # é as one code point
 DECOMPOSED = "cafe\u0301@x.io"  # e and a combining acute accent: the same text to a reader

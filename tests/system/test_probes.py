@@ -9,9 +9,9 @@ import httpx
 from service.app import create_app
 from service.settings import Settings
 from service.system.health import migration_head
-from tests.conftest import TEST_SECRET, serve
+from tests.client import TEST_SECRET, serve
 from tests.database import fresh_database, run_sql
-from tests.db.test_pool import unreachable_app
+from tests.db.unreachable import unreachable_app
 
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
