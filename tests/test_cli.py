@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from service.system.health import migration_head
+from tests.client import TEST_SECRET
 from tests.database import fetchval, fresh_database
 from tests.processes import DEVDIR, environment, free_port, wait_ready
 
@@ -59,15 +60,25 @@ def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) ->
 
 
 def test_devdir_database_upgrade_migrates_a_real_database(pg_server: str) -> None:
-    with fresh_database(pg_server, migrate=False) as url:
-        result = subprocess.run(
+    def upgrade(**secret: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [DEVDIR, "database", "upgrade", "--no-prompt"],
-            env=environment(DATABASE_URL=url),
+            env=environment(DATABASE_URL=url, **secret),
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
+
+    with fresh_database(pg_server, migrate=False) as url:
+        # Every command loads the app, and the app is built only from complete settings.
+        refused = upgrade()
+        assert refused.returncode != 0
+        assert "devdir: SECRET_KEY must be set to 32 characters or more" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert asyncio.run(fetchval(url, "SELECT to_regclass('alembic_versions') IS NULL"))
+
+        result = upgrade(SECRET_KEY=TEST_SECRET)
         assert result.returncode == 0, result.stdout + result.stderr
 
         assert asyncio.run(fetchval(url, "SELECT version_num FROM alembic_versions")) == migration_head()

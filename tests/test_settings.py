@@ -43,3 +43,34 @@ def test_bad_values_name_the_setting(name: str, value: str) -> None:
 def test_env_names_are_the_upper_case_fields() -> None:
     assert "DB_POOL_SIZE" in Settings.env_names()
     assert "DATABASE_URL" in Settings.env_names()
+
+
+GOOD = {"DATABASE_URL": "postgresql://db/devdir", "SECRET_KEY": "k" * 32}
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"SECRET_KEY": "k" * 32}, "DATABASE_URL"),
+        ({**GOOD, "SECRET_KEY": ""}, "SECRET_KEY"),
+        ({**GOOD, "SECRET_KEY": "k" * 31}, "SECRET_KEY"),
+        ({**GOOD, "DEVDIR_ADMIN_EMAIL": "boss@x.io"}, "DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD"),
+        ({**GOOD, "DEVDIR_ADMIN_PASSWORD": "a long enough password"}, "DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD"),
+        ({**GOOD, "DEVDIR_ADMIN_EMAIL": "boss", "DEVDIR_ADMIN_PASSWORD": "a long enough password"}, "DEVDIR_ADMIN"),
+        ({**GOOD, "DEVDIR_ADMIN_EMAIL": "boss@x.io", "DEVDIR_ADMIN_PASSWORD": "short"}, "DEVDIR_ADMIN"),
+    ],
+)
+def test_check_names_what_the_app_cannot_start_without(environment: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(environment).check()
+
+
+def test_check_passes_a_complete_environment_and_gives_the_first_admin_in_nfc() -> None:
+    Settings.from_env(GOOD).check()
+    decomposed = "jose\u0301@x.io"
+    settings = Settings.from_env({**GOOD, "DEVDIR_ADMIN_EMAIL": decomposed, "DEVDIR_ADMIN_PASSWORD": "p" * 12})
+    settings.check()
+    admin = settings.first_admin()
+    assert admin is not None
+    assert admin.email == "jos\u00e9@x.io"
+    assert admin.password == "p" * 12

@@ -29,7 +29,7 @@ def database_url(pg_server: str) -> Iterator[str]:
 def devdir(url: str, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [DEVDIR, *args],
-        env=environment(DATABASE_URL=url, **env),
+        env=environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET, **env),
         input=stdin,
         capture_output=True,
         text=True,

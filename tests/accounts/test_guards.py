@@ -10,7 +10,9 @@ from litestar import Litestar, get
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.types import Guard
 
+from service.accounts.auth import ROLE_SCOPES, SCOPES
 from service.accounts.guards import ADMIN_USERS, READ_DEVELOPERS, WRITE_DEVELOPERS
+from service.db.models import ROLES
 from service.problems import problem_details_config
 from tests.client import assert_problem
 
@@ -37,3 +39,11 @@ async def test_a_guard_without_a_user_in_scope_answers_401(guard: Guard) -> None
     assert body["detail"] == "this route needs a bearer token"
     assert response.headers["www-authenticate"] == "Bearer"
     assert "reached" not in response.text
+
+
+def test_every_role_has_scopes_and_every_guarded_scope_is_granted_to_some_role() -> None:
+    # The roles are declared once (service.db.models.Role); the scopes of each are in ROLE_SCOPES.
+    assert set(ROLE_SCOPES) == set(ROLES)
+    granted = {scope for scopes in ROLE_SCOPES.values() for scope in scopes}
+    assert granted == set(SCOPES)
+    assert set(ROLE_SCOPES["admin"]) == set(SCOPES)
