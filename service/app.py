@@ -22,6 +22,8 @@ from service.db.transaction import CommitBeforeAnswer
 from service.developers import deps as developers_deps
 from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
+from service.developers.events.controller import EventsController
+from service.developers.events.feed import Feed
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
@@ -43,9 +45,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return settings
 
     # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
+    # One change feed per process: a listener connection of its own, fanned out to every subscriber.
+    feed = Feed(db.get_engine(), settings)
     developers = Router(
         "/",
-        route_handlers=[DevelopersController, DevelopersBulkController],
+        route_handlers=[DevelopersController, DevelopersBulkController, EventsController],
         dependencies=developers_deps.DEPENDENCIES,
         request_max_body_size=settings.bulk_max_bytes,
     )
@@ -61,10 +65,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[developers, accounts, HealthController],
-        dependencies={"settings": Provide(provide_settings, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
+            "feed": developers_deps.feed_dependency(feed),
+        },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
+        lifespan=[feed.lifespan],
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         middleware=[
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),

@@ -40,3 +40,9 @@ class Conflict(DomainError):
 
 class TooLarge(DomainError):
     status = 413
+
+
+class Gone(DomainError):
+    """What the request names existed once and is no longer kept (410)."""
+
+    status = 410

@@ -72,6 +72,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # On a first start with no account at all, this admin is created (the password is hashed, never logged).
     devdir_admin_email: str = ""
     devdir_admin_password: str = ""
+    # The change feed: events are kept this long (a resume from an older cursor is 410); the listener polls this
+    # often when it has no notification (connection lost, or events held back by an older open transaction);
+    # idle streams get a keepalive this often; a subscriber this many events behind is told to resync.
+    events_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 24
+    events_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    events_keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    events_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Where development state (the embedded PostgreSQL) lives.

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
@@ -53,7 +54,9 @@ class VerifiedTokenCache(JWTAuthenticationMiddleware):
 
     It reads the token from the Authorization header only. OAuth2PasswordBearerAuth's own middleware also takes
     one from a cookie, which a browser sends by itself on cross-site requests; the cookie's name it passes here
-    is ignored.
+    is ignored. A WebSocket handshake without the header may offer the token as its second subprotocol
+    (`Sec-WebSocket-Protocol: bearer, <token>`), the one header a browser's WebSocket lets a page set; a page
+    cannot make another site's page send it, unlike a cookie.
 
     A client sends the same token with every request for its whole lifetime, and checking the signature and
     decoding the claims is most of what the auth layer costs per request. The cache is keyed by the whole
@@ -67,6 +70,13 @@ class VerifiedTokenCache(JWTAuthenticationMiddleware):
     def __init__(self, *args: Any, auth_cookie_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._verified: OrderedDict[str, tuple[float, AuthenticationResult]] = OrderedDict()
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        if connection.scope["type"] == ScopeType.WEBSOCKET and not connection.headers.get(self.auth_header):
+            offered = [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
+            if len(offered) == 2 and offered[0] == "bearer" and offered[1]:
+                return await self.authenticate_token(offered[1], connection)
+        return await super().authenticate_request(connection)
 
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, get_args
 
-from advanced_alchemy.base import IdentityBase
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Text, func, text
+from advanced_alchemy.base import DefaultBase, IdentityBase
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Identity, Index, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 NAME_MAX = 200
 SPECIALTY_MAX = 100
@@ -68,3 +71,50 @@ class User(IdentityBase):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (13+), which never wraps around as `xid` does."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: object) -> str:
+        return "xid8"
+
+
+ischema_names["xid8"] = XID8  # so that reflection (Alembic's comparison with the migrations) knows the type
+
+
+class DeveloperEvent(DefaultBase):
+    """One change to `developers`, written by triggers in the writer's own transaction (migration 0004): the
+    change feed's outbox. Ordered by (xid, id); service.developers.events reads it."""
+
+    __tablename__ = "developer_events"
+    __table_args__ = (
+        Index("ix_developer_events_xid_id", "xid", "id", unique=True),
+        Index("ix_developer_events_at", "at"),  # retention deletes by age
+        CheckConstraint("op IN ('created', 'updated', 'deleted', 'bulk')", name="op_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    xid: Mapped[int] = mapped_column(XID8, nullable=False, server_default=text("pg_current_xact_id()"))
+    op: Mapped[str] = mapped_column(Text, nullable=False)
+    developer_id: Mapped[int | None] = mapped_column(BigInteger)
+    specialty: Mapped[str | None] = mapped_column(Text)
+    specialties: Mapped[list[str] | None] = mapped_column(ARRAY(Text))  # NULL: too many to list, so any
+    developer: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    bulk: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=text("statement_timestamp()")
+    )
+
+
+class DeveloperEventsHorizon(DefaultBase):
+    """The newest event retention has deleted (one row at most): a cursor at or below it may have missed events."""
+
+    __tablename__ = "developer_events_horizon"
+    __table_args__ = (CheckConstraint("one", name="one_row"),)
+
+    one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    xid: Mapped[int] = mapped_column(XID8, nullable=False)
+    id: Mapped[int] = mapped_column(BigInteger, nullable=False)

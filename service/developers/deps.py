@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.developers.bulk.service import DevelopersBulkService
+from service.developers.events.feed import Feed
 from service.developers.reads import DeveloperReads
 from service.developers.service import DevelopersService
 from service.settings import Settings
@@ -39,7 +40,18 @@ DEPENDENCIES = {
     "bulk_service": Provide(provide_bulk_service, sync_to_thread=False),
 }
 
+
+def feed_dependency(feed: Feed) -> Provide:
+    """The process's one change feed, as the `feed` dependency (app-wide: readiness reports its state too)."""
+
+    def provide_feed() -> Feed:
+        return feed
+
+    return Provide(provide_feed, use_cache=True, sync_to_thread=False)
+
+
 DeveloperReadsDep = NamedDependency[DeveloperReads]
 DevelopersServiceDep = NamedDependency[DevelopersService]
 BulkServiceDep = NamedDependency[DevelopersBulkService]
+FeedDep = NamedDependency[Feed]
 SettingsDep = NamedDependency[Settings]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.errors import Conflict, InvalidInput, NotFound, TooLarge
+from service.errors import Conflict, Gone, InvalidInput, NotFound, TooLarge
 
 
 class DeveloperNotFound(NotFound):
@@ -42,3 +42,11 @@ class InvalidRows(InvalidInput):
 class TooManyRows(TooLarge):
     def __init__(self, max_rows: int) -> None:
         super().__init__(f"more than {max_rows} rows in one request; send them in parts")
+
+
+class CursorExpired(Gone):
+    def __init__(self) -> None:
+        super().__init__(
+            "events after this cursor are older than the feed keeps (EVENTS_RETENTION_HOURS); "
+            "list the developers again, then follow the feed from its newest event"
+        )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.controller import Controller
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
+from service.developers.events.feed import Feed
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -35,6 +36,9 @@ class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
     expected_revision: str
     revision: str | None = None
     detail: str | None = None
+    # The change feed's listener: "listening", or "polling" while its connection is being re-established
+    # (events still flow, a poll interval late); not a reason to take the pod out of service.
+    change_feed: str | None = None
 
 
 @cache
@@ -70,16 +74,17 @@ class HealthController(Controller):
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
         responses={503: ResponseSpec(data_container=Readiness, description="Not ready: database or schema.")},
     )
-    async def ready(self, db_engine: NamedDependency[AsyncEngine]) -> Response[Readiness]:
+    async def ready(self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[Feed]) -> Response[Readiness]:
         expected = migration_head()
         try:
             # Bounded: a probe must answer within its own timeout even when the pool is starved.
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 revision = await _schema_revision(db_engine)
         except Exception as exc:  # noqa: BLE001  (any failure to reach the database means "not ready")
-            body = Readiness("unavailable", "unreachable", expected, detail=type(exc).__name__)
+            body = Readiness("unavailable", "unreachable", expected, detail=type(exc).__name__, change_feed=feed.state)
             return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         if revision != expected:
-            body = Readiness("unavailable", "schema not at head", expected, revision=revision)
+            body = Readiness("unavailable", "schema not at head", expected, revision=revision, change_feed=feed.state)
             return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(Readiness("ready", "ok", expected, revision=revision), status_code=HTTP_200_OK)
+        body = Readiness("ready", "ok", expected, revision=revision, change_feed=feed.state)
+        return Response(body, status_code=HTTP_200_OK)

@@ -1,0 +1,160 @@
+"""The change feed's routes: the same events as Server-Sent Events and over a WebSocket.
+
+Neither route holds a database session or connection while it streams: a stream reads from the process's feed
+(service.developers.events.feed), and only a replay (`after`) borrows pooled connections, a page at a time.
+
+A browser's WebSocket cannot send an Authorization header, so the WebSocket route also takes the token as a
+subprotocol: `new WebSocket(url, ["bearer", token])`; the server accepts the `bearer` protocol (see
+service.accounts.auth). A query string would be the other way, and would put the token in every access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from service.accounts.guards import READ_DEVELOPERS
+from service.controller import Controller
+from service.db.models import SPECIALTY_MAX
+from service.developers.deps import FeedDep
+from service.developers.events import cursor as cursors
+from service.developers.events.cursor import Cursor
+from service.developers.events.feed import Feed
+from service.developers.events.schemas import Event, Ping, Resync
+from service.developers.events.store import StoredEvent
+from service.errors import DomainError
+from service.problems import COMMON_RESPONSES, problem_response
+from service.routes import get
+from service.validation import TEXT_PATTERN, nfc
+
+After = Annotated[
+    str | None,
+    Parameter(
+        pattern=cursors.PATTERN,
+        max_length=40,
+        description="Replay every event after this one (an event's `id`), then continue live; omit to start now.",
+    ),
+]
+Specialty = Annotated[
+    str | None,
+    Parameter(
+        min_length=1,
+        max_length=SPECIALTY_MAX,
+        pattern=TEXT_PATTERN,
+        description="Only events about this specialty (bulk events that touched it, or too many to list).",
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    Parameter(header="Last-Event-ID", max_length=40, description="Sent by an EventSource that reconnects."),
+]
+GONE = {
+    410: problem_response(
+        "Events after this cursor are older than EVENTS_RETENTION_HOURS: list the developers again, then follow "
+        "the feed from now."
+    )
+}
+# WebSocket close codes: 4000 + the HTTP status the same problem has on the SSE route.
+_CLOSE_INVALID, _CLOSE_GONE = 4400, 4410
+_ENCODER = msgspec.json.Encoder()
+
+
+class EventsController(Controller):
+    path = "/api/developers/events"
+    tags = ["developers"]
+
+    @get(
+        summary="Follow changes to developers as Server-Sent Events",
+        description=(
+            "Each event's `id` is its cursor: reconnecting with `Last-Event-ID` (as EventSource does) or "
+            "`?after=` replays every event committed after it, without gaps, then continues live. Bulk work "
+            "arrives as one summary event per statement (`op: bulk`). Idle streams get a comment line every "
+            "EVENTS_KEEPALIVE_SECONDS; a subscriber that falls too far behind gets an `event: resync` with the "
+            "cursor to resume from, and the stream ends."
+        ),
+        guards=[READ_DEVELOPERS],
+        responses=COMMON_RESPONSES
+        | GONE
+        | {200: ResponseSpec(Event, media_type="text/event-stream", description="A stream of events.")},
+    )
+    async def follow(
+        self, feed: FeedDep, after: After = None, specialty: Specialty = None, last_event_id: LastEventId = None
+    ) -> ServerSentEvent:
+        # An EventSource reconnects with the URL it started with and the id of the last event it got: the
+        # header is the newer of the two.
+        resume = (
+            cursors.parse(last_event_id, source="header", key="Last-Event-ID")
+            if last_event_id
+            else (cursors.parse(after) if after else None)
+        )
+        if resume is not None:
+            await feed.resumable(resume)
+        return ServerSentEvent(_as_sse(feed.events(resume, specialty and nfc(specialty))))
+
+    @websocket("/ws", guards=[READ_DEVELOPERS])
+    async def follow_socket(
+        self, socket: WebSocket[Any, Any, Any], feed: FeedDep, after: After = None, specialty: Specialty = None
+    ) -> None:
+        """The same events as JSON text messages; `{"op": "ping"}` on idle streams, `{"op": "resync", ...}`
+        before the server closes a subscriber that fell too far behind. Closes with 4400 for a malformed
+        `after` and 4410 for an expired one."""
+        offered = socket.scope.get("subprotocols") or []
+        await socket.accept(subprotocols="bearer" if "bearer" in offered else None)
+        try:
+            resume = cursors.parse(after) if after else None
+            if resume is not None:
+                await feed.resumable(resume)
+        except DomainError as exc:
+            await socket.close(code=_CLOSE_GONE if exc.status == 410 else _CLOSE_INVALID, reason=exc.detail[:120])
+            return
+        await _serve_socket(socket, feed, resume, specialty and nfc(specialty))
+
+
+async def _as_sse(items: AsyncIterator[StoredEvent | Resync | Ping]) -> AsyncIterator[ServerSentEventMessage]:
+    async for item in items:
+        if isinstance(item, StoredEvent):
+            yield ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
+        elif isinstance(item, Ping):
+            yield ServerSentEventMessage(data=None, comment="keepalive")
+        else:
+            yield ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # and the end
+
+
+async def _serve_socket(
+    socket: WebSocket[Any, Any, Any], feed: Feed, resume: Cursor | None, specialty: str | None
+) -> None:
+    sender = asyncio.create_task(_send(socket, feed.events(resume, specialty)))
+    receiver = asyncio.create_task(_until_closed(socket))
+    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sender, receiver):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await task
+    if sender in done:  # a resync, or an error: the client is still there to be told
+        code, reason = (1000, "resync") if sender.exception() is None else (1011, "the feed failed; reconnect")
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await socket.close(code=code, reason=reason)
+
+
+async def _send(socket: WebSocket[Any, Any, Any], items: AsyncIterator[StoredEvent | Resync | Ping]) -> None:
+    async for item in items:
+        data = item.json if isinstance(item, StoredEvent) else _ENCODER.encode(item)
+        await socket.send_text(data.decode())
+        if isinstance(item, Resync):
+            return
+
+
+async def _until_closed(socket: WebSocket[Any, Any, Any]) -> None:
+    """Read (and ignore) what the client sends, until it closes: then the sender is stopped."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await socket.receive_data(mode="text")

@@ -1,0 +1,37 @@
+"""Event cursors: `<xid>-<id>`, the writer's transaction id and the event's id, in the order events are served.
+
+An event's `id` is its cursor; `?after=` and SSE's `Last-Event-ID` take one back. Cursors compare as pairs of
+integers (`parse` gives the pair), never as strings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from service.errors import InvalidInput
+
+Cursor = tuple[int, int]
+START: Cursor = (0, 0)  # before every event
+PATTERN = r"^[0-9]{1,20}-[0-9]{1,19}$"
+_FORM = re.compile(PATTERN)
+_MAX = 2**63 - 1  # both parts are 64-bit in PostgreSQL (xid8 is unsigned, but far from its top)
+
+
+class InvalidCursor(InvalidInput):
+    def __init__(self, source: str, key: str) -> None:
+        message = "not an event id of this feed (`<transaction>-<event>`, as in an event's `id`)"
+        super().__init__("Validation failed", [{"key": key, "source": source, "message": message}])
+
+
+def format_cursor(cursor: Cursor) -> str:
+    return f"{cursor[0]}-{cursor[1]}"
+
+
+def parse(text: str, *, source: str = "query", key: str = "after") -> Cursor:
+    if not _FORM.match(text):
+        raise InvalidCursor(source, key)
+    xid, _, event_id = text.partition("-")
+    cursor = (int(xid), int(event_id))
+    if cursor[0] > _MAX or cursor[1] > _MAX:
+        raise InvalidCursor(source, key)
+    return cursor

@@ -1,0 +1,292 @@
+"""The feed of one process: one listener connection, one reader, fan-out to every subscriber of the process.
+
+The listener is a dedicated asyncpg connection, outside the request pool, that LISTENs on `developer_events`. A
+notification only wakes the reader: the events themselves are read from the outbox (service.developers.events
+.store), after the feed's cursor, so a lost notification delays an event and never loses it. The reader also
+wakes every EVENTS_POLL_SECONDS, and much sooner while events are held back by an older open transaction.
+
+When the listener's connection is lost (a terminated backend, a restart, a failover), the feed reconnects with
+backoff (0.1 s doubling to 2 s), LISTENs again and catches up from its cursor; until then it polls through the
+request pool every EVENTS_POLL_SECONDS, so events keep flowing.
+
+Each subscriber has a bounded queue. One that falls EVENTS_QUEUE_SIZE events behind is cut off with a resync
+message naming the last event it was sent, so a slow client never grows the process's memory or holds up the
+others; it resumes from there on a new connection, from the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+from service.developers.errors import CursorExpired
+from service.developers.events import retention, store
+from service.developers.events.cursor import START, Cursor, format_cursor
+from service.developers.events.schemas import Ping, Resync
+from service.developers.events.store import StoredEvent
+from service.log_throttle import LogThrottle
+from service.settings import Settings
+
+logger = logging.getLogger("service.developers.events")
+
+CHANNEL = "developer_events"
+PAGE = 1000  # events read per round trip
+PENDING_POLL_SECONDS = 0.05  # while committed events wait for an older transaction to end
+RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # listener reconnect backoff, seconds
+RETENTION_EVERY_SECONDS = 600.0
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    sa_exc.SQLAlchemyError,  # from the request pool, while polling through it
+)
+
+State = Literal["starting", "listening", "polling", "stopped"]
+
+
+class Subscription:
+    """One subscriber's place in the feed: a bounded queue of events after `start`; None in it means resync."""
+
+    __slots__ = ("overflowed", "queue", "specialty", "start")
+
+    def __init__(self, specialty: str | None, size: int, start: Cursor) -> None:
+        self.specialty = specialty
+        self.start = start
+        self.queue: asyncio.Queue[StoredEvent | None] = asyncio.Queue(size + 1)  # + 1: room for the resync mark
+        self.overflowed = False
+
+    def offer(self, event: StoredEvent) -> None:
+        if self.overflowed or event.cursor <= self.start or not event.matches(self.specialty):
+            return
+        if self.queue.qsize() >= self.queue.maxsize - 1:
+            self.cut()
+            return
+        self.queue.put_nowait(event)
+
+    def cut(self) -> None:
+        """End this subscription with a resync: its queued events are dropped (they stay in the outbox, and the
+        subscriber resumes from the last one it was sent)."""
+        self.overflowed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+class Feed:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.connect_timeout = settings.db_connect_timeout
+        self.poll_seconds = settings.events_poll_seconds
+        self.keepalive_seconds = settings.events_keepalive_seconds
+        self.queue_size = settings.events_queue_size
+        self.retention_hours = settings.events_retention_hours
+        self.cursor: Cursor = START
+        self.state: State = "starting"
+        self.subscriptions: set[Subscription] = set()
+        self.delivered = 0  # events fanned out since start, each counted once
+        self._listener: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._started = False  # the cursor has been set from the outbox
+        self._errors = LogThrottle(10.0)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Start reading in the background; never waits for the database (the feed catches up when it can)."""
+        self._task = asyncio.create_task(self._run(), name="change-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_listener()
+        self.state = "stopped"
+        for subscription in self.subscriptions:
+            subscription.cut()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """For the app's `lifespan`: the feed runs while the app serves."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # Subscribers
+
+    async def events(self, after: Cursor | None, specialty: str | None) -> AsyncIterator[StoredEvent | Resync | Ping]:
+        """Every event after `after` (or from now), then live ones, filtered by specialty; a Ping after each
+        EVENTS_KEEPALIVE_SECONDS without one, and a final Resync if the subscriber falls too far behind.
+
+        Check `after` with `resumable` first: this generator starts only once the answer has started.
+        """
+        subscription = Subscription(specialty, self.queue_size, self.cursor)
+        self.subscriptions.add(subscription)
+        try:
+            last = subscription.start if after is None else after
+            while last < subscription.start:  # replay from the outbox, up to where the live queue begins
+                page = await self._replay(last, subscription.start, specialty)
+                if not page:
+                    break
+                for event in page:
+                    yield event
+                last = page[-1].cursor
+            last = max(last, subscription.start)
+            while True:
+                try:
+                    async with asyncio.timeout(self.keepalive_seconds):
+                        queued = await subscription.queue.get()
+                except TimeoutError:
+                    yield Ping()
+                    continue
+                if queued is None:
+                    sent = None if last == START else format_cursor(last)
+                    yield Resync(after=sent, detail="this subscriber fell too far behind; resume from `after`")
+                    return
+                if queued.cursor > last:
+                    yield queued
+                    last = queued.cursor
+        finally:
+            self.subscriptions.discard(subscription)
+
+    async def resumable(self, after: Cursor) -> None:
+        """Raise CursorExpired if events after `after` may have been deleted by retention (410)."""
+        async with self._pooled() as connection:
+            if after < await store.horizon(connection):
+                raise CursorExpired()
+
+    # The reader
+
+    async def _run(self) -> None:
+        next_connect = 0.0
+        backoff = RECONNECT_MIN
+        next_retention = time.monotonic() + RETENTION_EVERY_SECONDS / 10  # soon after start, then every 10 min
+        while True:
+            if self._listener is None or self._listener.is_closed():
+                await self._close_listener()
+                if time.monotonic() >= next_connect:
+                    try:
+                        await self._listen()
+                        backoff = RECONNECT_MIN
+                    except _LOST as exc:
+                        self.state = "polling"
+                        self._log("listener connection failed", exc)
+                        next_connect = time.monotonic() + backoff
+                        backoff = min(backoff * 2, RECONNECT_MAX)
+            self._wake.clear()
+            pending = False
+            try:
+                pending = await self._catch_up()
+                if time.monotonic() >= next_retention:
+                    next_retention = time.monotonic() + RETENTION_EVERY_SECONDS
+                    await self._delete_expired()
+            except _LOST as exc:
+                self._log("reading the outbox failed", exc)
+            except Exception:  # a bug must not end the feed of every subscriber: log it and keep reading
+                logger.exception("change feed: unexpected error; reading on")
+            timeout = PENDING_POLL_SECONDS if pending else self.poll_seconds
+            if self.state != "listening":  # wake for the next reconnect attempt too
+                timeout = min(timeout, max(next_connect - time.monotonic(), 0.01))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _listen(self) -> None:
+        connection = await asyncpg.connect(
+            self.dsn,
+            timeout=self.connect_timeout,
+            server_settings={"application_name": "devdir change feed"},
+        )
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.add_termination_listener(self._terminated)
+        self._listener = connection
+        self.state = "listening"
+        logger.info("change feed: listening on %s", CHANNEL)
+        self._wake.set()  # catch up on whatever was committed while not listening
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    def _terminated(self, *_: object) -> None:
+        self.state = "polling"
+        self._wake.set()  # reconnect at once
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            if self.state == "listening":
+                self.state = "polling"
+            listener.remove_termination_listener(self._terminated)
+            with contextlib.suppress(*_LOST):
+                await listener.close(timeout=1)
+
+    async def _catch_up(self) -> bool:
+        """Fan out every servable event after the cursor; whether more wait for an older transaction."""
+        async with self._reader() as connection:
+            if not self._started:
+                self.cursor = await store.latest(connection)
+                self._started = True
+            while True:
+                batch = await store.read(connection, self.cursor, PAGE)
+                if batch:
+                    self.cursor = batch[-1].cursor
+                    self._fan_out(batch)
+                if len(batch) < PAGE:
+                    return await store.pending(connection, self.cursor)
+
+    def _fan_out(self, batch: list[StoredEvent]) -> None:
+        self.delivered += len(batch)
+        for subscription in tuple(self.subscriptions):
+            for event in batch:
+                subscription.offer(event)
+
+    async def _replay(self, after: Cursor, upto: Cursor, specialty: str | None) -> list[StoredEvent]:
+        async with self._pooled() as connection:
+            return await store.read_between(connection, after, upto, specialty, PAGE)
+
+    async def _delete_expired(self) -> None:
+        async with self._pooled() as connection:
+            deleted = await retention.delete_expired(connection, self.retention_hours)
+        if deleted:
+            logger.info("change feed: deleted %d events older than %d hours", deleted, self.retention_hours)
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[asyncpg.Connection]:
+        """The listener's own connection while it is up; a pooled one while it is not (polling)."""
+        if self._listener is not None and not self._listener.is_closed():
+            yield self._listener
+        else:
+            async with self._pooled() as connection:
+                yield connection
+
+    @contextlib.asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        finally:
+            await greenlet_spawn(pooled.close)
+
+    def _log(self, what: str, exc: BaseException) -> None:
+        held_back = self._errors.admit(what)
+        if held_back is not None:
+            logger.warning("change feed: %s (%s: %s)", what, type(exc).__name__, exc)

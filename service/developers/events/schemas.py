@@ -1,0 +1,51 @@
+"""What a subscriber receives: change events, and the feed's own messages (resync, ping)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from service.developers.schemas import Developer
+
+Op = Literal["created", "updated", "deleted", "bulk"]
+
+
+class BulkSummary(msgspec.Struct, frozen=True):
+    """What one statement of bulk work did: an import chunk, a batch update, a bulk delete."""
+
+    operation: Literal["created", "updated", "deleted"]
+    count: int
+    first_id: int
+    last_id: int
+    ids: list[int] | None  # every id, in order, when there are at most 1,000; else only the range
+    specialties: list[str] | None  # every specialty touched, when there are at most 100; else null: any
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One committed change. `id` is its cursor: pass it as `after` (or SSE's Last-Event-ID) to resume after it.
+
+    A single-row write carries the developer (null when deleted), its id and specialty; bulk work carries a
+    summary in `bulk` and nulls in the single-row fields.
+    """
+
+    id: str
+    op: Op
+    developer: Developer | None
+    developer_id: int | None
+    specialty: str | None
+    at: datetime
+    bulk: BulkSummary | None = None
+
+
+class Resync(msgspec.Struct, frozen=True, tag="resync", tag_field="op"):
+    """The subscriber fell too far behind and the stream ends: resume with `after`, the last event it was sent
+    (null: none yet; then re-list), on a new connection."""
+
+    after: str | None
+    detail: str
+
+
+class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op"):
+    """A WebSocket keepalive on an idle stream (SSE sends a comment line instead)."""

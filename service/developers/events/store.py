@@ -1,0 +1,99 @@
+"""Reading the outbox: events in (xid, id) order, served only once no earlier event can still appear.
+
+Why not a plain sequence: ids (and timestamps) are taken when a row is written, but rows become visible when their
+transaction commits, and transactions commit in any order. A reader that has served id 11 can later see id 10
+committed by a slower transaction and, following its cursor, skip it for ever. Here a reader serves only events of
+transactions whose xid is below its snapshot's xmin: every such transaction has finished, so each of its events
+is either visible now or never will be. An event served later always has an xid at or above that xmin, so
+(xid, id) cursors never skip one. The price: an event waits while any transaction that began writing before it is
+still open, however unrelated; the feed polls briefly while such events are pending.
+
+Each function takes an asyncpg connection and makes one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from service.developers.events.cursor import Cursor, format_cursor
+from service.developers.events.schemas import BulkSummary, Event
+from service.developers.schemas import Developer
+
+_COLUMNS = "xid::text, id, op, developer_id, specialty, specialties, developer::text, bulk::text, at"
+_SERVABLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
+_AFTER = "(xid, id) > ($1::text::xid8, $2)"
+
+_READ = f"SELECT {_COLUMNS} FROM developer_events WHERE {_AFTER} AND {_SERVABLE} ORDER BY xid, id LIMIT $3"  # noqa: S608
+_READ_FOR = (
+    f"SELECT {_COLUMNS} FROM developer_events WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) "  # noqa: S608
+    "AND (specialties IS NULL OR $5::text IS NULL OR $5 = ANY(specialties)) ORDER BY xid, id LIMIT $6"
+)
+_PENDING = f"SELECT EXISTS (SELECT 1 FROM developer_events WHERE {_AFTER} AND NOT {_SERVABLE})"  # noqa: S608
+_LATEST = f"SELECT xid::text, id FROM developer_events WHERE {_SERVABLE} ORDER BY xid DESC, id DESC LIMIT 1"  # noqa: S608
+_HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
+
+_DEVELOPER = msgspec.json.Decoder(Developer)
+_BULK = msgspec.json.Decoder(BulkSummary)
+
+
+class StoredEvent(msgspec.Struct, frozen=True):
+    """An event as the feed handles it: its cursor, the specialties a filter matches (None: any), its JSON."""
+
+    cursor: Cursor
+    specialties: frozenset[str] | None
+    event: Event
+    json: bytes
+
+    def matches(self, specialty: str | None) -> bool:
+        return specialty is None or self.specialties is None or specialty in self.specialties
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _stored(row: asyncpg.Record) -> StoredEvent:
+    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, at = row
+    cursor = (int(xid), event_id)
+    event = Event(
+        id=format_cursor(cursor),
+        op=op,
+        developer=None if developer is None else _DEVELOPER.decode(developer),
+        developer_id=developer_id,
+        specialty=specialty,
+        at=at,
+        bulk=None if bulk is None else _BULK.decode(bulk),
+    )
+    return StoredEvent(cursor, None if specialties is None else frozenset(specialties), event, _ENCODER.encode(event))
+
+
+async def read(connection: asyncpg.Connection, after: Cursor, limit: int) -> list[StoredEvent]:
+    """Up to `limit` servable events after `after`, in order."""
+    rows = await connection.fetch(_READ, str(after[0]), after[1], limit)
+    return [_stored(row) for row in rows]
+
+
+async def read_between(
+    connection: asyncpg.Connection, after: Cursor, upto: Cursor, specialty: str | None, limit: int
+) -> list[StoredEvent]:
+    """Up to `limit` events in (after, upto] that a `specialty` filter matches: a replay, below a cursor the
+    feed has already served (so all of them are servable)."""
+    rows = await connection.fetch(_READ_FOR, str(after[0]), after[1], str(upto[0]), upto[1], specialty, limit)
+    return [_stored(row) for row in rows]
+
+
+async def pending(connection: asyncpg.Connection, after: Cursor) -> bool:
+    """Whether events after `after` are committed but held back by an older transaction still open."""
+    return bool(await connection.fetchval(_PENDING, str(after[0]), after[1]))
+
+
+async def latest(connection: asyncpg.Connection) -> Cursor:
+    """The cursor of the newest servable event (START if there is none): where a new feed begins."""
+    row = await connection.fetchrow(_LATEST)
+    return (0, 0) if row is None else (int(row[0]), row[1])
+
+
+async def horizon(connection: asyncpg.Connection) -> Cursor:
+    """The newest event retention has deleted (START if none): a cursor below it may have missed events."""
+    row = await connection.fetchrow(_HORIZON)
+    return (0, 0) if row is None else (int(row[0]), row[1])
