@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
         lifespan=[feed.lifespan],
+        state=State({"feed": feed}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         middleware=[
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),

@@ -19,7 +19,7 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from service.accounts.guards import READ_DEVELOPERS
@@ -55,7 +55,7 @@ Specialty = Annotated[
 ]
 LastEventId = Annotated[
     str | None,
-    Parameter(header="Last-Event-ID", max_length=40, description="Sent by an EventSource that reconnects."),
+    HeaderParameter(name="Last-Event-ID", max_length=40, description="Sent by an EventSource that reconnects."),
 ]
 GONE = {
     410: problem_response(
