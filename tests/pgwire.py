@@ -4,6 +4,10 @@ Counting at the wire, not in SQLAlchemy's events, sees everything the driver sen
 pre-ping, a COMMIT, an asyncpg statement preparation. A round trip is a message the client then waits on: a
 simple Query ('Q'), or the Sync ('S') that ends an extended-protocol exchange (Parse/Bind/Execute/...). The
 proxy refuses TLS (answers 'N' to an SSLRequest) so that it can read the messages.
+
+The change feed's own connection (application_name 'devdir change feed', outside the request pool) is passed
+through uncounted, in `feed_connections` only: it reads the outbox whenever a write commits, which is not a
+round trip of the request.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 _SSL_REQUEST, _GSSENC_REQUEST = 80877103, 80877104
 _ROUND_TRIPS = {b"Q", b"S"}
+FEED_APPLICATION = b"devdir change feed"
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Wire:
     connections: int = 0
     messages: Counter[bytes] = field(default_factory=Counter)
     statements: list[str] = field(default_factory=list)  # the SQL of each Query and Parse
+    feed_connections: int = 0  # connections of the change feed's listener, not counted above
 
     @property
     def round_trips(self) -> int:
@@ -52,7 +58,14 @@ async def _client_to_server(
     wire: Wire, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: asyncio.StreamWriter
 ) -> None:
     with suppress(asyncio.IncompleteReadError, ConnectionError):
-        upstream.write(await _startup(reader, writer))
+        startup = await _startup(reader, writer)
+        upstream.write(startup)
+        # StartupMessage: length, protocol version, then NUL-terminated names and values.
+        parameters = startup[8:].split(b"\0")
+        if FEED_APPLICATION in parameters[1::2]:
+            wire.feed_connections += 1
+            await _forward(Wire(url=wire.url), reader, upstream)
+            return
         wire.connections += 1
         await _forward(wire, reader, upstream)
 

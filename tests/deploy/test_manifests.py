@@ -143,14 +143,15 @@ def test_prod_pools_fit_under_max_connections() -> None:
     cluster = one("prod", "Cluster", "devdir-db")["spec"]
     assert cluster["instances"] == 3
     config = one("prod", "ConfigMap", "devdir-config")["data"]
-    per_pod = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])
+    pool = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])
+    per_pod = pool + 1  # and the change feed's own connection, outside the pool
     replicas = one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
     surge = 1  # maxSurge during a rolling update
     reserved = 3  # superuser_reserved_connections
     assert (replicas + surge) * per_pod + 1 + reserved < int(cluster["postgresql"]["parameters"]["max_connections"])
     # granian's backpressure caps accepted connections, idle keep-alive ones included: at the pool's size it
     # would starve every client past the pool's and the probes. The pool bounds the database work itself.
-    assert int(config["GRANIAN_BACKPRESSURE"]) >= 50 * per_pod
+    assert int(config["GRANIAN_BACKPRESSURE"]) >= 50 * pool
     api = one("prod", "Deployment", "devdir-api")["spec"]["template"]["spec"]["containers"][0]
     (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
     assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator

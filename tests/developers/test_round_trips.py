@@ -79,3 +79,4 @@ async def test_no_connection_is_opened_once_the_pool_is_warm(database_url: str) 
                 await burst(client, clients)
                 assert wire.connections == before, f"{wire.connections - before} connections opened at {clients}"
             assert wire.connections <= Settings().db_pool_size
+            assert wire.feed_connections == 1  # the change feed's listener, outside the pool

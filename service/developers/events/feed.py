@@ -236,8 +236,9 @@ class Feed:
             if self.state == "listening":
                 self.state = "polling"
             listener.remove_termination_listener(self._terminated)
-            with contextlib.suppress(*_LOST):
-                await listener.close(timeout=1)
+            # Closed at once: a query cancelled mid-flight (at shutdown) would hold a graceful close until its
+            # timeout, and the server needs no goodbye from a connection that only listened and read.
+            listener.terminate()
 
     async def _catch_up(self) -> bool:
         """Fan out every servable event after the cursor; whether more wait for an older transaction."""
