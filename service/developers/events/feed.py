@@ -99,7 +99,7 @@ class Feed:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._started = False  # the cursor has been set from the outbox
+        self._started = asyncio.Event()  # set once the cursor has been read from the outbox
         self._errors = LogThrottle(10.0)
 
     # Lifecycle
@@ -135,6 +135,7 @@ class Feed:
 
         Check `after` with `resumable` first: this generator starts only once the answer has started.
         """
+        await self._started.wait()  # the live queue starts at the feed's cursor: it must be the outbox's
         subscription = Subscription(specialty, self.queue_size, self.cursor)
         self.subscriptions.add(subscription)
         try:
@@ -183,7 +184,7 @@ class Feed:
                     try:
                         await self._listen()
                         backoff = RECONNECT_MIN
-                    except _LOST as exc:
+                    except Exception as exc:  # noqa: BLE001 (whatever stops the listener, the feed polls and retries)
                         self.state = "polling"
                         self._log("listener connection failed", exc)
                         next_connect = time.monotonic() + backoff
@@ -243,9 +244,9 @@ class Feed:
     async def _catch_up(self) -> bool:
         """Fan out every servable event after the cursor; whether more wait for an older transaction."""
         async with self._reader() as connection:
-            if not self._started:
+            if not self._started.is_set():
                 self.cursor = await store.latest(connection)
-                self._started = True
+                self._started.set()
             while True:
                 batch = await store.read(connection, self.cursor, PAGE)
                 if batch:
