@@ -25,7 +25,7 @@ import pytest
 from service.app import create_app
 from service.settings import Settings
 from tests.client import TEST_SECRET, token
-from tests.database import fetch, fresh_database
+from tests.database import connect, fetch, fresh_database, run_sql
 from tests.developers.api import encode
 from tests.developers.feed_faults_support import (
     LISTENER,
@@ -206,6 +206,40 @@ async def test_sse_subscriber_cut_mid_stream_resumes_with_last_event_id_exactly(
         assert cursor(newest) > cursor(before), "no event was committed while the subscriber was away"
     for follower in (control, resumed):
         assert_received_exactly(follower, expected)
+
+
+async def test_a_subscriber_resuming_before_the_feed_has_read_the_outbox_misses_nothing(database_url: str) -> None:
+    """A client that reconnects with a cursor while the process is starting (a restart, a deploy) is served every
+    event after its cursor, those committed before the feed read the outbox included."""
+    tag = secrets.token_hex(4)
+
+    def insert(n: int) -> str:
+        return f"INSERT INTO developers (name, email, specialty) VALUES ('Early {n}', 'early{n}-{tag}@x.io', 's')"
+
+    await run_sql(database_url, insert(0))
+    resume_from = await latest_event(database_url)
+    await run_sql(database_url, insert(1), insert(2))  # two events the client has not seen
+    app = create_app(feed_settings(database_url))
+    feed = app.state.feed
+    follower = Follower("early")
+    blocker = await connect(database_url)
+    try:
+        # The feed's first read of the outbox waits behind this lock: the process serves, the feed has not begun.
+        block = blocker.transaction()
+        await block.start()
+        await blocker.execute("LOCK TABLE developer_events IN ACCESS EXCLUSIVE MODE")
+        async with served(app) as url, running(follow_sse(url, follower, after=resume_from), followers=[follower]):
+            await asyncio.sleep(0.2)  # the stream has begun, before the feed has read anything
+            assert feed.cursor == (0, 0)
+            await block.rollback()
+            await run_sql(database_url, insert(3))
+            expected = await outbox(database_url, resume_from)
+            await held_back(database_url, resume_from)
+            await follower.reach(expected[-1].id, CATCH_UP)
+    finally:
+        await blocker.close()
+    assert len(expected) == 3
+    assert_received_exactly(follower, expected)
 
 
 @pytest.fixture
