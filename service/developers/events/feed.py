@@ -99,7 +99,7 @@ class Feed:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._started = asyncio.Event()  # set once the cursor has been read from the outbox
+        self._started = asyncio.Event()  # set once the cursor has been set from the outbox
         self._errors = LogThrottle(10.0)
 
     # Lifecycle
@@ -135,7 +135,14 @@ class Feed:
 
         Check `after` with `resumable` first: this generator starts only once the answer has started.
         """
-        await self._started.wait()  # the live queue starts at the feed's cursor: it must be the outbox's
+        # Until the feed has read the outbox, its cursor is START, not "now": a subscription taken then would
+        # skip its replay and miss every event between `after` and where the feed begins.
+        while not self._started.is_set():
+            try:
+                async with asyncio.timeout(self.keepalive_seconds):
+                    await self._started.wait()
+            except TimeoutError:
+                yield Ping()
         subscription = Subscription(specialty, self.queue_size, self.cursor)
         self.subscriptions.add(subscription)
         try:
