@@ -47,6 +47,7 @@ import multiprocessing
 import os
 import resource
 import secrets
+import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -763,7 +764,11 @@ def report_import(
             f"   {mode:<6}{rate[mode]:>10,.0f}{best[mode]:>8.2f}  {each:<22}{events:>8}{rows:>12}{notes:>10}"
             f"{spent:>12}{f'{before:.0f} -> {after:.0f}':>14}"
         )
-    print(f"   on/off {rate['on'] / rate['off']:.3f} (target >= 0.9); events per import expected: {expected}")
+    median = {mode: statistics.median(r.seconds for r in runs[mode]) for mode in runs}
+    print(
+        f"   on/off {rate['on'] / rate['off']:.3f} (target >= 0.9); on/off of the medians "
+        f"{median['off'] / median['on']:.3f}; events per import expected: {expected}"
+    )
     trigger = [r.trigger_ms / 1000 / r.seconds for r in runs["on"] if r.trigger_ms is not None]
     if trigger:
         print(f"   time in the outbox trigger functions: {min(trigger):.1%}..{max(trigger):.1%} of an import's time")
