@@ -31,7 +31,7 @@ import msgspec
 
 from service.accounts.auth import TokenIssuer, build_auth
 from service.settings import Settings
-from tests.bench.servers import BIN, serving
+from tests.bench.servers import BIN, descends, serving
 from tests.database import connect, fresh_database, run_sql, server_url
 
 SERVICE, ORM = 8821, 8822
@@ -88,21 +88,9 @@ def peak_rss_mb(pid: int) -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         child = int(fields["Pid"])
-        if child == pid or _descends(child, pid):
+        if child == pid or descends(child, pid):
             peaks[child] = (command, int(fields.get("VmHWM", "0 kB").split()[0]) / 1024)
     return peaks
-
-
-def _descends(child: int, ancestor: int) -> bool:
-    while child > 1:
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text()
-        except OSError:
-            return False
-        child = int(stat.rsplit(")", 1)[1].split()[1])
-        if child == ancestor:
-            return True
-    return False
 
 
 async def batch_update(port: int, rows: int, total: int) -> tuple[float, float]:

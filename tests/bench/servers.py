@@ -1,7 +1,8 @@
-"""Benchmark servers: a command serving HTTP as a child process, up until the block ends."""
+"""Benchmark servers: a command serving HTTP as a child process, up until the block ends; its processes' memory."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -31,3 +32,44 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subp
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def descends(child: int, ancestor: int) -> bool:
+    """Whether process `child` was started, directly or not, by `ancestor`."""
+    while child > 1:
+        try:
+            stat = Path(f"/proc/{child}/stat").read_text()
+        except OSError:
+            return False
+        child = int(stat.rsplit(")", 1)[1].split()[1])
+        if child == ancestor:
+            return True
+    return False
+
+
+def worker_pid(server: int) -> int:
+    """The granian worker under `server` (`devdir run` starts granian's main process, which starts the worker
+    that runs the app): the descendant whose command line ends in `worker-<n>`."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode().split()
+        except OSError:
+            continue
+        pid = int(cmdline.parent.name)
+        if command and command[-1].startswith("worker-") and descends(pid, server):
+            return pid
+    raise LookupError(f"no granian worker under process {server}")
+
+
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status in MB: VmRSS (resident now) or VmHWM (the peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
