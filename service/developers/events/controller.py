@@ -44,6 +44,12 @@ After = Annotated[
         description="Replay every event after this one (an event's `id`), then continue live; omit to start now.",
     ),
 ]
+# On the WebSocket route `after` is checked by the handler, once the socket is accepted: a parameter that fails
+# validation is refused at the handshake, with a bare HTTP 403 a browser's WebSocket cannot even read.
+SocketAfter = Annotated[
+    str | None,
+    Parameter(description="Replay every event after this one (an event's `id`); closes with 4400 if malformed."),
+]
 Specialty = Annotated[
     str | None,
     Parameter(
@@ -102,7 +108,7 @@ class EventsController(Controller):
 
     @websocket("/ws", guards=[READ_DEVELOPERS])
     async def follow_socket(
-        self, socket: WebSocket[Any, Any, Any], feed: FeedDep, after: After = None, specialty: Specialty = None
+        self, socket: WebSocket[Any, Any, Any], feed: FeedDep, after: SocketAfter = None, specialty: Specialty = None
     ) -> None:
         """The same events as JSON text messages; `{"op": "ping"}` on idle streams, `{"op": "resync", ...}`
         before the server closes a subscriber that fell too far behind. Closes with 4400 for a malformed

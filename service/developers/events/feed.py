@@ -26,7 +26,6 @@ from typing import Literal
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from service.developers.errors import CursorExpired
 from service.developers.events import retention, store
@@ -99,7 +98,7 @@ class Feed:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._started = asyncio.Event()  # set once the cursor has been set from the outbox
+        self._started = asyncio.Event()  # set once the cursor has been read from the outbox
         self._errors = LogThrottle(10.0)
 
     # Lifecycle
@@ -135,14 +134,21 @@ class Feed:
 
         Check `after` with `resumable` first: this generator starts only once the answer has started.
         """
-        # Until the feed has read the outbox, its cursor is START, not "now": a subscription taken then would
-        # skip its replay and miss every event between `after` and where the feed begins.
-        while not self._started.is_set():
-            try:
-                async with asyncio.timeout(self.keepalive_seconds):
-                    await self._started.wait()
-            except TimeoutError:
-                yield Ping()
+        if not self._started.is_set():
+            # The feed has not read where the outbox ends yet (it fans out only what commits after that first
+            # read), so its cursor is no place to start from: a subscriber from now starts where the outbox ends
+            # now, and waits for the feed; what commits meanwhile comes as a replay.
+            if after is None:
+                async with self._pooled() as connection:
+                    after = await store.latest(connection)
+            while not self._started.is_set():
+                if self.state == "stopped":
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.keepalive_seconds):
+                        await self._started.wait()
+                if not self._started.is_set():
+                    yield Ping()
         subscription = Subscription(specialty, self.queue_size, self.cursor)
         self.subscriptions.add(subscription)
         try:
@@ -289,11 +295,11 @@ class Feed:
 
     @contextlib.asynccontextmanager
     async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
-        pooled = await self.engine.raw_connection()
-        try:
+        # Through a Connection, not engine.raw_connection(): a failed connect then raises SQLAlchemy's
+        # DBAPIError (an outage: 503 on the routes, a logged warning here), not the dialect's bare adapter error.
+        async with self.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
             yield pooled.driver_connection
-        finally:
-            await greenlet_spawn(pooled.close)
 
     def _log(self, what: str, exc: BaseException) -> None:
         held_back = self._errors.admit(what)

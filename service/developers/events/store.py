@@ -13,6 +13,8 @@ Each function takes an asyncpg connection and makes one round trip.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import asyncpg
 import msgspec
 
@@ -52,13 +54,22 @@ class StoredEvent(msgspec.Struct, frozen=True):
 _ENCODER = msgspec.json.Encoder()
 
 
+def _developer(text: str) -> Developer:
+    """The developer a trigger wrote with to_jsonb, whose timestamps carry the writer's session time zone, with
+    them in UTC, as the API answers them."""
+    developer = _DEVELOPER.decode(text)
+    return msgspec.structs.replace(
+        developer, created_at=developer.created_at.astimezone(UTC), updated_at=developer.updated_at.astimezone(UTC)
+    )
+
+
 def _stored(row: asyncpg.Record) -> StoredEvent:
     xid, event_id, op, developer_id, specialty, specialties, developer, bulk, at = row
     cursor = (int(xid), event_id)
     event = Event(
         id=format_cursor(cursor),
         op=op,
-        developer=None if developer is None else _DEVELOPER.decode(developer),
+        developer=None if developer is None else _developer(developer),
         developer_id=developer_id,
         specialty=specialty,
         at=at,
