@@ -527,7 +527,31 @@ async def test_a_subscriber_that_falls_behind_gets_a_resync_and_loses_nothing(se
             await resumed.quiet(QUIET)
 
 
-async def test_a_burst_larger_than_the_queue_ends_an_sse_stream_with_a_resync(
+async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
+    settings: Settings, database_url: str
+) -> None:
+    async with running(settings, events_queue_size=5) as run, sse(run) as stream, subscribed_socket(run) as ws:
+        before = await create(run.api, **ADA)
+        first = await stream.event()
+        assert await ws_event(ws) == first
+        # Twelve events committed at once reach the feed in one read: more than a queue holds, fewer than
+        # four queues. Both subscribers catch up from the outbox and stay on the live feed.
+        await run_sql(
+            database_url,
+            "BEGIN",
+            *(f"INSERT INTO developers (name, email, specialty) VALUES ('B{i}', 'b{i}@x.io', 'x')" for i in range(12)),
+            "COMMIT",
+        )
+        burst = await stream.events(12)
+        assert [e["developer"]["name"] for e in burst] == [f"B{i}" for i in range(12)]
+        assert [await ws_event(ws) for _ in range(12)] == burst
+        after = await create(run.api, name="After", email="after@x.io", specialty="x")
+        assert (await stream.event())["developer"] == after
+        assert (await ws_event(ws))["developer"] == after
+        assert [cursor(e["id"]) for e in burst] == sorted(cursor(e["id"]) for e in burst)
+
+
+async def test_a_burst_of_more_than_four_queues_ends_an_sse_stream_with_a_resync(
     settings: Settings, database_url: str
 ) -> None:
     async with running(settings, events_queue_size=5) as run:
@@ -536,13 +560,13 @@ async def test_a_burst_larger_than_the_queue_ends_an_sse_stream_with_a_resync(
             first = await stream.event()
             assert first["developer"] == before
             assert await ws_event(ws) == first
-            # Ten events committed at once reach the feed in one read: more than a queue holds.
+            # Thirty events committed at once reach the feed in one read: more than four queues hold.
             await run_sql(
                 database_url,
                 "BEGIN",
                 *(
                     f"INSERT INTO developers (name, email, specialty) VALUES ('B{i}', 'b{i}@x.io', 'x')"
-                    for i in range(10)
+                    for i in range(30)
                 ),
                 "COMMIT",
             )
@@ -558,8 +582,8 @@ async def test_a_burst_larger_than_the_queue_ends_an_sse_stream_with_a_resync(
             assert ws.close_code == 1000
         await subscribers(run.feed, 0)
         async with sse(run, {"after": message.json["after"]}) as resumed:
-            burst = await resumed.events(10)
-            assert [e["developer"]["name"] for e in burst] == [f"B{i}" for i in range(10)]
+            burst = await resumed.events(30)
+            assert [e["developer"]["name"] for e in burst] == [f"B{i}" for i in range(30)]
             await resumed.quiet(QUIET)
 
 

@@ -9,9 +9,11 @@ When the listener's connection is lost (a terminated backend, a restart, a failo
 backoff (0.1 s doubling to 2 s), LISTENs again and catches up from its cursor; until then it polls through the
 request pool every EVENTS_POLL_SECONDS, so events keep flowing.
 
-Each subscriber has a bounded queue. One that falls EVENTS_QUEUE_SIZE events behind is cut off with a resync
-message naming the last event it was sent, so a slow client never grows the process's memory or holds up the
-others; it resumes from there on a new connection, from the outbox.
+Each subscriber has a bounded queue of EVENTS_QUEUE_SIZE events, so a slow client never grows the process's
+memory or holds up the others. When a subscriber's queue overflows (a burst, such as the events a long import held
+back), its stream leaves the live queue and catches up from the outbox a page at a time, then rejoins; one that is
+by then more than RESYNC_FACTOR queues behind is sent a resync naming the last event it was sent, and its stream
+ends: it resumes from there on a new connection.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ PAGE = 1000  # events read per round trip
 PENDING_POLL_SECONDS = 0.05  # while committed events wait for an older transaction to end
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # listener reconnect backoff, seconds
 RETENTION_EVERY_SECONDS = 600.0
+# A subscriber whose queue overflows is caught up from the outbox unless it is more than this many queues'
+# worth of events behind: then it is sent a resync instead.
+RESYNC_FACTOR = 4
 _LOST = (
     OSError,
     TimeoutError,
@@ -149,34 +154,59 @@ class Feed:
                         await self._started.wait()
                 if not self._started.is_set():
                     yield Ping()
-        subscription = Subscription(specialty, self.queue_size, self.cursor)
-        self.subscriptions.add(subscription)
+        subscription = self._subscribe(specialty)
         try:
             last = subscription.start if after is None else after
-            while last < subscription.start:  # replay from the outbox, up to where the live queue begins
-                page = await self._replay(last, subscription.start, specialty)
-                if not page:
-                    break
-                for event in page:
-                    yield event
-                last = page[-1].cursor
-            last = max(last, subscription.start)
             while True:
-                try:
-                    async with asyncio.timeout(self.keepalive_seconds):
-                        queued = await subscription.queue.get()
-                except TimeoutError:
-                    yield Ping()
-                    continue
-                if queued is None:
+                async for event in self._replayed(last, subscription.start, specialty):
+                    yield event
+                    last = event.cursor
+                last = max(last, subscription.start)
+                while (queued := await self._next(subscription)) is not None:
+                    if isinstance(queued, Ping):
+                        yield queued
+                    elif queued.cursor > last:
+                        yield queued
+                        last = queued.cursor
+                # The queue overflowed: a burst came faster than this subscriber read it. If it is not too far
+                # behind, its own stream catches it up from the outbox, as a reconnect with `after` would, and
+                # puts it back on the live queue; other subscribers never wait for it.
+                self.subscriptions.discard(subscription)
+                if self.state == "stopped" or await self._behind(last) > RESYNC_FACTOR * self.queue_size:
                     sent = None if last == START else format_cursor(last)
                     yield Resync(after=sent, detail="this subscriber fell too far behind; resume from `after`")
                     return
-                if queued.cursor > last:
-                    yield queued
-                    last = queued.cursor
+                subscription = self._subscribe(specialty)
         finally:
             self.subscriptions.discard(subscription)
+
+    def _subscribe(self, specialty: str | None) -> Subscription:
+        subscription = Subscription(specialty, self.queue_size, self.cursor)
+        self.subscriptions.add(subscription)
+        return subscription
+
+    async def _next(self, subscription: Subscription) -> StoredEvent | Ping | None:
+        """The subscription's next event, a Ping after EVENTS_KEEPALIVE_SECONDS without one, None on overflow."""
+        try:
+            async with asyncio.timeout(self.keepalive_seconds):
+                return await subscription.queue.get()
+        except TimeoutError:
+            return Ping()
+
+    async def _replayed(self, after: Cursor, upto: Cursor, specialty: str | None) -> AsyncIterator[StoredEvent]:
+        """The events in (after, upto] from the outbox, a page at a time (the feed has served them already)."""
+        while after < upto:
+            page = await self._replay(after, upto, specialty)
+            if not page:
+                return
+            for event in page:
+                yield event
+            after = page[-1].cursor
+
+    async def _behind(self, last: Cursor) -> int:
+        """How many events the feed has served after `last` (counted up to a bound)."""
+        async with self._pooled() as connection:
+            return await store.count_between(connection, last, self.cursor, RESYNC_FACTOR * self.queue_size + 1)
 
     async def resumable(self, after: Cursor) -> None:
         """Raise CursorExpired if events after `after` may have been deleted by retention (410)."""

@@ -31,6 +31,10 @@ _READ_FOR = (
     f"SELECT {_COLUMNS} FROM developer_events WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) "  # noqa: S608
     "AND (specialties IS NULL OR $5::text IS NULL OR $5 = ANY(specialties)) ORDER BY xid, id LIMIT $6"
 )
+_COUNT = (
+    "SELECT count(*) FROM (SELECT 1 FROM developer_events "  # noqa: S608
+    f"WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) LIMIT $5) AS behind"
+)
 _PENDING = f"SELECT EXISTS (SELECT 1 FROM developer_events WHERE {_AFTER} AND NOT {_SERVABLE})"  # noqa: S608
 _LATEST = f"SELECT xid::text, id FROM developer_events WHERE {_SERVABLE} ORDER BY xid DESC, id DESC LIMIT 1"  # noqa: S608
 _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
@@ -91,6 +95,12 @@ async def read_between(
     feed has already served (so all of them are servable)."""
     rows = await connection.fetch(_READ_FOR, str(after[0]), after[1], str(upto[0]), upto[1], specialty, limit)
     return [_stored(row) for row in rows]
+
+
+async def count_between(connection: asyncpg.Connection, after: Cursor, upto: Cursor, bound: int) -> int:
+    """How many events lie in (after, upto], counting no further than `bound`."""
+    count: int = await connection.fetchval(_COUNT, str(after[0]), after[1], str(upto[0]), upto[1], bound)
+    return count
 
 
 async def pending(connection: asyncpg.Connection, after: Cursor) -> bool:
