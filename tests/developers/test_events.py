@@ -533,6 +533,7 @@ async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
     async with running(settings, events_queue_size=5) as run, sse(run) as stream, subscribed_socket(run) as ws:
         before = await create(run.api, **ADA)
         first = await stream.event()
+        assert first["developer"] == before
         assert await ws_event(ws) == first
         # Twelve events committed at once reach the feed in one read: more than a queue holds, fewer than
         # four queues. Both subscribers catch up from the outbox and stay on the live feed.
