@@ -22,7 +22,12 @@ from service.developers.events.cursor import Cursor, format_cursor
 from service.developers.events.schemas import BulkSummary, Event
 from service.developers.schemas import Developer
 
-_COLUMNS = "xid::text, id, op, developer_id, specialty, specialties, developer::text, bulk::text, at"
+# The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
+# "139119" sorts before "6260".
+_COLUMNS = (
+    "xid::text AS xid_text, id, op, developer_id, specialty, specialties, developer::text AS developer_json, "
+    "bulk::text AS bulk_json, at"
+)
 _SERVABLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
 _AFTER = "(xid, id) > ($1::text::xid8, $2)"
 
@@ -36,7 +41,10 @@ _COUNT = (
     f"WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) LIMIT $5) AS behind"
 )
 _PENDING = f"SELECT EXISTS (SELECT 1 FROM developer_events WHERE {_AFTER} AND NOT {_SERVABLE})"  # noqa: S608
-_LATEST = f"SELECT xid::text, id FROM developer_events WHERE {_SERVABLE} ORDER BY xid DESC, id DESC LIMIT 1"  # noqa: S608
+_LATEST = (
+    f"SELECT xid::text AS xid_text, id FROM developer_events WHERE {_SERVABLE} "  # noqa: S608
+    "ORDER BY xid DESC, id DESC LIMIT 1"
+)
 _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
 _DEVELOPER = msgspec.json.Decoder(Developer)
