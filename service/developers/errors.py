@@ -47,6 +47,6 @@ class TooManyRows(TooLarge):
 class CursorExpired(Gone):
     def __init__(self) -> None:
         super().__init__(
-            "events after this cursor are older than the feed keeps (EVENTS_RETENTION_HOURS); "
-            "list the developers again, then follow the feed from its newest event"
+            "events after this cursor are older than the feed keeps (EVENTS_RETENTION_HOURS); follow the feed from "
+            "now (without a cursor), then list the developers again: a change made meanwhile is in one or the other"
         )

@@ -65,8 +65,8 @@ LastEventId = Annotated[
 ]
 GONE = {
     410: problem_response(
-        "Events after this cursor are older than EVENTS_RETENTION_HOURS: list the developers again, then follow "
-        "the feed from now."
+        "Events after this cursor are older than EVENTS_RETENTION_HOURS: follow the feed from now, then list the "
+        "developers again."
     )
 }
 # WebSocket close codes: 4000 + the HTTP status the same problem has on the SSE route.
