@@ -18,7 +18,7 @@ from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
 from service.accounts.controller import AccessController, UsersController
 from service.body_timeout import BodyIdleTimeout
-from service.db.config import sqlalchemy_config
+from service.db.config import engine_disposer, sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
 from service.developers import deps as developers_deps
 from service.developers.bulk.controller import DevelopersBulkController
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
+        on_shutdown=[engine_disposer(db)],
         lifespan=[feed.lifespan],
         state=State({"feed": feed}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.

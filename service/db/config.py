@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,18 @@ def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     """
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this connection while it was in the pool")
+
+
+def engine_disposer(config: SQLAlchemyAsyncConfig) -> Callable[[Any], Awaitable[None]]:
+    """A shutdown hook that closes the pool's connections.
+
+    advanced-alchemy's plugin disposes of the engine only when its app-state key is the default one, and it
+    renames the key for every config after the first in a process (db_engine_1, ...): a process that builds more
+    than one app (the test suite) would otherwise keep every earlier app's connections open until the garbage
+    collector finds them. Disposing twice is harmless.
+    """
+
+    async def dispose(_: Any) -> None:
+        await config.get_engine().dispose()
+
+    return dispose
