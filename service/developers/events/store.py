@@ -19,10 +19,10 @@ import asyncpg
 import msgspec
 
 from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event
+from service.developers.events.schemas import BulkSummary, Event, ImportJobEvent
 from service.developers.schemas import Developer
 
-_COLUMNS = "xid::text, id, op, developer_id, specialty, specialties, developer::text, bulk::text, at"
+_COLUMNS = "xid::text, id, op, developer_id, specialty, specialties, developer::text, bulk::text, job::text, at"
 _SERVABLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
 _AFTER = "(xid, id) > ($1::text::xid8, $2)"
 
@@ -41,6 +41,7 @@ _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
 _DEVELOPER = msgspec.json.Decoder(Developer)
 _BULK = msgspec.json.Decoder(BulkSummary)
+_JOB = msgspec.json.Decoder(ImportJobEvent)
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -68,7 +69,7 @@ def _developer(text: str) -> Developer:
 
 
 def _stored(row: asyncpg.Record) -> StoredEvent:
-    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, at = row
+    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, job, at = row
     cursor = (int(xid), event_id)
     event = Event(
         id=format_cursor(cursor),
@@ -78,6 +79,7 @@ def _stored(row: asyncpg.Record) -> StoredEvent:
         specialty=specialty,
         at=at,
         bulk=None if bulk is None else _BULK.decode(bulk),
+        job=None if job is None else _JOB.decode(job),
     )
     return StoredEvent(cursor, None if specialties is None else frozenset(specialties), event, _ENCODER.encode(event))
 
