@@ -34,7 +34,9 @@ def workers_group() -> None:
 def run() -> None:
     settings = Settings.from_env()
     settings.check()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # This process serves no HTTP: its log is the jobs it runs, one line each, in this format (the app's logging
+    # configuration, loaded with the CLI, is replaced).
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     asyncio.run(_run(settings))
 
 
