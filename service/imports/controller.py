@@ -11,17 +11,19 @@ A job is visible to its submitter and to admins only; anyone else gets 404, as f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 
 from service import request_body
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
-from service.developers.bulk.controller import TOO_LARGE, ImportOperation
+from service.developers.bulk.controller import TOO_LARGE
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
@@ -44,6 +46,24 @@ SUBMIT_RESPONSES = (
 )
 
 
+@dataclass
+class SubmitOperation(Operation):
+    """The submit route's body, as it is checked at submit: any bytes of the three media types. The rows are
+    read later, by the worker, against the bulk import's rules (DeveloperCreate per row)."""
+
+    def __post_init__(self) -> None:
+        raw = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format="binary"))  # type: ignore[arg-type]
+        any_json = OpenAPIMediaType(schema=Schema(description="Any JSON here; an array of rows for the worker."))
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                "Developers to add, as for `POST /api/developers/bulk`: a JSON array, NDJSON or CSV of "
+                "DeveloperCreate rows. Stored as sent; a bad row fails the job, not the submission."
+            ),
+            content={media: any_json if media == "application/json" else raw for media in MEDIA_TYPES},
+        )
+
+
 class ImportSubmitController(Controller):
     path = "/api/developers/imports"
     tags = ["imports"]
@@ -57,7 +77,7 @@ class ImportSubmitController(Controller):
             "change feed's `import.*` events) for its status and progress. Rows are validated by the worker: a bad "
             "row fails the job, whose `error` is the problem the bulk route would answer, and nothing is written."
         ),
-        operation_class=ImportOperation,
+        operation_class=SubmitOperation,
         guards=[WRITE_DEVELOPERS],
         responses=SUBMIT_RESPONSES,
     )

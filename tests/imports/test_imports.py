@@ -31,6 +31,7 @@ async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.Asyn
             yield client
     finally:
         await app.state.feed.engine.dispose()
+        await reset(database_url)
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ async def idle(settings: Settings, database_url: str) -> AsyncIterator[httpx.Asy
             yield client
     finally:
         await app.state.feed.engine.dispose()
+        await reset(database_url)
 
 
 async def emails(database_url: str) -> list[str]:

@@ -34,6 +34,7 @@ async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.Asyn
             yield client
     finally:
         await app.state.feed.engine.dispose()
+        await reset(database_url)
 
 
 async def hold_row_5000(database_url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:
