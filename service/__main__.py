@@ -1,8 +1,10 @@
 """The `devdir` command: Litestar's CLI with this app preset (`run`, `database ...`, `routes`, ...), plus
-`users ...` (service.accounts.cli, added by the app's CLI plugin).
+`users ...` (service.accounts.cli) and `workers run` (service.imports.cli), added by the app's CLI
+plugins.
 
 Without DATABASE_URL it first starts the embedded PostgreSQL under DATA_DIR, and `devdir run` brings its schema
-to the migration head, so a fresh checkout serves with one command.
+to the migration head, so a fresh checkout serves with one command; that `run` also runs an import worker inside
+its own process (WORKER_IN_PROCESS), so background imports work without a second command.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
     print(f"devdir: embedded PostgreSQL in {server.pgdata}", file=sys.stderr)  # noqa: T201
     if not settings.secret_key:
         os.environ["SECRET_KEY"] = _development_secret(settings.data_path / "secret_key")
-    if argv[:1] in (["run"], ["users"]):
+    if argv[:1] in (["run"], ["users"], ["workers"]):
         _upgrade_schema()
+    if argv[:1] == ["run"]:
+        os.environ.setdefault("WORKER_IN_PROCESS", "true")
     if argv[:1] == ["run"] and not settings.devdir_admin_email:
         _development_admin()
 

@@ -25,6 +25,10 @@ from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.developers.events.controller import EventsController
 from service.developers.events.feed import Feed
+from service.imports import deps as imports_deps
+from service.imports.cli import WorkersCLIPlugin
+from service.imports.controller import ImportsController, ImportSubmitController
+from service.imports.worker import Worker
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
@@ -54,6 +58,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=developers_deps.DEPENDENCIES,
         request_max_body_size=settings.bulk_max_bytes,
     )
+    # Background imports: submitted bodies may reach BULK_MAX_BYTES too; workers import them (service.imports).
+    imports = Router(
+        "/",
+        route_handlers=[ImportSubmitController, ImportsController],
+        dependencies=imports_deps.DEPENDENCIES,
+        request_max_body_size=settings.bulk_max_bytes,
+    )
+    # A worker in this process only when asked (`devdir run` on the embedded database); else `devdir workers run`.
+    worker = Worker(settings) if settings.worker_in_process else None
     # Sign-in attempts are limited per client address, on the token route alone.
     sign_in_limit = RateLimitConfig(rate_limit=("minute", settings.login_attempts_per_minute))
     accounts = Router(
@@ -65,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=accounts_deps.dependencies(TokenIssuer(auth)),
     )
     return Litestar(
-        route_handlers=[developers, accounts, HealthController],
+        route_handlers=[developers, imports, accounts, HealthController],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "feed": developers_deps.feed_dependency(feed),
@@ -74,8 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
         on_shutdown=[engine_disposer(db)],
-        lifespan=[feed.lifespan],
-        state=State({"feed": feed}),
+        lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
+        state=State({"feed": feed, "worker": worker}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         middleware=[
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
@@ -90,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProblemDetailsPlugin(problems),
             GranianPlugin(),
             AccountsCLIPlugin(),
+            WorkersCLIPlugin(),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
         ],
         openapi_config=OpenAPIConfig(

@@ -79,6 +79,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     events_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     events_keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     events_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    # Background imports (service.imports). Each worker process runs WORKER_CONCURRENCY imports at a time, on its
+    # own pool of WORKER_POOL_SIZE connections (an import holds two: its transaction and its progress updates),
+    # never on the request pool; plus one connection for the queue. A worker whose heartbeat is older than
+    # WORKER_HEARTBEAT_SECONDS is taken for dead and its job is picked again by another worker; a job is given up
+    # (failed) after IMPORT_MAX_ATTEMPTS starts. On SIGTERM a running import has WORKER_SHUTDOWN_SECONDS to end,
+    # then it is rolled back and queued again. `devdir workers run` answers /health and /ready on
+    # WORKER_HEALTH_PORT. WORKER_IN_PROCESS runs a worker inside the API process (`devdir run` on the embedded
+    # database sets it). Finished jobs are deleted after IMPORTS_RETENTION_HOURS.
+    worker_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
+    worker_pool_size: Annotated[int, msgspec.Meta(ge=2)] = 3
+    worker_heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    worker_shutdown_seconds: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+    worker_health_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8001
+    worker_in_process: bool = False
+    import_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    imports_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 168
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Where development state (the embedded PostgreSQL) lives.
@@ -108,6 +124,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"SECRET_KEY must be set to {SECRET_KEY_MIN} characters or more (it signs the access tokens); "
                 "`devdir` makes one only for the embedded development database"
+            )
+        if self.worker_pool_size < 2 * self.worker_concurrency + 1:
+            raise SettingsError(
+                "WORKER_POOL_SIZE must be at least 2 x WORKER_CONCURRENCY + 1 (each import holds two connections, "
+                "and the periodic tasks one)"
             )
         self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
 

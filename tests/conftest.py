@@ -39,8 +39,12 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+async def app(settings: Settings) -> AsyncIterator[Litestar]:
+    app = create_app(settings)
+    yield app
+    # The app's shutdown disposes of its engine only in the first app of a process (advanced-alchemy gives later
+    # configurations other app-state keys): without this, every test's pool would stay connected to the end.
+    await app.state.feed.engine.dispose()
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ def async_url(url: str) -> str:
     return url
 
 
-def sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    server_settings = {"application_name": "devdir"}
+def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> SQLAlchemyAsyncConfig:
+    server_settings = {"application_name": application_name}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     if settings.db_idle_in_transaction_timeout_ms:

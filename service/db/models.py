@@ -6,7 +6,20 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from advanced_alchemy.base import DefaultBase, IdentityBase
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Identity, Index, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,7 +106,11 @@ class DeveloperEvent(DefaultBase):
     __table_args__ = (
         Index("ix_developer_events_xid_id", "xid", "id", unique=True),
         Index("ix_developer_events_at", "at"),  # retention deletes by age
-        CheckConstraint("op IN ('created', 'updated', 'deleted', 'bulk')", name="op_known"),
+        CheckConstraint(
+            "op IN ('created', 'updated', 'deleted', 'bulk', 'import.queued', 'import.running', 'import.succeeded', "
+            "'import.failed', 'import.cancelled')",
+            name="op_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
@@ -104,6 +121,7 @@ class DeveloperEvent(DefaultBase):
     specialties: Mapped[list[str] | None] = mapped_column(ARRAY(Text))  # NULL: too many to list, so any
     developer: Mapped[dict[str, object] | None] = mapped_column(JSONB)
     bulk: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    job: Mapped[dict[str, object] | None] = mapped_column(JSONB)  # import.* events: the job's summary
     at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=text("statement_timestamp()")
     )
@@ -118,3 +136,49 @@ class DeveloperEventsHorizon(DefaultBase):
     one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
     xid: Mapped[int] = mapped_column(XID8, nullable=False)
     id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+IMPORT_STATUSES: tuple[ImportStatus, ...] = get_args(ImportStatus)
+FINISHED: tuple[ImportStatus, ...] = ("succeeded", "failed", "cancelled")
+
+
+class ImportJob(DefaultBase):
+    """A background import (service.imports): its status, progress and outcome. Triggers (migration 0005) write
+    an `import.*` change event when one is created and whenever its status changes."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        Index("ix_import_jobs_submitted_by_id", "submitted_by", "id"),  # a submitter's jobs, newest first
+        Index("ix_import_jobs_finished_at", "finished_at"),  # retention deletes finished jobs by age
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in IMPORT_STATUSES)})", name="status_known"),
+        CheckConstraint("on_conflict IN ('error', 'skip', 'update')", name="on_conflict_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    on_conflict: Mapped[str] = mapped_column(Text, nullable=False)
+    media_type: Mapped[str] = mapped_column(Text, nullable=False)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger)
+    rows_done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+    created: Mapped[int | None] = mapped_column(BigInteger)
+    updated: Mapped[int | None] = mapped_column(BigInteger)
+    skipped: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[dict[str, object] | None] = mapped_column(JSONB)  # the RFC 9457 problem of a failed import
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # The token's subject, not a foreign key: a token may outlive its account, and a job outlives neither.
+    submitted_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportUpload(DefaultBase):
+    """A submitted import's body, in pieces of about 1 MiB, until its job finishes (storage EXTERNAL: 0005)."""
+
+    __tablename__ = "import_uploads"
+
+    job_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

@@ -10,8 +10,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import service.db.models  # noqa: F401  (registers the tables on the metadata)
+from service.imports import queue
 
 config = context.config
+
+
+def _ours(name: str | None, type_: str, _parent: object) -> bool:
+    """Autogenerate leaves pgqueuer's tables alone: pgqueuer's own DDL made them (0005)."""
+    return not (type_ == "table" and name in queue.TABLES)
 
 
 def _configure(**kwargs: Any) -> None:
@@ -19,6 +25,7 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=metadata_registry.get(config.bind_key),  # type: ignore[attr-defined]
         version_table=config.version_table_name,  # type: ignore[attr-defined]
         compare_type=True,
+        include_name=_ours,
         **kwargs,
     )
 

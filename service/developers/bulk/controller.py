@@ -6,16 +6,14 @@ its size, a client gone mid-body) is decided here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request
-from litestar.exceptions import ClientException, InternalServerException
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 from litestar.params import JSONBody, Parameter
 
+from service import request_body
 from service.accounts.guards import WRITE_DEVELOPERS
 from service.controller import Controller
 from service.developers.bulk.parsers import CSV_HEADER, MEDIA_TYPES, parse
@@ -88,7 +86,8 @@ class DevelopersBulkController(Controller):
             OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
         ] = "error",
     ) -> BulkCreateResult:
-        rows = parse(_media_type(request), _body(request), settings.bulk_max_rows)
+        media_type = request_body.media_type(request, MEDIA_TYPES)
+        rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
         return await bulk_service.import_rows(rows, on_conflict)
 
     @post(
@@ -101,30 +100,3 @@ class DevelopersBulkController(Controller):
     )
     async def delete_developers(self, bulk_service: BulkServiceDep, data: JSONBody[BulkDelete]) -> BulkDeleteResult:
         return await bulk_service.delete_many(data.ids)
-
-
-def _media_type(request: Request[Any, Any, Any]) -> str:
-    """The body's media type, if the parsers read it; 415 otherwise."""
-    media_type, options = request.content_type
-    if media_type not in MEDIA_TYPES or options.get("charset", "utf-8").lower() not in {"utf-8", "utf8"}:
-        raise ClientException(
-            status_code=415,
-            detail=f"send the rows as {', '.join(MEDIA_TYPES)} (UTF-8), not {request.headers.get('content-type')!r}",
-            headers={"Accept-Post": ", ".join(MEDIA_TYPES)},
-        )
-    return media_type
-
-
-async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
-    # Litestar enforces the route's request_max_body_size (413) while streaming.
-    try:
-        async for data in request.stream():
-            if data:
-                yield data
-    except RequestEntityTooLarge as exc:
-        limit = request.route_handler.resolve_request_max_body_size()
-        raise RequestEntityTooLarge(
-            detail=f"the body is larger than {limit} bytes (BULK_MAX_BYTES); send it in parts"
-        ) from exc
-    except InternalServerException as exc:  # Litestar's way of saying http.disconnect came before the end
-        raise ClientException(detail="the client disconnected before the body ended; nothing was written") from exc

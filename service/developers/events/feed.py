@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.developers.errors import CursorExpired
-from service.developers.events import retention, store
+from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
 from service.developers.events.schemas import Ping, Resync
 from service.developers.events.store import StoredEvent
@@ -43,7 +43,6 @@ CHANNEL = "developer_events"
 PAGE = 1000  # events read per round trip
 PENDING_POLL_SECONDS = 0.05  # while committed events wait for an older transaction to end
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # listener reconnect backoff, seconds
-RETENTION_EVERY_SECONDS = 600.0
 # A subscriber whose queue overflows is caught up from the outbox unless it is more than this many queues'
 # worth of events behind: then it is sent a resync instead.
 RESYNC_FACTOR = 4
@@ -95,7 +94,6 @@ class Feed:
         self.poll_seconds = settings.events_poll_seconds
         self.keepalive_seconds = settings.events_keepalive_seconds
         self.queue_size = settings.events_queue_size
-        self.retention_hours = settings.events_retention_hours
         self.cursor: Cursor = START
         self.state: State = "starting"
         self.subscriptions: set[Subscription] = set()
@@ -219,7 +217,6 @@ class Feed:
     async def _run(self) -> None:
         next_connect = 0.0
         backoff = RECONNECT_MIN
-        next_retention = time.monotonic() + RETENTION_EVERY_SECONDS / 10  # soon after start, then every 10 min
         while True:
             if self._listener is None or self._listener.is_closed():
                 await self._close_listener()
@@ -236,9 +233,6 @@ class Feed:
             pending = False
             try:
                 pending = await self._catch_up()
-                if time.monotonic() >= next_retention:
-                    next_retention = time.monotonic() + RETENTION_EVERY_SECONDS
-                    await self._delete_expired()
             except _LOST as exc:
                 self._log("reading the outbox failed", exc)
             except Exception:  # a bug must not end the feed of every subscriber: log it and keep reading
@@ -307,12 +301,6 @@ class Feed:
     async def _replay(self, after: Cursor, upto: Cursor, specialty: str | None) -> list[StoredEvent]:
         async with self._pooled() as connection:
             return await store.read_between(connection, after, upto, specialty, PAGE)
-
-    async def _delete_expired(self) -> None:
-        async with self._pooled() as connection:
-            deleted = await retention.delete_expired(connection, self.retention_hours)
-        if deleted:
-            logger.info("change feed: deleted %d events older than %d hours", deleted, self.retention_hours)
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[asyncpg.Connection]:

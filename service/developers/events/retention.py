@@ -1,4 +1,5 @@
-"""Retention: events older than EVENTS_RETENTION_HOURS are deleted, a batch at a time, by one replica at a time.
+"""Retention: events older than EVENTS_RETENTION_HOURS are deleted, a batch at a time, by one process at a time
+(run by the import workers' scheduler: service.imports.scheduler).
 
 The deleted events' newest cursor is kept as the horizon: a subscriber resuming from a cursor below it may have
 missed events, and is answered 410 (re-list) instead of a replay with a hole in it.

@@ -9,7 +9,17 @@ import msgspec
 
 from service.developers.schemas import Developer
 
-Op = Literal["created", "updated", "deleted", "bulk"]
+Op = Literal[
+    "created",
+    "updated",
+    "deleted",
+    "bulk",
+    "import.queued",
+    "import.running",
+    "import.succeeded",
+    "import.failed",
+    "import.cancelled",
+]
 
 
 class BulkSummary(msgspec.Struct, frozen=True):
@@ -23,11 +33,26 @@ class BulkSummary(msgspec.Struct, frozen=True):
     specialties: list[str] | None  # every specialty touched, when there are at most 100; else null: any
 
 
-class Event(msgspec.Struct, frozen=True):
+class ImportJobEvent(msgspec.Struct, frozen=True):
+    """A background import (service.imports) as its status changed: `GET /api/imports/{id}` has the rest."""
+
+    id: int
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    on_conflict: Literal["error", "skip", "update"]
+    rows_total: int | None
+    rows_done: int
+    created: int | None
+    updated: int | None
+    skipped: int | None
+    submitted_by: int | None
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """One committed change. `id` is its cursor: pass it as `after` (or SSE's Last-Event-ID) to resume after it.
 
     A single-row write carries the developer (null when deleted), its id and specialty; bulk work carries a
-    summary in `bulk` and nulls in the single-row fields.
+    summary in `bulk` and nulls in the single-row fields; an import job's status change (`import.*`) carries
+    the job's summary in `job` (every specialty filter lets these through).
     """
 
     id: str
@@ -36,7 +61,8 @@ class Event(msgspec.Struct, frozen=True):
     developer_id: int | None
     specialty: str | None
     at: datetime
-    bulk: BulkSummary | None = None
+    bulk: BulkSummary | None
+    job: ImportJobEvent | None = None  # left out of developer events (the only field with a default)
 
 
 class Resync(msgspec.Struct, frozen=True, tag="resync", tag_field="op"):

@@ -19,14 +19,14 @@ import asyncpg
 import msgspec
 
 from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event
+from service.developers.events.schemas import BulkSummary, Event, ImportJobEvent
 from service.developers.schemas import Developer
 
 # The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
 # "139119" sorts before "6260".
 _COLUMNS = (
     "xid::text AS xid_text, id, op, developer_id, specialty, specialties, developer::text AS developer_json, "
-    "bulk::text AS bulk_json, at"
+    "bulk::text AS bulk_json, job::text AS job_json, at"
 )
 _SERVABLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
 _AFTER = "(xid, id) > ($1::text::xid8, $2)"
@@ -49,6 +49,7 @@ _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
 _DEVELOPER = msgspec.json.Decoder(Developer)
 _BULK = msgspec.json.Decoder(BulkSummary)
+_JOB = msgspec.json.Decoder(ImportJobEvent)
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
@@ -76,7 +77,7 @@ def _developer(text: str) -> Developer:
 
 
 def _stored(row: asyncpg.Record) -> StoredEvent:
-    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, at = row
+    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, job, at = row
     cursor = (int(xid), event_id)
     event = Event(
         id=format_cursor(cursor),
@@ -86,6 +87,7 @@ def _stored(row: asyncpg.Record) -> StoredEvent:
         specialty=specialty,
         at=at,
         bulk=None if bulk is None else _BULK.decode(bulk),
+        job=None if job is None else _JOB.decode(job),
     )
     return StoredEvent(cursor, None if specialties is None else frozenset(specialties), event, _ENCODER.encode(event))
 

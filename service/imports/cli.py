@@ -1,0 +1,54 @@
+"""`devdir workers run`: a worker process taking background imports from the queue on DATABASE_URL's database,
+with its probes on WORKER_HEALTH_PORT; SIGTERM stops it (service.imports.worker says how)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+from click import Group
+from litestar.plugins import CLIPluginProtocol
+
+from service.imports import health
+from service.imports.worker import Worker
+from service.settings import Settings
+
+LOG_FORMAT = "%(created).6f %(levelname)s %(name)s: %(message)s"
+
+
+class WorkersCLIPlugin(CLIPluginProtocol):
+    """Adds `workers` to Litestar's CLI (so `devdir workers ...`)."""
+
+    def on_cli_init(self, cli: Group) -> None:
+        cli.add_command(workers_group)
+
+
+@click.group(name="workers", help="Run the workers of background imports.")
+def workers_group() -> None:
+    pass
+
+
+@workers_group.command(name="run", help="Run a worker until SIGTERM (or Ctrl-C).")
+def run() -> None:
+    settings = Settings.from_env()
+    settings.check()
+    # This process serves no HTTP: its log is the jobs it runs, one line each, in this format (the app's logging
+    # configuration, loaded with the CLI, is replaced).
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    asyncio.run(_run(settings))
+
+
+async def _run(settings: Settings) -> None:
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    server = await health.serve(worker, settings.worker_health_port)
+    click.echo(f"devdir: import worker {worker.name}, probes on port {settings.worker_health_port}", err=True)
+    try:
+        await worker.run()
+    finally:
+        server.close()
+        await server.wait_closed()

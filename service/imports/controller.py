@@ -1,0 +1,145 @@
+"""HTTP routes of background imports: submit (202, the job), read, list and cancel jobs.
+
+Submitting stores the body as it arrives and answers before any row is read: the rows are parsed and validated
+by the worker, and a bad one fails the job with the problem `POST /api/developers/bulk` would have answered
+(its `error`). So a submission costs the upload and nothing else, and never parses a body twice. What HTTP says
+about the body (its Content-Type: 415, its size: 413, a stalled upload: 408, a client gone) is answered here,
+as by the bulk route.
+
+A job is visible to its submitter and to admins only; anyone else gets 404, as for a job that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import Parameter
+
+from service import request_body
+from service.accounts.auth import Principal
+from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
+from service.controller import Controller
+from service.developers.bulk.controller import TOO_LARGE
+from service.developers.bulk.parsers import MEDIA_TYPES
+from service.developers.schemas import OnConflict
+from service.imports.deps import ImportJobsDep, ViewerDep
+from service.imports.errors import InvalidJobCursor
+from service.imports.schemas import ImportJob, ImportJobPage
+from service.problems import COMMON_RESPONSES, problem_response
+from service.routes import delete, get, post
+from service.validation import ID_MAX
+
+JobId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The job's id.")]
+NOT_FOUND = {404: problem_response("No such job, or not one of yours (admins see every job).")}
+SUBMIT_RESPONSES = (
+    COMMON_RESPONSES
+    | TOO_LARGE
+    | {
+        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL."),
+        408: problem_response("The body stalled for BODY_IDLE_TIMEOUT_SECONDS; nothing was queued."),
+        415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
+    }
+)
+
+
+@dataclass
+class SubmitOperation(Operation):
+    """The submit route's body, as it is checked at submit: any bytes of the three media types. The rows are
+    read later, by the worker, against the bulk import's rules (DeveloperCreate per row)."""
+
+    def __post_init__(self) -> None:
+        raw = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format="binary"))  # type: ignore[arg-type]
+        any_json = OpenAPIMediaType(schema=Schema(description="Any JSON here; an array of rows for the worker."))
+        self.request_body = RequestBody(
+            required=True,
+            description=(
+                "Developers to add, as for `POST /api/developers/bulk`: a JSON array, NDJSON or CSV of "
+                "DeveloperCreate rows. Stored as sent; a bad row fails the job, not the submission."
+            ),
+            content={media: any_json if media == "application/json" else raw for media in MEDIA_TYPES},
+        )
+
+
+class ImportSubmitController(Controller):
+    path = "/api/developers/imports"
+    tags = ["imports"]
+
+    @post(
+        status_code=202,
+        summary="Import many developers in the background: a JSON array, NDJSON or CSV, all or nothing",
+        description=(
+            "The body is stored and the job queued in one transaction; a worker imports it later as "
+            "`POST /api/developers/bulk` would, with the same `on_conflict`. Poll `Location` (or follow the "
+            "change feed's `import.*` events) for its status and progress. Rows are validated by the worker: a bad "
+            "row fails the job, whose `error` is the problem the bulk route would answer, and nothing is written."
+        ),
+        operation_class=SubmitOperation,
+        guards=[WRITE_DEVELOPERS],
+        responses=SUBMIT_RESPONSES,
+    )
+    async def submit_import(
+        self,
+        request: Request[Any, Principal, Any],
+        import_jobs: ImportJobsDep,
+        on_conflict: Annotated[
+            OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
+        ] = "error",
+    ) -> Response[ImportJob]:
+        media_type = request_body.media_type(request, MEDIA_TYPES)
+        job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
+        return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
+
+
+class ImportsController(Controller):
+    path = "/api/imports"
+    tags = ["imports"]
+
+    @get(
+        summary="List import jobs, newest first (yours; every job for admins)",
+        guards=[READ_DEVELOPERS],
+        responses=COMMON_RESPONSES,
+    )
+    async def list_imports(
+        self,
+        import_jobs: ImportJobsDep,
+        viewer: ViewerDep,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 100,
+        cursor: Annotated[
+            str | None,
+            Parameter(
+                min_length=1,
+                max_length=19,
+                pattern=r"^[0-9]+$",
+                description="`next_cursor` of the previous page; omit for the first page.",
+            ),
+        ] = None,
+    ) -> ImportJobPage:
+        before = None if cursor is None else int(cursor)
+        if before is not None and not 1 <= before <= ID_MAX:
+            raise InvalidJobCursor()
+        return await import_jobs.list(viewer, before, limit)
+
+    @get("/{job_id:int}", summary="Get an import job", guards=[READ_DEVELOPERS], responses=COMMON_RESPONSES | NOT_FOUND)
+    async def get_import(self, import_jobs: ImportJobsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
+        return await import_jobs.get(job_id, viewer)
+
+    @delete(
+        "/{job_id:int}",
+        status_code=200,
+        summary="Cancel an import job",
+        description=(
+            "A queued job is cancelled at once (`status: cancelled`). A running one is asked to stop: the answer "
+            "is still `running` with `cancel_requested: true`, and the job ends `cancelled` at its next chunk of "
+            "rows, with nothing written (or `succeeded`, if it had already committed). A finished job is 409."
+        ),
+        guards=[WRITE_DEVELOPERS],
+        responses=COMMON_RESPONSES
+        | NOT_FOUND
+        | {409: problem_response("The job has already finished (succeeded, failed or cancelled).")},
+    )
+    async def cancel_import(self, import_jobs: ImportJobsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
+        return await import_jobs.cancel(job_id, viewer)

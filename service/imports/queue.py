@@ -1,0 +1,54 @@
+"""The job queue: pgqueuer's tables, names and entrypoint, in one place for the migration, the API and the worker.
+
+pgqueuer reads its object names from PGQUEUER_* environment variables unless they are given: every name is given
+here, so the schema the migration (0005) created is the one every process uses, whatever the environment says.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
+from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment, QueryQueueBuilder, QuerySchedulerBuilder
+from pgqueuer.adapters.persistence.queries import Queries
+from pgqueuer.domain.settings import DBSettings, Durability
+from pgqueuer.domain.types import Channel
+
+ENTRYPOINT = "import_developers"  # the queue entry's payload is the job id, as ASCII digits
+SETTINGS = DBSettings(
+    prefix="",
+    db_schema=None,
+    channel=Channel("ch_pgqueuer"),
+    function="fn_pgqueuer_changed",
+    statistics_table="pgqueuer_statistics",
+    queue_status_type="pgqueuer_status",
+    queue_table="pgqueuer",
+    queue_table_log="pgqueuer_log",
+    trigger="tg_pgqueuer_changed",
+    schedules_table="pgqueuer_schedules",
+    durability=Durability.durable,
+)
+TABLES = ("pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics")
+
+
+def queries(connection: asyncpg.Connection) -> Queries:
+    """pgqueuer's queries over one asyncpg connection (in a transaction or not: the caller's choice)."""
+    return Queries(
+        AsyncpgDriver(connection),
+        qbe=QueryBuilderEnvironment(SETTINGS),
+        qbq=QueryQueueBuilder(SETTINGS),
+        qbs=QuerySchedulerBuilder(SETTINGS),
+    )
+
+
+def install_sql() -> str:
+    """pgqueuer's own DDL for its tables, type, indexes and trigger (what `pgq install` runs)."""
+    return QueryBuilderEnvironment(SETTINGS).build_install_query(create_schema=False)
+
+
+def uninstall_sql() -> str:
+    return QueryBuilderEnvironment(SETTINGS).build_uninstall_query()
+
+
+async def enqueue(connection: asyncpg.Connection, job_id: int) -> None:
+    """Queue job `job_id` on `connection`, inside its transaction if it has one (one round trip)."""
+    await queries(connection).enqueue(ENTRYPOINT, str(job_id).encode())

@@ -1,0 +1,39 @@
+"""What the imports routes answer: a job, and a page of jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class ImportJob(msgspec.Struct, frozen=True):
+    """A background import. `rows_done` grows while it runs; `rows_total` and the counts are set when it succeeds.
+    `error` is the RFC 9457 problem `POST /api/developers/bulk` would have answered for the same body (a bad
+    row is 400 naming it, a taken email 409, ...). `cancel_requested`: a DELETE asked for it to stop; a running
+    job then ends `cancelled` at its next chunk of rows, or `succeeded` if it had already committed."""
+
+    id: int
+    status: ImportStatus
+    on_conflict: Literal["error", "skip", "update"]
+    rows_total: int | None
+    rows_done: int
+    created: int | None
+    updated: int | None
+    skipped: int | None
+    error: dict[str, Any] | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    submitted_by: int | None
+
+
+class ImportJobPage(msgspec.Struct, frozen=True):
+    """Jobs, newest first; pass `next_cursor` as `cursor` for the next page (null: this was the last)."""
+
+    items: list[ImportJob]
+    next_cursor: str | None

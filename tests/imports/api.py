@@ -1,0 +1,88 @@
+"""Background imports as tests drive them: submit a body, wait for its job to finish, read jobs and the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import msgspec
+
+from service.settings import Settings
+from tests.client import token
+from tests.database import run_sql
+from tests.developers.api import MEDIA, Person, encode
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+WAIT = 60.0  # a deadline for what must happen, never a measurement
+
+
+def quick(settings: Settings, **overrides: Any) -> Settings:
+    """Settings with an in-process worker and short worker timings (and `overrides`)."""
+    tuned: dict[str, Any] = {
+        "worker_in_process": True,
+        "worker_heartbeat_seconds": 1.0,
+        "worker_shutdown_seconds": 2.0,
+    }
+    return msgspec.structs.replace(settings, **(tuned | overrides))
+
+
+def as_user(role: str, account_id: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role, account_id)}"}  # type: ignore[arg-type]
+
+
+async def reset(database_url: str) -> None:
+    await run_sql(
+        database_url,
+        "TRUNCATE developers, import_jobs, import_uploads, pgqueuer, pgqueuer_log RESTART IDENTITY",
+        "DELETE FROM developer_events",
+    )
+
+
+async def submit(
+    client: httpx.AsyncClient,
+    fmt: str,
+    body: bytes | Iterable[Person],
+    on_conflict: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else encode(fmt, body)
+    params = {"on_conflict": on_conflict} if on_conflict else {}
+    return await client.post(
+        "/api/developers/imports",
+        content=content,
+        params=params,
+        headers={"content-type": MEDIA[fmt], **(headers or {})},
+        timeout=120,
+    )
+
+
+async def submitted(client: httpx.AsyncClient, fmt: str, body: bytes | Iterable[Person], **options: Any) -> int:
+    response = await submit(client, fmt, body, **options)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/api/imports/{job['id']}"
+    assert job["status"] == "queued"
+    return int(job["id"])
+
+
+async def job(client: httpx.AsyncClient, job_id: int) -> dict[str, Any]:
+    response = await client.get(f"/api/imports/{job_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def until_job(
+    client: httpx.AsyncClient, job_id: int, done: Any = lambda j: j["status"] in FINISHED, what: str = "finished"
+) -> dict[str, Any]:
+    """Poll the job until `done(job)`; fail after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        current = await job(client, job_id)
+        if done(current):
+            return current
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} not {what}: {current}")
+        await asyncio.sleep(0.05)
