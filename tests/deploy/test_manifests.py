@@ -45,6 +45,45 @@ def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
     return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in documents(target) if d["kind"] in WORKLOADS]
 
 
+# The imports design's defaults for the worker's settings, used only while service/settings.py does not have them
+# yet (the imports branch adds them to Settings and to the ConfigMap; from then on Settings' defaults are used).
+WORKER_DEFAULTS = {"WORKER_POOL_SIZE": 3, "WORKER_SHUTDOWN_SECONDS": 20, "WORKER_HEALTH_PORT": 8001}
+
+
+def setting(config: dict[str, str], name: str) -> int:
+    """An integer setting as the pods see it: the ConfigMap's value, else the default of service/settings.py."""
+    if name in config:
+        return int(config[name])
+    default = getattr(Settings(), name.lower(), None)
+    return WORKER_DEFAULTS[name] if default is None else int(default)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels and matchExpressions) selects these labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes resource quantity in base units (cores, bytes): "250m", "1", "256Mi", "1Gi", "250M"."""
+    text = str(value)
+    for suffix, factor in (("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30), ("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_validates_against_the_kubernetes_schemas(overlay: str, tmp_path: Path) -> None:
     rendered = tmp_path / f"{overlay}.yaml"
@@ -128,7 +167,7 @@ def test_network_and_service_account(overlay: str) -> None:
     assert sorted({port["port"] for rule in policy["egress"] for port in rule["ports"]}) == [53, 5432]
     assert one(overlay, "ServiceAccount", "devdir")["automountServiceAccountToken"] is False
     assert one(overlay, "HorizontalPodAutoscaler")["apiVersion"] == "autoscaling/v2"
-    assert one(overlay, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert one(overlay, "PodDisruptionBudget", "devdir-api")["spec"]["minAvailable"] == 1
     database_pods = [d for d in documents(overlay) if d["kind"] in {"StatefulSet", "Cluster"}]
     for database in database_pods:
         labels = (
@@ -147,8 +186,15 @@ def test_prod_pools_fit_under_max_connections() -> None:
     per_pod = pool + 1  # and the change feed's own connection, outside the pool
     replicas = one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
     surge = 1  # maxSurge during a rolling update
+    assert one("prod", "Deployment", "devdir-api")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == surge
+    # The imports workers: their own pool (never the API's), pgqueuer's queue connection and its scheduler's.
+    worker = one("prod", "Deployment", "devdir-worker")["spec"]
+    per_worker = setting(config, "WORKER_POOL_SIZE") + 1 + 1
+    worker_surge = worker["strategy"]["rollingUpdate"]["maxSurge"]
+    workers = (worker["replicas"] + worker_surge) * per_worker
     reserved = 3  # superuser_reserved_connections
-    assert (replicas + surge) * per_pod + 1 + reserved < int(cluster["postgresql"]["parameters"]["max_connections"])
+    max_connections = int(cluster["postgresql"]["parameters"]["max_connections"])
+    assert (replicas + surge) * per_pod + workers + 1 + reserved < max_connections
     # granian's backpressure caps accepted connections, idle keep-alive ones included: at the pool's size it
     # would starve every client past the pool's and the probes. The pool bounds the database work itself.
     assert int(config["GRANIAN_BACKPRESSURE"]) >= 50 * pool
@@ -156,6 +202,102 @@ def test_prod_pools_fit_under_max_connections() -> None:
     (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
     assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator
     assert "DATABASE_URL" not in one("prod", "Secret")["data"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_runs_the_api_image_with_its_settings(overlay: str) -> None:
+    deployment = one(overlay, "Deployment", "devdir-worker")
+    pod = deployment["spec"]["template"]["spec"]
+    api = one(overlay, "Deployment", "devdir-api")["spec"]["template"]["spec"]
+    (worker,) = pod["containers"]
+    assert worker["args"] == ["workers", "run"]
+    assert worker["image"] == api["containers"][0]["image"]
+    assert worker["envFrom"] == api["containers"][0]["envFrom"]
+    assert worker.get("env") == api["containers"][0].get("env")  # prod: DATABASE_URL from the operator's secret
+    # Two workers, so that the job of one that is killed is taken by the other; one is enough on a laptop.
+    assert deployment["spec"]["replicas"] == (1 if overlay == "dev" else 2)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selects(deployment["spec"]["selector"], labels)
+    assert not selects(one(overlay, "Deployment", "devdir-api")["spec"]["selector"], labels)
+    # Nothing calls the worker: no Service, and no HPA, selects or targets it.
+    for service in (d for d in documents(overlay) if d["kind"] == "Service"):
+        assert not selects({"matchLabels": service["spec"]["selector"]}, labels), service["metadata"]["name"]
+    assert one(overlay, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"] == "devdir-api"
+    # The API pods read the same ConfigMap: they must not run a worker of their own besides.
+    assert one(overlay, "ConfigMap", "devdir-config")["data"].get("WORKER_IN_PROCESS", "false") == "false"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_is_probed_on_its_named_health_port(overlay: str) -> None:
+    (worker,) = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["spec"]["containers"]
+    config = one(overlay, "ConfigMap", "devdir-config")["data"]
+    assert worker["ports"] == [{"name": "health", "containerPort": setting(config, "WORKER_HEALTH_PORT")}]
+    probes = {name: worker[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes["startupProbe"] == {"path": "/health", "port": "health"}
+    assert probes["livenessProbe"] == {"path": "/health", "port": "health"}
+    assert probes["readinessProbe"] == {"path": "/ready", "port": "health"}  # the queue connection is up
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_stops_gracefully_and_rolls_out_without_a_gap(overlay: str) -> None:
+    spec = one(overlay, "Deployment", "devdir-worker")["spec"]
+    pod = spec["template"]["spec"]
+    config = one(overlay, "ConfigMap", "devdir-config")["data"]
+    # The running job gets WORKER_SHUTDOWN_SECONDS after SIGTERM, then is cancelled and rolled back: the kubelet's
+    # SIGKILL must come well after that.
+    assert pod["terminationGracePeriodSeconds"] >= setting(config, "WORKER_SHUTDOWN_SECONDS") + 10
+    assert "lifecycle" not in pod["containers"][0]  # no Service, so no preStop wait for endpoints
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert selects(pod["topologySpreadConstraints"][0]["labelSelector"], spec["template"]["metadata"]["labels"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_is_sized_for_one_import(overlay: str) -> None:
+    (worker,) = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["spec"]["containers"]
+    requests, limits = worker["resources"]["requests"], worker["resources"]["limits"]
+    assert quantity(requests["memory"]) >= 250e6  # the design's expected peak RSS of an import is under 250 MB
+    assert quantity(limits["memory"]) >= 1.25 * quantity(requests["memory"])  # headroom before an OOM kill
+    assert quantity(limits["memory"]) <= 512 * 2**20  # no more than the API gets
+    assert 0 < quantity(requests["cpu"]) <= quantity(limits["cpu"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_is_locked_down_like_the_api(overlay: str) -> None:
+    worker = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["spec"]
+    api = one(overlay, "Deployment", "devdir-api")["spec"]["template"]["spec"]
+    for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken", "volumes"):
+        assert worker[key] == api[key], key
+    for key in ("securityContext", "volumeMounts"):
+        assert worker["containers"][0][key] == api["containers"][0][key], key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_disruption_budget(overlay: str) -> None:
+    labels = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["metadata"]["labels"]
+    budget = one(overlay, "PodDisruptionBudget", "devdir-worker")["spec"]
+    assert selects(budget["selector"], labels)
+    # One worker at a time may be evicted; never blocks a drain, even with the dev overlay's single worker.
+    assert budget == {"maxUnavailable": 1, "selector": budget["selector"]}
+    assert not selects(one(overlay, "PodDisruptionBudget", "devdir-api")["spec"]["selector"], labels)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_pod_has_one_network_policy(overlay: str) -> None:
+    policies = [d for d in documents(overlay) if d["kind"] == "NetworkPolicy"]
+    for workload in (d for d in documents(overlay) if d["kind"] in WORKLOADS):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        if labels["app.kubernetes.io/name"] != "devdir":
+            continue  # the dev overlay's PostgreSQL
+        chosen = [p for p in policies if selects(p["spec"]["podSelector"], labels)]
+        assert len(chosen) == 1, (workload["metadata"]["name"], [p["metadata"]["name"] for p in chosen])
+        assert chosen[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # The worker: PostgreSQL and DNS out, exactly as the API; in, only its health port (the kubelet's probes).
+    worker = one(overlay, "NetworkPolicy", "devdir-worker")["spec"]
+    assert worker["egress"] == one(overlay, "NetworkPolicy", "devdir")["spec"]["egress"]
+    (container,) = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["spec"]["containers"]
+    (health,) = container["ports"]
+    assert worker["ingress"] == [{"ports": [{"protocol": "TCP", "port": health["containerPort"]}]}]
 
 
 def test_no_real_secret_is_committed() -> None:
