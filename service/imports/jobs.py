@@ -44,23 +44,25 @@ _CANCEL = text(f"""
     UPDATE import_jobs j SET
         cancel_requested = true,
         status = CASE WHEN t.status = 'queued' THEN 'cancelled' ELSE j.status END,
-        finished_at = CASE WHEN t.status = 'queued' THEN now() END
+        finished_at = CASE WHEN t.status = 'queued' THEN clock_timestamp() END
     FROM target t WHERE j.id = t.id AND t.status IN ('queued', 'running')
     RETURNING j.id, j.status, j.on_conflict, j.rows_total, j.rows_done, j.created, j.updated, j.skipped,
         j.error::text AS error, j.cancel_requested, j.created_at, j.started_at, j.finished_at, j.submitted_by""")  # noqa: S608
 
 _STATE = text("SELECT status, attempts, cancel_requested FROM import_jobs WHERE id = :id")
+# Job times are clock_timestamp(), not now(): an import's transaction may have begun before its job was marked
+# running, and now() is the transaction's start.
 _START = text("""
-    UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = now(), rows_done = 0
+    UPDATE import_jobs SET status = 'running', attempts = attempts + 1, started_at = clock_timestamp(), rows_done = 0
     WHERE id = :id AND status IN ('queued', 'running') AND NOT cancel_requested
     RETURNING media_type, on_conflict, attempts""")
 _PROGRESS = text("UPDATE import_jobs SET rows_done = :rows WHERE id = :id RETURNING cancel_requested")
 _SUCCEED = text("""
     UPDATE import_jobs SET status = 'succeeded', rows_total = :total, rows_done = :total, created = :created,
-        updated = :updated, skipped = :skipped, finished_at = now()
+        updated = :updated, skipped = :skipped, finished_at = clock_timestamp()
     WHERE id = :id AND status = 'running' AND NOT cancel_requested RETURNING id""")
 _FINISH = text("""
-    UPDATE import_jobs SET status = :status, error = CAST(:error AS jsonb), finished_at = now()
+    UPDATE import_jobs SET status = :status, error = CAST(:error AS jsonb), finished_at = clock_timestamp()
     WHERE id = :id AND status IN ('queued', 'running')""")
 # A worker that stops mid-import (SIGTERM past WORKER_SHUTDOWN_SECONDS) gives the job back, and its attempt.
 _REQUEUE = text("""

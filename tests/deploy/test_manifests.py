@@ -45,17 +45,12 @@ def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
     return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in documents(target) if d["kind"] in WORKLOADS]
 
 
-# The imports design's defaults for the worker's settings, used only while service/settings.py does not have them
-# yet (the imports branch adds them to Settings and to the ConfigMap; from then on Settings' defaults are used).
-WORKER_DEFAULTS = {"WORKER_POOL_SIZE": 3, "WORKER_SHUTDOWN_SECONDS": 20, "WORKER_HEALTH_PORT": 8001}
-
-
-def setting(config: dict[str, str], name: str) -> int:
-    """An integer setting as the pods see it: the ConfigMap's value, else the default of service/settings.py."""
-    if name in config:
-        return int(config[name])
-    default = getattr(Settings(), name.lower(), None)
-    return WORKER_DEFAULTS[name] if default is None else int(default)
+def setting(config: dict[str, str], name: str) -> float:
+    """A numeric setting as the pods see it: the ConfigMap's value read as service/settings.py reads it, else
+    its default there."""
+    value = getattr(Settings.from_env({k: v for k, v in config.items() if k in Settings.env_names()}), name.lower())
+    assert isinstance(value, int | float)
+    return value
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -187,9 +182,10 @@ def test_prod_pools_fit_under_max_connections() -> None:
     replicas = one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
     surge = 1  # maxSurge during a rolling update
     assert one("prod", "Deployment", "devdir-api")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == surge
-    # The imports workers: their own pool (never the API's), pgqueuer's queue connection and its scheduler's.
+    # The imports workers: their own pool (never the API's) and pgqueuer's queue connection, which its scheduler
+    # shares (service/imports/worker.py).
     worker = one("prod", "Deployment", "devdir-worker")["spec"]
-    per_worker = setting(config, "WORKER_POOL_SIZE") + 1 + 1
+    per_worker = setting(config, "WORKER_POOL_SIZE") + 1
     worker_surge = worker["strategy"]["rollingUpdate"]["maxSurge"]
     workers = (worker["replicas"] + worker_surge) * per_worker
     reserved = 3  # superuser_reserved_connections
