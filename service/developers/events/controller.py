@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter
@@ -104,7 +105,11 @@ class EventsController(Controller):
         )
         if resume is not None:
             await feed.resumable(resume)
-        return ServerSentEvent(_as_sse(feed.events(resume, specialty and nfc(specialty))))
+        stream = _as_sse(feed.events(resume, specialty and nfc(specialty)))
+        # When the client goes away, Litestar stops iterating the stream but does not close it: a generator left
+        # suspended at a `yield` keeps its subscription until the garbage collector finds it. The background task,
+        # which runs once the answer has ended either way, closes it at once.
+        return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
 
     @websocket("/ws", guards=[READ_DEVELOPERS])
     async def follow_socket(
@@ -125,26 +130,31 @@ class EventsController(Controller):
         await _serve_socket(socket, feed, resume, specialty and nfc(specialty))
 
 
-async def _as_sse(items: AsyncIterator[StoredEvent | Resync | Ping]) -> AsyncIterator[ServerSentEventMessage]:
-    async for item in items:
-        if isinstance(item, StoredEvent):
-            yield ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
-        elif isinstance(item, Ping):
-            yield ServerSentEventMessage(data=None, comment="keepalive")
-        else:
-            yield ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # and the end
+async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGenerator[ServerSentEventMessage]:
+    try:
+        async for item in items:
+            if isinstance(item, StoredEvent):
+                yield ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
+            elif isinstance(item, Ping):
+                yield ServerSentEventMessage(data=None, comment="keepalive")
+            else:
+                yield ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # and the end
+    finally:
+        await items.aclose()  # the subscription ends with the stream
 
 
 async def _serve_socket(
     socket: WebSocket[Any, Any, Any], feed: Feed, resume: Cursor | None, specialty: str | None
 ) -> None:
-    sender = asyncio.create_task(_send(socket, feed.events(resume, specialty)))
+    events = feed.events(resume, specialty)
+    sender = asyncio.create_task(_send(socket, events))
     receiver = asyncio.create_task(_until_closed(socket))
     done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in (sender, receiver):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await task
+    await events.aclose()  # a sender cancelled while the events wait at a `yield` would leave them open
     if sender in done:  # a resync, or an error: the client is still there to be told
         code, reason = (1000, "resync") if sender.exception() is None else (1011, "the feed failed; reconnect")
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Literal
 
 import asyncpg
@@ -131,7 +131,7 @@ class Feed:
 
     # Subscribers
 
-    async def events(self, after: Cursor | None, specialty: str | None) -> AsyncIterator[StoredEvent | Resync | Ping]:
+    async def events(self, after: Cursor | None, specialty: str | None) -> AsyncGenerator[StoredEvent | Resync | Ping]:
         """Every event after `after` (or from now), then live ones, filtered by specialty; a Ping after each
         EVENTS_KEEPALIVE_SECONDS without one, and a final Resync if the subscriber falls too far behind.
 
