@@ -57,6 +57,7 @@ _START = text("""
     WHERE id = :id AND status IN ('queued', 'running') AND NOT cancel_requested
     RETURNING media_type, on_conflict, attempts""")
 _PROGRESS = text("UPDATE import_jobs SET rows_done = :rows WHERE id = :id RETURNING cancel_requested")
+# Inside the import transaction, whose now() is its start (before even started_at): the time of this statement.
 _SUCCEED = text("""
     UPDATE import_jobs SET status = 'succeeded', rows_total = :total, rows_done = :total, created = :created,
         updated = :updated, skipped = :skipped, finished_at = clock_timestamp()
