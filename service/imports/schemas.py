@@ -10,11 +10,9 @@ import msgspec
 ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
-class ImportJob(msgspec.Struct, frozen=True):
-    """A background import. `rows_done` grows while it runs; `rows_total` and the counts are set when it succeeds.
-    `error` is the RFC 9457 problem `POST /api/developers/bulk` would have answered for the same body (a bad
-    row is 400 naming it, a taken email 409, ...). `cancel_requested`: a DELETE asked for it to stop; a running
-    job then ends `cancelled` at its next chunk of rows, or `succeeded` if it had already committed."""
+class ImportJobSummary(msgspec.Struct, frozen=True):
+    """A background import's state, as the change feed's `import.*` events carry it; `GET /api/imports/{id}`
+    answers the whole job (ImportJob)."""
 
     id: int
     status: ImportStatus
@@ -24,12 +22,20 @@ class ImportJob(msgspec.Struct, frozen=True):
     created: int | None
     updated: int | None
     skipped: int | None
+    submitted_by: int | None
+
+
+class ImportJob(ImportJobSummary, frozen=True):
+    """A background import. `rows_done` grows while it runs; `rows_total` and the counts are set when it succeeds.
+    `error` is the RFC 9457 problem `POST /api/developers/bulk` would have answered for the same body (a bad
+    row is 400 naming it, a taken email 409, ...). `cancel_requested`: a DELETE asked for it to stop; a running
+    job then ends `cancelled` at its next chunk of rows, or `succeeded` if it had already committed."""
+
     error: dict[str, Any] | None
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    submitted_by: int | None
 
 
 class ImportJobPage(msgspec.Struct, frozen=True):

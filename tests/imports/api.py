@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import msgspec
 
+from service.app import create_app
 from service.settings import Settings
-from tests.client import token
+from tests.client import serve, token
 from tests.database import run_sql
 from tests.developers.api import MEDIA, Person, encode
 
@@ -86,3 +88,14 @@ async def until_job(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} not {what}: {current}")
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def client_of(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client of an app built from `settings`, on emptied import tables (emptied again afterwards)."""
+    await reset(database_url)
+    try:
+        async with serve(create_app(settings)) as client:
+            yield client
+    finally:
+        await reset(database_url)

@@ -9,28 +9,20 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.app import create_app
 from service.db.config import async_url
 from service.imports import scheduler
 from service.imports.worker import Worker
 from service.settings import Settings
-from tests.client import serve
 from tests.database import fetchval, run_sql
 from tests.developers.api import people
 from tests.developers.feed_client import until
-from tests.imports.api import quick, reset, submitted, until_job
+from tests.imports.api import client_of, quick, submitted, until_job
 
 
 @pytest.fixture
 async def idle(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await reset(database_url)
-    app = create_app(settings)
-    try:
-        async with serve(app) as client:
-            yield client
-    finally:
-        await app.state.feed.engine.dispose()
-        await reset(database_url)
+    async with client_of(settings, database_url) as client:
+        yield client
 
 
 async def test_a_job_out_of_attempts_is_failed_without_running(

@@ -11,12 +11,10 @@ import asyncpg
 import httpx
 import pytest
 
-from service.app import create_app
 from service.settings import Settings
-from tests.client import serve
 from tests.database import connect, fetchval
 from tests.developers.api import people
-from tests.imports.api import reset, submitted, until_job
+from tests.imports.api import client_of, submitted, until_job
 from tests.imports.workers import health, worker_process
 
 pytestmark = pytest.mark.slow
@@ -27,14 +25,8 @@ ROWS = 50_000
 @pytest.fixture
 async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The API in process, without a worker: the workers are the processes each test starts."""
-    await reset(database_url)
-    app = create_app(settings)
-    try:
-        async with serve(app) as client:
-            yield client
-    finally:
-        await app.state.feed.engine.dispose()
-        await reset(database_url)
+    async with client_of(settings, database_url) as client:
+        yield client
 
 
 async def hold_row_5000(database_url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:

@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 
 from service.developers.schemas import Developer
+from service.imports.schemas import ImportJobSummary
 
 Op = Literal[
     "created",
@@ -33,20 +34,6 @@ class BulkSummary(msgspec.Struct, frozen=True):
     specialties: list[str] | None  # every specialty touched, when there are at most 100; else null: any
 
 
-class ImportJobEvent(msgspec.Struct, frozen=True):
-    """A background import (service.imports) as its status changed: `GET /api/imports/{id}` has the rest."""
-
-    id: int
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    on_conflict: Literal["error", "skip", "update"]
-    rows_total: int | None
-    rows_done: int
-    created: int | None
-    updated: int | None
-    skipped: int | None
-    submitted_by: int | None
-
-
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """One committed change. `id` is its cursor: pass it as `after` (or SSE's Last-Event-ID) to resume after it.
 
@@ -62,7 +49,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     specialty: str | None
     at: datetime
     bulk: BulkSummary | None
-    job: ImportJobEvent | None = None  # left out of developer events (the only field with a default)
+    job: ImportJobSummary | None = None  # left out of developer events (the only field with a default)
 
 
 class Resync(msgspec.Struct, frozen=True, tag="resync", tag_field="op"):

@@ -19,8 +19,9 @@ import asyncpg
 import msgspec
 
 from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event, ImportJobEvent
+from service.developers.events.schemas import BulkSummary, Event
 from service.developers.schemas import Developer
+from service.imports.schemas import ImportJobSummary
 
 # The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
 # "139119" sorts before "6260".
@@ -49,7 +50,7 @@ _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
 _DEVELOPER = msgspec.json.Decoder(Developer)
 _BULK = msgspec.json.Decoder(BulkSummary)
-_JOB = msgspec.json.Decoder(ImportJobEvent)
+_JOB = msgspec.json.Decoder(ImportJobSummary)
 
 
 class StoredEvent(msgspec.Struct, frozen=True):
