@@ -527,6 +527,12 @@ async def test_a_subscriber_that_falls_behind_gets_a_resync_and_loses_nothing(se
             await resumed.quiet(QUIET)
 
 
+async def commit_at_once(database_url: str, count: int) -> None:
+    """`count` developers B0, B1, ... in one transaction: their events reach the feed in one read."""
+    rows = (f"INSERT INTO developers (name, email, specialty) VALUES ('B{i}', 'b{i}@x.io', 'x')" for i in range(count))
+    await run_sql(database_url, "BEGIN", *rows, "COMMIT")
+
+
 async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
     settings: Settings, database_url: str
 ) -> None:
@@ -537,12 +543,7 @@ async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
         assert await ws_event(ws) == first
         # Twelve events committed at once reach the feed in one read: more than a queue holds, fewer than
         # four queues. Both subscribers catch up from the outbox and stay on the live feed.
-        await run_sql(
-            database_url,
-            "BEGIN",
-            *(f"INSERT INTO developers (name, email, specialty) VALUES ('B{i}', 'b{i}@x.io', 'x')" for i in range(12)),
-            "COMMIT",
-        )
+        await commit_at_once(database_url, 12)
         burst = await stream.events(12)
         assert [e["developer"]["name"] for e in burst] == [f"B{i}" for i in range(12)]
         assert [await ws_event(ws) for _ in range(12)] == burst
@@ -562,15 +563,7 @@ async def test_a_burst_of_more_than_four_queues_ends_an_sse_stream_with_a_resync
             assert first["developer"] == before
             assert await ws_event(ws) == first
             # Thirty events committed at once reach the feed in one read: more than four queues hold.
-            await run_sql(
-                database_url,
-                "BEGIN",
-                *(
-                    f"INSERT INTO developers (name, email, specialty) VALUES ('B{i}', 'b{i}@x.io', 'x')"
-                    for i in range(30)
-                ),
-                "COMMIT",
-            )
+            await commit_at_once(database_url, 30)
             message = await stream.message()
             assert message.event == "resync"
             assert message.json["op"] == "resync"
