@@ -35,6 +35,7 @@ from service.problems import problem_details_config, problem_for
 from service.security_headers import add_security_headers
 from service.settings import Settings
 from service.system.health import HealthController
+from service.system.metrics import Metrics, MetricsController, prometheus_config
 from service.system.runtime import tune_garbage_collector
 
 
@@ -44,7 +45,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     auth = build_auth(settings)
     db = sqlalchemy_config(settings)
-    problems = problem_details_config(settings.retry_after_seconds)
+    # Prometheus metrics (service.system.metrics): requests by route template, the pool, the feed, 503s by kind.
+    metrics = Metrics() if settings.metrics_enabled else None
+    problems = problem_details_config(settings.retry_after_seconds, metrics)
 
     def provide_settings() -> Settings:
         return settings
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
     # One change feed per process: a listener connection of its own, fanned out to every subscriber.
     feed = Feed(db.get_engine(), settings)
+    if metrics is not None:
+        metrics.watch(db.get_engine(), feed)
     developers = Router(
         "/",
         route_handlers=[DevelopersController, DevelopersBulkController, EventsController],
@@ -78,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=accounts_deps.dependencies(TokenIssuer(auth)),
     )
     return Litestar(
-        route_handlers=[developers, imports, accounts, HealthController],
+        route_handlers=[developers, imports, accounts, HealthController, *([MetricsController] if metrics else [])],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "feed": developers_deps.feed_dependency(feed),
@@ -88,9 +93,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[first_admin(settings, db), tune_garbage_collector],
         on_shutdown=[engine_disposer(db)],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
-        state=State({"feed": feed, "worker": worker}),
+        state=State({"feed": feed, "worker": worker, "metrics": metrics}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
-        middleware=[
+        # Request metrics outermost, so they see the status the client is sent.
+        middleware=([prometheus_config().middleware] if metrics is not None else [])
+        + [
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
             BodyIdleTimeout(settings.body_idle_timeout_seconds),
         ],

@@ -24,6 +24,7 @@ from sqlalchemy import exc as sa_exc
 from service.db.errors import driver_error
 from service.errors import DomainError
 from service.log_throttle import LogThrottle
+from service.system.metrics import ErrorKind, Metrics
 from service.validation import named_field, readable
 
 logger = logging.getLogger("service.problems")
@@ -135,7 +136,7 @@ def problem_body(exc: DomainError) -> dict[str, Any]:
     return body
 
 
-def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsException]:
+def _unavailable(retry_after: int, metrics: Metrics | None) -> Callable[[Exception], ProblemDetailsException]:
     headers = {"Retry-After": str(retry_after)}
     # An outage fails every request alike: the first 503 of a kind is logged at once, then one line per interval.
     throttle = LogThrottle(UNAVAILABLE_LOG_INTERVAL)
@@ -143,10 +144,14 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
     def convert(exc: Exception) -> ProblemDetailsException:
         if isinstance(exc, sa_exc.TimeoutError):
             detail = "All database connections are busy; retry shortly."
-        elif (reason := _unavailable_because(exc)) is None:
+            if metrics is not None:
+                metrics.pool_timeouts.inc()
+        elif (because := _unavailable_because(exc)) is None:
             return _internal(exc)
         else:
-            detail = reason
+            kind, detail = because
+            if metrics is not None:
+                metrics.database_errors.labels(kind).inc()
         held_back = throttle.admit(detail)
         if held_back == 0:
             logger.warning("503: %s (%s)", detail, type(exc).__name__)
@@ -159,13 +164,16 @@ def _unavailable(retry_after: int) -> Callable[[Exception], ProblemDetailsExcept
     return convert
 
 
-def _unavailable_because(exc: Exception) -> str | None:
-    """Why the database could not serve this request now, or None if the error is not about availability."""
+def _unavailable_because(exc: Exception) -> tuple[ErrorKind, str] | None:
+    """What kind of trouble kept the database from serving this request now, and why in words; None if the error
+    is not about availability."""
     driver = driver_error(exc)
     if isinstance(driver, asyncpg.QueryCanceledError):
-        return "The database took longer than the statement timeout; retry shortly, or send less at once."
+        return "statement_timeout", (
+            "The database took longer than the statement timeout; retry shortly, or send less at once."
+        )
     if isinstance(driver, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
-        return "The request collided with a concurrent transaction; retry it."
+        return "conflict", "The request collided with a concurrent transaction; retry it."
     # Refused or timed-out connects surface as OSError (TimeoutError is one); a lost connection, a server
     # shutting down or refusing connections as asyncpg connection, operator or resource errors. A connection
     # terminated in the middle of a COPY can leave asyncpg's protocol stuck ("another operation is in progress"):
@@ -180,10 +188,12 @@ def _unavailable_because(exc: Exception) -> str | None:
         asyncpg.exceptions.InsufficientResourcesError,
         asyncpg.InternalClientError,
     )
-    if isinstance(exc, unavailable) or isinstance(driver, unavailable):
-        return "The database is unavailable; retry shortly."
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return "The database is unavailable; retry shortly."
+    if (
+        isinstance(exc, unavailable)
+        or isinstance(driver, unavailable)
+        or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+    ):
+        return "connection", "The database is unavailable; retry shortly."
     return None
 
 
@@ -207,8 +217,9 @@ def problem_for(config: ProblemDetailsConfig) -> Callable[[Exception], ProblemDe
     return convert
 
 
-def problem_details_config(retry_after_seconds: int) -> ProblemDetailsConfig:
-    unavailable = _unavailable(retry_after_seconds)
+def problem_details_config(retry_after_seconds: int, metrics: Metrics | None = None) -> ProblemDetailsConfig:
+    """The mapping of every exception to its problem; with `metrics`, the 503s about the database are counted."""
+    unavailable = _unavailable(retry_after_seconds, metrics)
     mapping: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] = {
         HTTPException: _http,
         DomainError: _domain,

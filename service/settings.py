@@ -95,6 +95,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_in_process: bool = False
     import_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     imports_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 168
+    # GET /metrics (Prometheus) and the request metrics behind it; off, neither the route nor the middleware exists.
+    metrics_enabled: bool = True
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Where development state (the embedded PostgreSQL) lives.

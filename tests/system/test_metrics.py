@@ -1,0 +1,139 @@
+"""`GET /metrics`: request counts by route template, the pool as it is, and the 503s counted by kind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import msgspec
+from litestar import Litestar
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.app import create_app
+from service.settings import Settings
+from tests.client import assert_problem, serve
+from tests.db.unreachable import unreachable_app
+from tests.developers.api import create
+
+ONE = "/api/developers/{developer_id}"
+COLLECTION = "/api/developers"
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of /metrics, by name and labels."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def requests(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], method: str, path: str, status: int
+) -> float:
+    return value(samples, "devdir_requests_total", method=method, path=path, status_code=str(status), app_name="devdir")
+
+
+async def listening(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """A scrape once the change feed has its own connection (until then it polls through the request pool)."""
+    for _ in range(1000):
+        samples = await scrape(client)
+        if value(samples, "devdir_change_feed_listening") == 1:
+            return samples
+        await asyncio.sleep(0.01)
+    raise AssertionError("the change feed never connected its listener")
+
+
+async def test_requests_are_counted_by_route_template(client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    first = await create(client, name="Ada", email="ada@example.com", specialty="math")
+    await create(client, name="Bob", email="bob@example.com", specialty="math")
+    for _ in range(3):
+        assert (await client.get(f"/api/developers/{first['id']}")).status_code == 200
+    await client.get("/health")
+    await client.get("/ready")
+    after = await scrape(client)
+
+    assert requests(after, "POST", COLLECTION, 201) - requests(before, "POST", COLLECTION, 201) == 2
+    assert requests(after, "GET", ONE, 200) - requests(before, "GET", ONE, 200) == 3
+    paths = {dict(labels).get("path") for name, labels in after if name == "devdir_requests_total"}
+    assert f"/api/developers/{first['id']}" not in paths  # never a raw path
+    assert not paths & {"/metrics", "/health", "/ready"}
+    histogram = "devdir_request_duration_seconds_count"
+    assert value(after, histogram, method="GET", path=ONE, status_code="200", app_name="devdir") >= 3
+
+
+async def test_pool_gauges_follow_a_held_connection(app: Litestar, client: httpx.AsyncClient) -> None:
+    before = await listening(client)
+    assert value(before, "devdir_db_pool_size") == 5
+    async with app.state.feed.engine.connect() as connection:
+        await connection.exec_driver_sql("SELECT 1")
+        held = await scrape(client)
+    after = await scrape(client)
+    assert value(held, "devdir_db_pool_checked_out") == value(before, "devdir_db_pool_checked_out") + 1
+    assert value(after, "devdir_db_pool_checked_out") == value(before, "devdir_db_pool_checked_out")
+    assert value(held, "devdir_db_pool_connections") >= 1
+    assert value(held, "devdir_db_pool_overflow") == 0
+    assert value(held, "devdir_change_feed_subscribers") == 0
+
+
+async def test_pool_starvation_counts_one_timeout(settings: Settings) -> None:
+    starved = msgspec.structs.replace(settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
+    app = create_app(starved)
+    try:
+        async with serve(app) as client:
+            # The pool's one connection is opened now, so that holding it below takes an idle connection.
+            assert_problem(await client.get("/api/developers/1"), 404)
+            before = await listening(client)
+            async with app.state.feed.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+                assert_problem(await client.get("/api/developers/1"), 503)
+                after = await scrape(client)
+            assert value(after, "devdir_db_pool_timeouts_total") - value(before, "devdir_db_pool_timeouts_total") == 1
+            waits = "devdir_db_pool_wait_seconds_count"
+            assert value(after, waits) - value(before, waits) == 1
+            for kind in ("statement_timeout", "conflict", "connection"):
+                assert value(after, "devdir_db_errors_total", kind=kind) == value(
+                    before, "devdir_db_errors_total", kind=kind
+                )
+    finally:
+        await app.state.feed.engine.dispose()
+
+
+async def test_an_unreachable_database_is_counted_as_a_connection_error() -> None:
+    app = unreachable_app()
+    try:
+        async with serve(app) as client:
+            assert_problem(await client.get("/api/developers/1"), 503)
+            samples = await scrape(client)
+        assert value(samples, "devdir_db_errors_total", kind="connection") == 1
+        assert value(samples, "devdir_db_pool_timeouts_total") == 0
+    finally:
+        await app.state.feed.engine.dispose()
+
+
+async def test_metrics_need_no_token_and_stay_out_of_the_api_document(app: Litestar) -> None:
+    async with serve(app, bearer=None) as client:
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert "devdir_db_pool_size" in response.text
+        document = (await client.get("/schema/openapi.json")).json()
+    assert "/metrics" not in document["paths"]
+
+
+async def test_apps_in_one_process_keep_their_own_metrics(settings: Settings) -> None:
+    apps = [create_app(settings) for _ in range(2)]
+    try:
+        for app in apps:
+            async with serve(app) as client:
+                assert value(await scrape(client), "devdir_db_pool_size") == 5
+    finally:
+        for app in apps:
+            await app.state.feed.engine.dispose()
