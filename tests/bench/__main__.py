@@ -4,7 +4,8 @@
 
 Loads N developers (20 specialties spec00..spec19) into a fresh database (on TEST_DATABASE_URL's server, or an
 embedded PostgreSQL) and serves, each with granian (one worker): the service (every request with a viewer's
-bearer token), the same service with its token check replaced by a fixed caller (tests/bench/noauth_app.py),
+bearer token), the same service without its observability (UNOBSERVED: no /metrics and its middleware, no
+request log lines), the same service with its token check replaced by a fixed caller (tests/bench/noauth_app.py),
 and the reference app. Drives each with wrk at each number of connections and prints requests/s and the ratios.
 granian picks its event loop by itself (uvloop, a dependency of the service), the same for all three.
 """
@@ -28,6 +29,8 @@ from tests.bench.servers import BIN, serving
 from tests.database import connect, fresh_database, server_url
 
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
+# The service without its metrics and request logs: what observing it costs is the difference.
+UNOBSERVED = {"METRICS_ENABLED": "false"}
 
 LIST_LUA = """
 wrk.headers["Authorization"] = os.getenv("AUTH")
@@ -95,8 +98,10 @@ def main() -> None:
             "AUTH": f"Bearer {viewer}",
         }
         granian = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1"]
+        factory = [*granian, "--factory", "service.app:create_app"]
         targets = {
-            "service": ([*granian, "--port", "8811", "--factory", "service.app:create_app"], 8811, "/api/developers"),
+            "service": ([*factory, "--port", "8811"], 8811, "/api/developers"),
+            "unobserved": ([*factory, "--port", "8814"], 8814, "/api/developers"),
             "noauth": ([*granian, "--port", "8813", "tests.bench.noauth_app:app"], 8813, "/api/developers"),
             "reference": ([*granian, "--port", "8812", "tests.bench.reference_app:app"], 8812, "/ref/developers"),
         }
@@ -104,8 +109,10 @@ def main() -> None:
         with contextlib.ExitStack() as servers:
             # All three serve at once (an idle server costs nothing) and take turns, run after run, so a change
             # in the machine's load between runs falls on all three alike; the best of the rounds is kept.
-            for command, port, _ in targets.values():
-                servers.enter_context(serving(command, env, port))
+            for name, (command, port, _) in targets.items():
+                # The auth layer is priced between two apps that are both unobserved.
+                observed = name == "service"
+                servers.enter_context(serving(command, env | ({} if observed else UNOBSERVED), port))
             for route, query in (("list", "?specialty="), ("get", "/")):
                 for level in levels:
                     for _, port, path in targets.values():  # warm-up: pools, statement caches
@@ -117,14 +124,21 @@ def main() -> None:
                             results[name, route, level] = max(results.get((name, route, level), 0.0), rate)
 
     print(f"\n{args.rows} rows, wrk -t1 -d{args.duration}s, best of {args.rounds}, one granian worker each; requests/s")
-    print(f"{'route':<44}{'clients':>8}{'service':>10}{'no auth':>10}{'reference':>11}{'auth cost':>11}{'vs ref':>8}")
+    print(
+        f"{'route':<44}{'clients':>8}{'service':>10}{'unobserved':>12}{'no auth':>10}{'reference':>11}"
+        f"{'observing':>11}{'auth cost':>11}{'vs ref':>8}"
+    )
     routes = (("list", "GET /api/developers?specialty=S (100 rows)"), ("get", "GET /api/developers/{id}"))
     for route, label in routes:
         for level in levels:
-            ours, bare = results["service", route, level], results["noauth", route, level]
-            ref = results["reference", route, level]
-            cost = 1 - ours / bare
-            print(f"{label:<44}{level:>8}{ours:>10.0f}{bare:>10.0f}{ref:>11.0f}{cost:>10.1%}{ours / ref:>8.2f}")
+            ours, unobserved = results["service", route, level], results["unobserved", route, level]
+            bare, ref = results["noauth", route, level], results["reference", route, level]
+            observing, cost = 1 - ours / unobserved, 1 - unobserved / bare
+            print(
+                f"{label:<44}{level:>8}{ours:>10.0f}{unobserved:>12.0f}{bare:>10.0f}{ref:>11.0f}"
+                f"{observing:>10.1%}{cost:>10.1%}{ours / ref:>8.2f}"
+            )
+    print("observing = how much slower the service is with its metrics and request logs than without (target <= 5%)")
     print("auth cost = how much slower the service is with its bearer-token check than without (target < 15%)")
     print("vs ref = service / reference (targets: get >= 0.8, list >= 0.9)")
 
