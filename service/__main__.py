@@ -39,6 +39,7 @@ def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
         _upgrade_schema()
     if argv[:1] == ["run"]:
         os.environ.setdefault("WORKER_IN_PROCESS", "true")
+        os.environ.setdefault("LOG_FORMAT", "console")
     if argv[:1] == ["run"] and not settings.devdir_admin_email:
         _development_admin()
 

@@ -32,6 +32,7 @@ from service.imports.worker import Worker
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
+from service.request_log import RequestLog, logging_config
 from service.security_headers import add_security_headers
 from service.settings import Settings
 from service.system.health import HealthController
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies=accounts_deps.dependencies(TokenIssuer(auth)),
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[developers, imports, accounts, HealthController, *([MetricsController] if metrics else [])],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
@@ -127,5 +128,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
         ),
+        # JSON lines (LOG_FORMAT=json) or human-readable ones, each with the request id of the request it is about.
+        logging_config=logging_config(settings.log_format),
         debug=settings.debug,
     )
+    # Outside Litestar's router and exception handling, so 404s, 405s and 401s get a request id and a line too.
+    if settings.log_requests:
+        app.asgi_handler = RequestLog(app.asgi_handler)
+    return app

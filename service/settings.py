@@ -99,6 +99,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_enabled: bool = True
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
+    # Log lines as JSON objects (production) or human-readable (`console`; `devdir run` on the embedded database
+    # defaults to it). Either way one line per request, and every line carries its request's X-Request-ID.
+    log_format: Literal["json", "console"] = "json"
+    # The request log layer: off, no line per request and no X-Request-ID (the read benchmark prices it this way).
+    log_requests: bool = True
     # Where development state (the embedded PostgreSQL) lives.
     data_dir: str = ".data"
     debug: bool = False

@@ -30,7 +30,7 @@ from tests.database import connect, fresh_database, server_url
 
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
 # The service without its metrics and request logs: what observing it costs is the difference.
-UNOBSERVED = {"METRICS_ENABLED": "false"}
+UNOBSERVED = {"METRICS_ENABLED": "false", "LOG_REQUESTS": "false"}
 
 LIST_LUA = """
 wrk.headers["Authorization"] = os.getenv("AUTH")
