@@ -6,39 +6,27 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from service.settings import Settings
+from tests.deploy.manifests import K8S, documents, one, render, selects
 
-K8S = Path(__file__).parents[2] / "k8s"
 OVERLAYS = ("dev", "prod")
 KUBERNETES = "1.37.0"  # the current minor version, as kubernetes-validate knows it
-CRDS = {("postgresql.cnpg.io/v1", "Cluster")}  # no schema in kubernetes-validate: checked by the tests below
+# No schema in kubernetes-validate: checked by the tests below and in test_monitoring.py.
+CRDS = {
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed (apt-get install kubectl)"
 )
-
-
-@cache
-def render(target: str) -> str:
-    path = K8S / ("base" if target == "base" else f"overlays/{target}")
-    return subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True).stdout
-
-
-def documents(target: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(render(target)) if doc]
-
-
-def one(target: str, kind: str, name: str | None = None) -> dict[str, Any]:
-    (found,) = [d for d in documents(target) if d["kind"] == kind and name in (None, d["metadata"]["name"])]
-    return found
 
 
 def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
@@ -51,23 +39,6 @@ def setting(config: dict[str, str], name: str) -> float:
     value = getattr(Settings.from_env({k: v for k, v in config.items() if k in Settings.env_names()}), name.lower())
     assert isinstance(value, int | float)
     return value
-
-
-def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a Kubernetes label selector (matchLabels and matchExpressions) selects these labels."""
-    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
-        matched = {
-            "In": key in labels and labels[key] in values,
-            "NotIn": labels.get(key) not in values,
-            "Exists": key in labels,
-            "DoesNotExist": key not in labels,
-        }[operator]
-        if not matched:
-            return False
-    return True
 
 
 def quantity(value: str | int) -> float:
