@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -38,9 +40,14 @@ from service.settings import Settings
 from service.system.health import HealthController
 from service.system.metrics import Metrics, MetricsController, prometheus_config
 from service.system.runtime import tune_garbage_collector
+from service.system.traces import tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, span_processor: SpanProcessor | None = None) -> Litestar:
+    """The service's app; `span_processor` replaces the OTLP exporter when tracing is on (tests)."""
     settings = settings or Settings.from_env()
     settings.check()
 
@@ -49,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Prometheus metrics (service.system.metrics): requests by route template, the pool, the feed, 503s by kind.
     metrics = Metrics() if settings.metrics_enabled else None
     problems = problem_details_config(settings.retry_after_seconds, metrics)
+    # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (service.system.traces): else None, nothing added.
+    traces = tracing(settings, db.get_engine(), span_processor)
 
     def provide_settings() -> Settings:
         return settings
@@ -92,12 +101,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
-        on_shutdown=[engine_disposer(db)],
+        on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
         state=State({"feed": feed, "worker": worker, "metrics": metrics}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         # Request metrics outermost, so they see the status the client is sent.
         middleware=([prometheus_config().middleware] if metrics is not None else [])
+        + ([traces.route_namer] if traces is not None else [])
         + [
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
             BodyIdleTimeout(settings.body_idle_timeout_seconds),
@@ -113,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AccountsCLIPlugin(),
             WorkersCLIPlugin(),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
+            *([traces.plugin] if traces is not None else []),  # its middleware wraps the whole app
         ],
         openapi_config=OpenAPIConfig(
             title="Developer directory",

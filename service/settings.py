@@ -97,6 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     imports_retention_hours: Annotated[int, msgspec.Meta(ge=1)] = 168
     # GET /metrics (Prometheus) and the request metrics behind it; off, neither the route nor the middleware exists.
     metrics_enabled: bool = True
+    # OpenTelemetry traces of requests and SQL, sent over OTLP/HTTP to this collector (`<endpoint>/v1/traces`);
+    # empty, nothing of OpenTelemetry is set up (service.system.traces).
+    otel_exporter_otlp_endpoint: str = ""
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1
     # Log lines as JSON objects (production) or human-readable (`console`; `devdir run` on the embedded database
