@@ -17,11 +17,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import WebSocket, websocket
-from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import ServerSentEventMessage
+from litestar.response.streaming import ASGIStreamingResponse
+from litestar.types import Receive, Send
 
 from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
@@ -95,7 +96,7 @@ class EventsController(Controller):
     )
     async def follow(
         self, feed: FeedDep, after: After = None, specialty: Specialty = None, last_event_id: LastEventId = None
-    ) -> ServerSentEvent:
+    ) -> EventStream:
         # An EventSource reconnects with the URL it started with and the id of the last event it got: the
         # header is the newer of the two.
         resume = (
@@ -105,11 +106,7 @@ class EventsController(Controller):
         )
         if resume is not None:
             await feed.resumable(resume)
-        stream = _as_sse(feed.events(resume, specialty and nfc(specialty)))
-        # When the client goes away, Litestar stops iterating the stream but does not close it: a generator left
-        # suspended at a `yield` keeps its subscription until the garbage collector finds it. The background task,
-        # which runs once the answer has ended either way, closes it at once.
-        return ServerSentEvent(stream, background=BackgroundTask(stream.aclose))
+        return EventStream(_as_sse(feed.events(resume, specialty and nfc(specialty))))
 
     @websocket("/ws", guards=[READ_DEVELOPERS])
     async def follow_socket(
@@ -130,15 +127,37 @@ class EventsController(Controller):
         await _serve_socket(socket, feed, resume, specialty and nfc(specialty))
 
 
-async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGenerator[ServerSentEventMessage]:
+class EventStream(ASGIStreamingResponse):
+    """Litestar's streaming answer as `text/event-stream`, which closes its events however the stream ends.
+
+    When a client goes away, Litestar's send loop ends by a cancellation or by an error from `send`, and either
+    way leaves the generator it was reading suspended at a `yield`, with its subscription, until the garbage
+    collector finds it (rarely, with the collector tuned by service.system.runtime). Closing it here ends the
+    subscription at once.
+    """
+
+    def __init__(self, events: AsyncGenerator[bytes]) -> None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(iterator=events, media_type="text/event-stream", headers=headers)
+        self.events = events
+
+    async def send_body(self, send: Send, receive: Receive) -> None:
+        try:
+            await super().send_body(send, receive)
+        finally:
+            await self.events.aclose()
+
+
+async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGenerator[bytes]:
     try:
         async for item in items:
             if isinstance(item, StoredEvent):
-                yield ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
+                message = ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
             elif isinstance(item, Ping):
-                yield ServerSentEventMessage(data=None, comment="keepalive")
+                message = ServerSentEventMessage(data=None, comment="keepalive")
             else:
-                yield ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # and the end
+                message = ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # the end
+            yield message.encode()
     finally:
         await items.aclose()  # the subscription ends with the stream
 
