@@ -38,6 +38,7 @@ from service.request_log import RequestLog, logging_config
 from service.security_headers import add_security_headers
 from service.settings import Settings
 from service.system.health import HealthController
+from service.system.instruments import WorkerMetrics
 from service.system.metrics import Metrics, MetricsController, prometheus_config
 from service.system.runtime import tune_garbage_collector
 from service.system.traces import tracing
@@ -81,7 +82,9 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         request_max_body_size=settings.bulk_max_bytes,
     )
     # A worker in this process only when asked (`devdir run` on the embedded database); else `devdir workers run`.
-    worker = Worker(settings) if settings.worker_in_process else None
+    # Its metrics join this app's (/metrics), the bulk rows counted once whichever path imported them.
+    worker_metrics = None if metrics is None else WorkerMetrics(metrics.registry, metrics.bulk)
+    worker = Worker(settings, worker_metrics) if settings.worker_in_process else None
     # Sign-in attempts are limited per client address, on the token route alone.
     sign_in_limit = RateLimitConfig(rate_limit=("minute", settings.login_attempts_per_minute))
     accounts = Router(

@@ -7,6 +7,7 @@ the request's session (`db_session`, the SQLAlchemy plugin's) or the engine.
 
 from __future__ import annotations
 
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -26,10 +27,14 @@ def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> Dev
 
 
 def provide_bulk_service(
-    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], state: State
 ) -> DevelopersBulkService:
+    metrics = state.get("metrics")  # service.system.metrics.Metrics, None when METRICS_ENABLED is off
     return DevelopersBulkService(
-        db_session, max_rows=settings.bulk_max_rows, statement_timeout_ms=settings.bulk_statement_timeout_ms
+        db_session,
+        max_rows=settings.bulk_max_rows,
+        statement_timeout_ms=settings.bulk_statement_timeout_ms,
+        metrics=None if metrics is None else metrics.bulk,
     )
 
 

@@ -1,11 +1,15 @@
 """The worker process's probes, on WORKER_HEALTH_PORT: `GET /health` (200 while the process runs) and
-`GET /ready` (200 while its queue connection is up, else 503). A minimal HTTP/1.1 server: one request per
-connection, no framework."""
+`GET /ready` (200 while its queue connection is up, else 503), and `GET /metrics`, the worker's metrics in
+Prometheus text format (its jobs' durations by outcome, the rows it imported, its readiness), for a PodMonitor.
+A minimal HTTP/1.1 server: one request per connection, no framework."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.imports.worker import Worker
 
@@ -21,15 +25,17 @@ async def serve(worker: Worker, port: int, host: str = "0.0.0.0") -> asyncio.Ser
                     del line  # headers: not needed
             parts = request.split()
             path = parts[1].decode(errors="replace") if len(parts) > 1 else ""
+            content_type = "text/plain"
             if path == "/health":
-                status, body = 200, "ok"
+                status, payload = 200, b"ok"
             elif path == "/ready":
-                status, body = (200, "ready") if worker.ready else (503, worker.state)
+                status, payload = (200, b"ready") if worker.ready else (503, worker.state.encode())
+            elif path == "/metrics":
+                status, payload, content_type = 200, generate_latest(worker.metrics.registry), CONTENT_TYPE_LATEST
             else:
-                status, body = 404, "not found"
-            payload = body.encode()
+                status, payload = 404, b"not found"
             writer.write(
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain\r\n"
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
                 + payload
             )

@@ -36,6 +36,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Literal
@@ -60,6 +61,7 @@ from service.errors import DomainError
 from service.imports import jobs, queue, scheduler, uploads
 from service.problems import problem_body
 from service.settings import Settings
+from service.system.instruments import WorkerMetrics
 
 logger = logging.getLogger("service.imports")
 
@@ -72,6 +74,10 @@ _LOCK = text("SELECT pg_try_advisory_xact_lock(:job_id)")
 
 class ImportCancelled(Exception):
     """A cancel was requested while the import ran: its transaction rolls back."""
+
+
+class _Failed(Exception):
+    """The job has been marked failed (its outcome, for the metrics)."""
 
 
 @dataclasses.dataclass
@@ -92,8 +98,10 @@ class _QueueManager(QueueManager):
 
 
 class Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
+        # Its jobs' durations, the rows it imported, its readiness: `GET /metrics` on the probe port.
+        self.metrics = metrics if metrics is not None else WorkerMetrics()
         pool = msgspec.structs.replace(settings, db_pool_size=settings.worker_pool_size, db_max_overflow=0)
         self.db = sqlalchemy_config(pool, application_name="devdir worker")
         self.engine = self.db.get_engine()
@@ -106,6 +114,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._abort = asyncio.Event()  # set WORKER_SHUTDOWN_SECONDS after stop(): running imports give up
         self._task: asyncio.Task[None] | None = None
+        self.metrics.watch(self)
 
     @property
     def ready(self) -> bool:
@@ -254,41 +263,62 @@ class Worker:
                 logger.info("import job %d cancelled by worker %s", job_id, self.name)
                 return
             logger.info("import job %d started by worker %s (attempt %d)", job_id, self.name, started.attempts)
+            began, outcome = time.monotonic(), "retried"  # unless it ends otherwise: an error, a shutdown
             try:
-                await self._write(session, status, job_id, started)
+                await self._attempt(session, status, job_id, entry, started)
+                outcome = "succeeded"
             except ImportCancelled:
-                await jobs.finish(status, job_id, "cancelled")
+                outcome = "cancelled"
+            except _Failed:
+                outcome = "failed"
+            finally:
+                self.metrics.jobs.finished(outcome, began)
+
+    async def _attempt(
+        self, session: AsyncSession, status: AsyncConnection, job_id: int, entry: JobId, started: jobs.Started
+    ) -> None:
+        """Run one started job to its end: returns when it succeeded; raises ImportCancelled or _Failed once the
+        job is marked so, RetryRequested when it goes back to the queue."""
+        try:
+            await self._write(session, status, job_id, started)
+        except ImportCancelled:
+            await jobs.finish(status, job_id, "cancelled")
+            await session.rollback()
+            logger.info("import job %d cancelled by worker %s", job_id, self.name)
+            raise
+        except DomainError as exc:
+            await jobs.finish(status, job_id, "failed", problem_body(exc))
+            await session.rollback()
+            logger.info("import job %d failed by worker %s: %s", job_id, self.name, exc.detail)
+            raise _Failed() from exc
+        except Exception as exc:
+            with contextlib.suppress(Exception):
                 await session.rollback()
-                logger.info("import job %d cancelled by worker %s", job_id, self.name)
-            except DomainError as exc:
-                await jobs.finish(status, job_id, "failed", problem_body(exc))
-                await session.rollback()
-                logger.info("import job %d failed by worker %s: %s", job_id, self.name, exc.detail)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await session.rollback()
-                if started.attempts >= self.settings.import_max_attempts:
-                    await jobs.finish(status, job_id, "failed", _gave_up(started.attempts, exc))
-                    logger.exception("import job %d failed: gave up after %d attempts", job_id, started.attempts)
-                    return
-                await jobs.requeue(status, job_id, refund=False)
-                delay = min(2.0 ** (started.attempts - 1), RETRY_MAX_SECONDS)
-                logger.warning(
-                    "import job %d (queue entry %s): attempt %d failed; retry in %.0f s",
-                    job_id,
-                    entry,
-                    started.attempts,
-                    delay,
-                    exc_info=exc,
-                )
-                raise RetryRequested(delay=timedelta(seconds=delay), reason=f"{type(exc).__name__}: {exc}") from exc
-            else:
-                logger.info("import job %d succeeded by worker %s", job_id, self.name)
+            if started.attempts >= self.settings.import_max_attempts:
+                await jobs.finish(status, job_id, "failed", _gave_up(started.attempts, exc))
+                logger.exception("import job %d failed: gave up after %d attempts", job_id, started.attempts)
+                raise _Failed() from exc
+            await jobs.requeue(status, job_id, refund=False)
+            delay = min(2.0 ** (started.attempts - 1), RETRY_MAX_SECONDS)
+            logger.warning(
+                "import job %d (queue entry %s): attempt %d failed; retry in %.0f s",
+                job_id,
+                entry,
+                started.attempts,
+                delay,
+                exc_info=exc,
+            )
+            raise RetryRequested(delay=timedelta(seconds=delay), reason=f"{type(exc).__name__}: {exc}") from exc
+        else:
+            logger.info("import job %d succeeded by worker %s", job_id, self.name)
 
     async def _write(self, session: AsyncSession, status: AsyncConnection, job_id: int, started: jobs.Started) -> None:
         """The import transaction: the rows, then the job's `succeeded` and the upload's deletion; COMMIT."""
         bulk = DevelopersBulkService(
-            session, max_rows=self.settings.bulk_max_rows, statement_timeout_ms=self.settings.bulk_statement_timeout_ms
+            session,
+            max_rows=self.settings.bulk_max_rows,
+            statement_timeout_ms=self.settings.bulk_statement_timeout_ms,
+            metrics=self.metrics.bulk,
         )
         rows = parse(started.media_type, uploads.read(status, job_id), self.settings.bulk_max_rows)
         result = await bulk.import_rows(_reporting(rows, status, job_id), started.on_conflict)

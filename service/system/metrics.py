@@ -9,11 +9,21 @@ several apps (the test suite) never registers a name twice, and each app's /metr
 The pool and change-feed figures are read from the live objects when /metrics is scraped: nothing is paid per
 request. Counters that must be counted as things happen (a checkout that timed out, a database error answered
 503) are incremented on those error paths only; the checkout wait is timed only when a checkout finds no idle
-connection (service.db.pool).
+connection (service.db.pool). The change feed times each event's delivery once, as it fans it out; the bulk
+routes count rows once per committed request (service.system.instruments).
+
+Import jobs by status are counted by one query per scrape (`SELECT status, count(*) FROM import_jobs GROUP BY
+status`, over the jobs retention keeps), on an idle connection of the request pool: when none is idle (the pool
+is busy, or the database is down and none is open) or the query fails or takes more than JOBS_QUERY_SECONDS,
+that scrape leaves the jobs out rather than wait, fail, or take a connection a request is waiting for. A worker
+inside this process (WORKER_IN_PROCESS) counts its jobs into this app's registry; a worker process serves its own
+on its probe port (service.imports.health).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -25,19 +35,29 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from service.db.models import ImportStatus
 from service.db.pool import ReadyFirstPool
 from service.developers.events.feed import Feed
+from service.system.instruments import PREFIX, BulkMetrics
 
-PREFIX = "devdir"
+logger = logging.getLogger("service.system.metrics")
+
 # Database trouble answered 503, by kind: a statement that ran past statement_timeout, a deadlock or serialization
 # failure, and a connection that could not be opened or was lost. Checkout timeouts have a counter of their own.
 ErrorKind = Literal["statement_timeout", "conflict", "connection"]
 ERROR_KINDS: tuple[ErrorKind, ...] = ("statement_timeout", "conflict", "connection")
 # Seconds a checkout waited when no connection was idle; DB_POOL_TIMEOUT (3 s by default) ends the wait.
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Seconds from an event's statement to its fan-out: a poll interval at most while listening, more while an older
+# open transaction holds events back.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+JOB_STATUSES: tuple[ImportStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+JOBS_QUERY_SECONDS = 1.0
+_JOBS = text("SELECT status, count(*) FROM import_jobs GROUP BY status")
 
 
 def prometheus_config() -> PrometheusConfig:
@@ -76,13 +96,43 @@ class Metrics:
             buckets=WAIT_BUCKETS,
             registry=self.registry,
         )
+        self.feed_lag = Histogram(
+            f"{PREFIX}_change_feed_lag_seconds",
+            "Seconds from a change event's statement (the database's clock) to its fan-out to subscribers",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk = BulkMetrics(self.registry)
+        self.engine: AsyncEngine | None = None
 
     def watch(self, engine: AsyncEngine, feed: Feed) -> None:
-        """Report `engine`'s pool and `feed` as they are at each scrape, and time waits for the pool."""
+        """Report `engine`'s pool and `feed` as they are at each scrape, and time waits for the pool and the
+        feed's deliveries."""
         pool = engine.sync_engine.pool
         if isinstance(pool, ReadyFirstPool):
             pool.wait_observer = self.pool_wait.observe
+        feed.lag_observer = self.feed_lag.observe
+        self.engine = engine
         self.registry.register(_LiveState(engine, feed))
+
+    async def jobs(self) -> GaugeMetricFamily | None:
+        """Import jobs by status, or None when they cannot be counted now without waiting (see the module)."""
+        engine = self.engine
+        if engine is None:
+            return None
+        pool = engine.sync_engine.pool
+        if not isinstance(pool, QueuePool) or pool.checkedin() == 0:
+            return None
+        try:
+            async with asyncio.timeout(JOBS_QUERY_SECONDS), engine.connect() as connection:
+                counts: dict[str, int] = {status: count for status, count in await connection.execute(_JOBS)}
+        except Exception as exc:  # noqa: BLE001 (a scrape never fails for want of the jobs)
+            logger.debug("metrics: import jobs not counted (%s: %s)", type(exc).__name__, exc)
+            return None
+        family = GaugeMetricFamily(f"{PREFIX}_import_jobs", "Import jobs by status", labels=["status"])
+        for status in JOB_STATUSES:
+            family.add_metric([status], counts.get(status, 0))
+        return family
 
 
 class _LiveState(Collector):
@@ -128,8 +178,22 @@ class MetricsController(PrometheusController):
     # Unauthenticated, like the probes: Prometheus scrapes it inside the cluster (see the README, Deployment).
     opt = {"exclude_from_auth": True}
 
-    @get(sync_to_thread=False)
-    def get(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    @get()
+    async def get(self, request: Request[Any, Any, Any]) -> Response[bytes]:
         metrics: Metrics = request.app.state.metrics
         body = generate_latest(REGISTRY) + generate_latest(metrics.registry)
+        if (jobs := await metrics.jobs()) is not None:
+            snapshot = CollectorRegistry()
+            snapshot.register(_Snapshot(jobs))
+            body += generate_latest(snapshot)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class _Snapshot(Collector):
+    """Metric families read once for one scrape, in the shape generate_latest takes."""
+
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families

@@ -1,4 +1,5 @@
-"""`GET /metrics`: request counts by route template, the pool as it is, and the 503s counted by kind."""
+"""`GET /metrics`: request counts by route template, the pool as it is, the 503s counted by kind, bulk rows by
+mode and the change feed's delivery lag."""
 
 from __future__ import annotations
 
@@ -7,41 +8,23 @@ import asyncio
 import httpx
 import msgspec
 from litestar import Litestar
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.settings import Settings
 from tests.client import assert_problem, serve
 from tests.db.unreachable import unreachable_app
-from tests.developers.api import create
+from tests.developers.api import bulk, create, people
+from tests.system.scrape import Samples, moved, scrape, value
 
 ONE = "/api/developers/{developer_id}"
 COLLECTION = "/api/developers"
 
 
-async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of /metrics, by name and labels."""
-    response = await client.get("/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def requests(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], method: str, path: str, status: int
-) -> float:
+def requests(samples: Samples, method: str, path: str, status: int) -> float:
     return value(samples, "devdir_requests_total", method=method, path=path, status_code=str(status), app_name="devdir")
 
 
-async def listening(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+async def listening(client: httpx.AsyncClient) -> Samples:
     """A scrape once the change feed has its own connection (until then it polls through the request pool)."""
     for _ in range(1000):
         samples = await scrape(client)
@@ -137,3 +120,58 @@ async def test_apps_in_one_process_keep_their_own_metrics(settings: Settings) ->
     finally:
         for app in apps:
             await app.state.feed.engine.dispose()
+
+
+ROWS = "devdir_bulk_rows_total"
+IMPORTS = "devdir_bulk_import_duration_seconds_count"
+
+
+async def test_bulk_rows_are_counted_by_mode_once_committed(client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    assert (await bulk(client, "json", people(30))).status_code == 201
+    assert (await bulk(client, "csv", people(20, start=20), on_conflict="skip")).status_code == 201  # 10 taken
+    assert (await bulk(client, "ndjson", people(5, start=45), on_conflict="update")).status_code == 201
+    assert (await bulk(client, "json", people(3))).status_code == 409  # rolled back: not counted
+    after = await scrape(client)
+    assert moved(before, after, ROWS, operation="import", on_conflict="error") == 30
+    assert moved(before, after, ROWS, operation="import", on_conflict="skip") == 20
+    assert moved(before, after, ROWS, operation="import", on_conflict="update") == 5
+    assert moved(before, after, IMPORTS, on_conflict="error") == 1
+    assert moved(before, after, IMPORTS, on_conflict="skip") == 1
+    assert moved(before, after, IMPORTS, on_conflict="update") == 1
+
+    listed = (await client.get("/api/developers", params={"limit": 4})).json()["items"]
+    ids = [developer["id"] for developer in listed]
+    changes = [{"id": developer_id, "specialty": "changed"} for developer_id in ids]
+    assert (await client.patch("/api/developers", json=changes)).status_code == 200
+    deleted = await client.post("/api/developers/bulk-delete", json={"ids": [*ids[:3], 10**9]})
+    assert deleted.status_code == 200, deleted.text
+    last = await scrape(client)
+    assert moved(after, last, ROWS, operation="update", on_conflict="") == 4
+    assert moved(after, last, ROWS, operation="delete", on_conflict="") == 3  # the missing id deleted nothing
+    assert moved(after, last, ROWS, operation="import", on_conflict="error") == 0
+
+
+async def test_each_change_event_is_timed_once_as_it_is_fanned_out(client: httpx.AsyncClient) -> None:
+    before = await listening(client)
+    await create(client, name="Ada", email="ada@example.com", specialty="math")
+    delivered = "devdir_change_feed_events_delivered_total"
+    for _ in range(1000):
+        after = await scrape(client)
+        if moved(before, after, delivered):
+            break
+        await asyncio.sleep(0.01)
+    assert moved(before, after, delivered) == 1
+    assert moved(before, after, "devdir_change_feed_lag_seconds_count") == 1
+    assert moved(before, after, "devdir_change_feed_lag_seconds_sum") >= 0
+
+
+async def test_an_unreachable_database_leaves_the_jobs_out_of_a_scrape() -> None:
+    app = unreachable_app()
+    try:
+        async with serve(app) as client:
+            samples = await scrape(client)
+        assert not any(name == "devdir_import_jobs" for name, _ in samples)
+        assert value(samples, "devdir_db_pool_size") > 0  # the rest of the scrape is there
+    finally:
+        await app.state.feed.engine.dispose()

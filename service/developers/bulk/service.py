@@ -14,12 +14,13 @@ A batch update or delete: BEGIN, one statement, COMMIT.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import time
+from collections.abc import AsyncIterable, Callable
 from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.errors import driver_error, violated_constraint
@@ -35,6 +36,7 @@ from service.developers.schemas import (
     OnConflict,
 )
 from service.errors import REPORTED
+from service.system.instruments import BulkMetrics
 
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 
@@ -90,10 +92,20 @@ _BULK_DELETE = text("""
 
 
 class DevelopersBulkService:
-    def __init__(self, session: AsyncSession, *, max_rows: int, statement_timeout_ms: int) -> None:
+    def __init__(
+        self, session: AsyncSession, *, max_rows: int, statement_timeout_ms: int, metrics: BulkMetrics | None = None
+    ) -> None:
         self.session = session
         self.max_rows = max_rows  # rows one request may write (TooManyRows beyond)
         self.statement_timeout_ms = statement_timeout_ms
+        self.metrics = metrics
+
+    def _when_committed(self, count: Callable[[BulkMetrics], None]) -> None:
+        """Count a write in the metrics once its transaction commits (the caller's: a route's, a job's); a
+        write rolled back is never counted."""
+        metrics = self.metrics
+        if metrics is not None:
+            event.listen(self.session.sync_session, "after_commit", lambda _session: count(metrics), once=True)
 
     async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
         """Write the rows of `chunks` as they arrive (see copy_writer.CopyWriter); the parsers stop at `max_rows`.
@@ -106,6 +118,7 @@ class DevelopersBulkService:
         An error from `chunks` (a bad row, a client gone mid-stream) propagates and the whole transaction is
         rolled back.
         """
+        started = time.monotonic()
         iterator = aiter(chunks)
         first = await anext((chunk async for chunk in iterator if chunk), None)
         if first is None:
@@ -114,6 +127,7 @@ class DevelopersBulkService:
         writer = CopyWriter(await self._driver(), direct=on_conflict == "error")
         await writer.write_all(first, iterator)
         total, inserted = writer.rows, writer.inserted
+        self._when_committed(lambda metrics: metrics.imported(on_conflict, total, started))
         if on_conflict == "update":
             created = cast(int, (await self.session.execute(_UPSERT)).scalar_one())
             return BulkCreateResult(created=created, updated=total - created, skipped=0)
@@ -176,6 +190,7 @@ class DevelopersBulkService:
                 f"{len(items) - updated} id(s) name no developer; nothing was written",
                 [{"id": developer_id} for developer_id in missing],
             )
+        self._when_committed(lambda metrics: metrics.changed("update", updated))
         return BatchUpdateResult(updated=updated)
 
     async def delete_many(self, ids: list[int]) -> BulkDeleteResult:
@@ -185,6 +200,8 @@ class DevelopersBulkService:
         if not ids:
             return BulkDeleteResult(deleted=0, not_found=[])
         row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
+        deleted: int = row[0]
+        self._when_committed(lambda metrics: metrics.changed("delete", deleted))
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
 
 

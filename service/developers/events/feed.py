@@ -22,7 +22,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
@@ -98,6 +99,8 @@ class Feed:
         self.state: State = "starting"
         self.subscriptions: set[Subscription] = set()
         self.delivered = 0  # events fanned out since start, each counted once
+        # Called with each event's delivery lag, seconds from its statement (the database's clock) to its fan-out.
+        self.lag_observer: Callable[[float], None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -294,6 +297,10 @@ class Feed:
 
     def _fan_out(self, batch: list[StoredEvent]) -> None:
         self.delivered += len(batch)
+        if (observe := self.lag_observer) is not None:
+            now = datetime.now(UTC)
+            for event in batch:
+                observe(max((now - event.event.at).total_seconds(), 0.0))  # 0 if the clocks disagree
         for subscription in tuple(self.subscriptions):
             for event in batch:
                 subscription.offer(event)
