@@ -181,4 +181,10 @@ async def test_dashboard_selects_only_what_is_exposed(client: httpx.AsyncClient)
         "devdir_request_duration_seconds_count",
         "devdir_request_duration_seconds_sum",
         "devdir_db_pool_wait_seconds_sum",
+        "devdir_change_feed_lag_seconds_count",
+        "devdir_change_feed_lag_seconds_sum",
+        "devdir_bulk_import_duration_seconds_count",
+        "devdir_bulk_import_duration_seconds_sum",
+        "devdir_import_job_duration_seconds_count",
+        "devdir_import_job_duration_seconds_sum",
     }
