@@ -42,8 +42,8 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Litestar]:
     app = create_app(settings)
     yield app
-    # The app's shutdown disposes of its engine only in the first app of a process (advanced-alchemy gives later
-    # configurations other app-state keys): without this, every test's pool would stay connected to the end.
+    # A served app closes its pool on shutdown (service.db.config.engine_disposer); a test may also use the app's
+    # engine without ever serving it, and its pool must not stay connected to the end of the run either.
     await app.state.feed.engine.dispose()
 
 

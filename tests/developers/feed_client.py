@@ -89,8 +89,7 @@ async def running(settings: Settings, **overrides: Any) -> AsyncIterator[Running
             await listening(feed)
             yield Running(app, feed, url, api, settings.database_url)
     finally:
-        # The app's shutdown disposes of its engine only in the first app of a process (advanced-alchemy gives
-        # later configurations other app-state keys, and then skips the disposal): its pool would stay connected.
+        # The app's shutdown closes its pool too; this also covers a server that failed before shutting down.
         await feed.engine.dispose()
 
 
