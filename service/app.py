@@ -34,12 +34,13 @@ from service.imports.worker import Worker
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
-from service.request_log import RequestLog, logging_config
+from service.request_log import logging_config
 from service.security_headers import add_security_headers
 from service.settings import Settings
 from service.system.health import HealthController
 from service.system.instruments import WorkerMetrics
-from service.system.metrics import Metrics, MetricsController, prometheus_config
+from service.system.metrics import Metrics, MetricsController
+from service.system.requests import ObservedRequests
 from service.system.runtime import tune_garbage_collector
 from service.system.traces import tracing
 
@@ -108,9 +109,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
         state=State({"feed": feed, "worker": worker, "metrics": metrics}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
-        # Request metrics outermost, so they see the status the client is sent.
-        middleware=([prometheus_config().middleware] if metrics is not None else [])
-        + ([traces.route_namer] if traces is not None else [])
+        middleware=([traces.route_namer] if traces is not None else [])
         + [
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
             BodyIdleTimeout(settings.body_idle_timeout_seconds),
@@ -146,7 +145,10 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         logging_config=logging_config(settings.log_format),
         debug=settings.debug,
     )
-    # Outside Litestar's router and exception handling, so 404s, 405s and 401s get a request id and a line too.
-    if settings.log_requests:
-        app.asgi_handler = RequestLog(app.asgi_handler)
+    # Request ids, counts and log lines, outside Litestar's router and exception handling, so that 404s, 405s and
+    # 401s are seen too, with the status the client is sent (service.system.requests).
+    if metrics is not None or settings.log_requests:
+        app.asgi_handler = ObservedRequests(
+            app.asgi_handler, None if metrics is None else metrics.requests, log=settings.log_requests
+        )
     return app

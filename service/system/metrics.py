@@ -1,10 +1,12 @@
-"""`GET /metrics`: Litestar's Prometheus plugin for requests, plus this app's own collectors.
+"""`GET /metrics`, served by Litestar's Prometheus controller: requests, the pool, the change feed, bulk work and
+import jobs.
 
-Requests are counted and timed by Litestar's PrometheusMiddleware, labelled with the route's path template
+Requests are counted and timed by service.system.requests, labelled with the route's path template
 (`/api/developers/{developer_id}`), never the raw path, so ids in paths cannot grow the number of series. The
-probes and /metrics itself are left out. The middleware keeps its metrics in prometheus_client's process-wide
-registry; everything else here lives in a registry of the app's own (`Metrics.registry`), so a process that builds
-several apps (the test suite) never registers a name twice, and each app's /metrics shows its own pool and feed.
+probes and /metrics itself are left out. Every figure of the app lives in a registry of its own
+(`Metrics.registry`), so a process that builds several apps (the test suite) never registers a name twice, and
+each app's /metrics shows its own requests, pool and feed; prometheus_client's process-wide registry adds the
+process's CPU, memory and garbage collector figures.
 
 The pool and change-feed figures are read from the live objects when /metrics is scraped: nothing is paid per
 request. Counters that must be counted as things happen (a checkout that timed out, a database error answered
@@ -28,8 +30,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from litestar import Request, get
-from litestar.enums import ScopeType
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.response import Response
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -43,6 +44,7 @@ from service.db.models import ImportStatus
 from service.db.pool import ReadyFirstPool
 from service.developers.events.feed import Feed
 from service.system.instruments import PREFIX, BulkMetrics
+from service.system.requests import RequestMetrics
 
 logger = logging.getLogger("service.system.metrics")
 
@@ -60,21 +62,13 @@ JOBS_QUERY_SECONDS = 1.0
 _JOBS = text("SELECT status, count(*) FROM import_jobs GROUP BY status")
 
 
-def prometheus_config() -> PrometheusConfig:
-    return PrometheusConfig(
-        app_name=PREFIX,
-        prefix=PREFIX,
-        group_path=True,  # the route's path template as the `path` label
-        exclude=["^/metrics$", "^/health$", "^/ready$"],
-        scopes={ScopeType.HTTP},  # a WebSocket is not a request with a status and a duration
-    )
-
-
 class Metrics:
     """One app's own metrics, in a registry of its own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = RequestMetrics()
+        self.registry.register(self.requests)
         self.pool_timeouts = Counter(
             f"{PREFIX}_db_pool_timeouts",
             "Requests answered 503 because no pool connection came free within DB_POOL_TIMEOUT",
@@ -171,7 +165,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 class MetricsController(PrometheusController):
-    """Prometheus text format: Litestar's request metrics (process-wide) and this app's own registry."""
+    """Prometheus text format: the process's figures (prometheus_client's registry) and this app's own."""
 
     path = "/metrics"
     include_in_schema = False

@@ -21,7 +21,7 @@ COLLECTION = "/api/developers"
 
 
 def requests(samples: Samples, method: str, path: str, status: int) -> float:
-    return value(samples, "devdir_requests_total", method=method, path=path, status_code=str(status), app_name="devdir")
+    return value(samples, "devdir_requests_total", method=method, path=path, status_code=str(status))
 
 
 async def listening(client: httpx.AsyncClient) -> Samples:
@@ -50,7 +50,42 @@ async def test_requests_are_counted_by_route_template(client: httpx.AsyncClient)
     assert f"/api/developers/{first['id']}" not in paths  # never a raw path
     assert not paths & {"/metrics", "/health", "/ready"}
     histogram = "devdir_request_duration_seconds_count"
-    assert value(after, histogram, method="GET", path=ONE, status_code="200", app_name="devdir") >= 3
+    assert value(after, histogram, method="GET", path=ONE, status_code="200") >= 3
+
+
+async def test_label_values_stay_bounded_whatever_the_client_sends(client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    for path in ("/no/such/route", "/another/one", "/api/developers/1/x"):
+        assert_problem(await client.get(path), 404)
+    odd = await client.request("BREW", "/api/developers")
+    assert odd.status_code == 405
+    assert_problem(await client.get("/api/developers/abc"), 404)  # an id must be a number: no template matched
+    assert_problem(await client.get("/api/developers", params={"limit": "x"}), 400)  # counted under its template
+    after = await scrape(client)
+
+    assert requests(after, "GET", "unmatched", 404) - requests(before, "GET", "unmatched", 404) == 4
+    assert requests(after, "OTHER", "unmatched", 405) - requests(before, "OTHER", "unmatched", 405) == 1
+    assert requests(after, "GET", COLLECTION, 400) - requests(before, "GET", COLLECTION, 400) == 1
+    labels = {dict(labels).get(name) for name, labels in after for name in ("method", "path")}
+    assert not labels & {"BREW", "/no/such/route", "/another/one", "/api/developers/abc"}
+
+
+async def test_the_duration_histogram_is_cumulative_and_adds_up(client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        assert (await client.get("/api/developers")).status_code == 200
+    samples = await scrape(client)
+    labels = {"method": "GET", "path": COLLECTION, "status_code": "200"}
+    buckets = sorted(
+        (float(dict(series)["le"]), count)
+        for (name, series), count in samples.items()
+        if name == "devdir_request_duration_seconds_bucket" and set(labels.items()) <= series
+    )
+    counts = [count for _, count in buckets]
+    assert buckets[-1][0] == float("inf")
+    assert counts == sorted(counts)  # each bucket holds those below it
+    assert counts[-1] == value(samples, "devdir_request_duration_seconds_count", **labels) >= 5
+    assert value(samples, "devdir_request_duration_seconds_sum", **labels) > 0
+    assert value(samples, "devdir_requests_in_progress") == 1  # the scrape itself
 
 
 async def test_pool_gauges_follow_a_held_connection(app: Litestar, client: httpx.AsyncClient) -> None:
