@@ -13,9 +13,8 @@ from litestar.plugins import CLIPluginProtocol
 
 from service.imports import health
 from service.imports.worker import Worker
+from service.request_log import logging_config
 from service.settings import Settings
-
-LOG_FORMAT = "%(created).6f %(levelname)s %(name)s: %(message)s"
 
 
 class WorkersCLIPlugin(CLIPluginProtocol):
@@ -34,9 +33,10 @@ def workers_group() -> None:
 def run() -> None:
     settings = Settings.from_env()
     settings.check()
-    # This process serves no HTTP: its log is the jobs it runs, one line each, in this format (the app's logging
-    # configuration, loaded with the CLI, is replaced).
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    # This process serves no HTTP: its log is the jobs it runs, one line each, in the API's format (LOG_FORMAT:
+    # JSON objects, or human-readable lines), written by the same background writer.
+    logging_config(settings.log_format).configure()
+    logging.getLogger("service").setLevel(logging.INFO)
     asyncio.run(_run(settings))
 
 

@@ -3,9 +3,14 @@ and the series and labels each PromQL expression selects."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import httpx
 import promql_parser
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from service.system.instruments import WorkerMetrics
 
 # Labels Prometheus adds to every scraped series (the PodMonitor's target labels), not the app.
 TARGET_LABELS = frozenset({"namespace", "pod", "container", "endpoint", "instance", "job"})
@@ -27,8 +32,19 @@ async def exposed(client: httpx.AsyncClient) -> dict[str, frozenset[str]]:
     assert (await client.get("/api/developers")).status_code == 200
     response = await client.get("/metrics")
     assert response.status_code == 200, response.text
+    return series_of(response.text)
+
+
+def worker_exposed() -> dict[str, frozenset[str]]:
+    """Every series name a worker process serves on its /metrics (service.imports.health), with its labels."""
+    metrics = WorkerMetrics()
+    metrics.watch(SimpleNamespace(ready=True))
+    return series_of(generate_latest(metrics.registry).decode())
+
+
+def series_of(text: str) -> dict[str, frozenset[str]]:
     names: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(text):
         for suffix in SAMPLE_SUFFIXES.get(family.type, ()):  # a family without samples yet still names its series
             names.setdefault(family.name + suffix, set())
         for sample in family.samples:

@@ -14,9 +14,10 @@ import httpx
 import promql_parser
 import pytest
 
+from service.settings import Settings
 from service.system.metrics import MetricsController
 from tests.deploy.manifests import documents, one, selects
-from tests.deploy.monitoring import KUBE_STATE_METRICS, exposed, parse, selectors, unknown
+from tests.deploy.monitoring import KUBE_STATE_METRICS, exposed, parse, selectors, unknown, worker_exposed
 
 DASHBOARD = Path(__file__).parents[2] / "deploy/grafana/devdir-dashboard.json"
 MONITORING = "monitoring.coreos.com/v1"
@@ -50,7 +51,7 @@ def test_monitoring_is_in_the_prod_overlay_only() -> None:
     # The dev overlay targets a laptop cluster, which seldom runs the Prometheus operator: its CRDs would be missing.
     assert not [d for d in documents("dev") if d["apiVersion"] == MONITORING]
     kinds = sorted(d["kind"] for d in documents("prod") if d["apiVersion"] == MONITORING)
-    assert kinds == ["PodMonitor", "PrometheusRule"]
+    assert kinds == ["PodMonitor", "PodMonitor", "PrometheusRule"]
 
 
 @needs_kubectl
@@ -59,7 +60,7 @@ def test_pod_monitor_scrapes_each_api_pod_on_its_named_port() -> None:
     api = one("prod", "Deployment", "devdir-api")["spec"]["template"]
     worker = one("prod", "Deployment", "devdir-worker")["spec"]["template"]
     assert selects(monitor["selector"], api["metadata"]["labels"])
-    assert not selects(monitor["selector"], worker["metadata"]["labels"])  # the worker serves no /metrics
+    assert not selects(monitor["selector"], worker["metadata"]["labels"])  # the workers have their own
     assert "namespaceSelector" not in monitor  # the pods of the PodMonitor's own namespace
     (endpoint,) = monitor["podMetricsEndpoints"]
     (container,) = api["spec"]["containers"]
@@ -90,6 +91,29 @@ def test_pod_monitor_scrapes_each_api_pod_on_its_named_port() -> None:
         )
     ]
     assert admitted, policy["ingress"]
+
+
+@needs_kubectl
+def test_pod_monitor_scrapes_each_worker_on_its_health_port() -> None:
+    monitor = one("prod", "PodMonitor", "devdir-worker")["spec"]
+    api = one("prod", "Deployment", "devdir-api")["spec"]["template"]
+    worker = one("prod", "Deployment", "devdir-worker")["spec"]["template"]
+    assert selects(monitor["selector"], worker["metadata"]["labels"])
+    assert not selects(monitor["selector"], api["metadata"]["labels"])
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    (container,) = worker["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert endpoint == {"port": "health", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    assert ports["health"] == Settings().worker_health_port
+    # The workers' NetworkPolicy admits that port from any source (the kubelet's probes and Prometheus alike).
+    (policy,) = [
+        p["spec"]
+        for p in documents("prod")
+        if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], worker["metadata"]["labels"])
+    ]
+    assert [rule for rule in policy["ingress"] if "from" not in rule] == [
+        {"ports": [{"protocol": "TCP", "port": ports["health"]}]}
+    ]
 
 
 @needs_kubectl
@@ -126,6 +150,14 @@ def test_alerts_cover_the_pool_errors_readiness_and_the_feed() -> None:
     (feed,) = by_metric["devdir_change_feed_listening"]
     assert feed["expr"] == "devdir_change_feed_listening == 0"
     assert feed["for"] == "2m"
+    (lag,) = by_metric["devdir_change_feed_lag_seconds_bucket"]
+    assert lag["expr"].startswith("histogram_quantile(0.99, sum by (namespace, pod, le) (rate(")
+    assert lag["expr"].strip().endswith("> 5")
+    assert lag["for"] == "10m"
+    (worker,) = by_metric["devdir_import_worker_ready"]
+    assert worker["expr"] == "devdir_import_worker_ready == 0"
+    (failed,) = by_metric["devdir_import_job_duration_seconds_count"]
+    assert dict(selectors(failed["expr"]))["devdir_import_job_duration_seconds_count"] == {"outcome": "failed"}
     # Readiness changes, from kube-state-metrics, of the API's pods (named <deployment>-<hash>-<suffix>) only.
     (flapping,) = by_metric["kube_pod_status_ready"]
     ((_, matchers),) = selectors(flapping["expr"])
@@ -138,7 +170,7 @@ def test_alerts_cover_the_pool_errors_readiness_and_the_feed() -> None:
 
 @needs_kubectl
 async def test_alerts_select_only_what_is_exposed(client: httpx.AsyncClient) -> None:
-    series = await exposed(client) | KUBE_STATE_METRICS
+    series = await exposed(client) | worker_exposed() | KUBE_STATE_METRICS
     for rule in rules():
         assert unknown(rule["expr"], series) == [], rule["alert"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import signal
 import subprocess
@@ -11,16 +12,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.client import TEST_SECRET
 from tests.processes import DEVDIR, environment, free_port
 
-_LINE = re.compile(
-    r"^(?P<at>[0-9.]+) \w+ service\.imports: import job (?P<job>\d+) (?P<what>\w+) by worker (?P<worker>\S+)"
-)
+_JOB = re.compile(r"import job (?P<job>\d+) (?P<what>\w+) by worker (?P<worker>\S+)")
 
 
 @dataclass
@@ -40,10 +41,15 @@ class WorkerProcess:
     def jobs(self) -> list[tuple[int, str, str, float]]:
         """(job id, what happened: started/succeeded/failed/cancelled/skipped/requeued, worker, time) per line."""
         found = []
-        for line in self.text().splitlines():
-            if match := _LINE.match(line):
-                found.append((int(match["job"]), match["what"], match["worker"], float(match["at"])))
+        for line in self.lines():
+            if line["logger"] == "service.imports" and (match := _JOB.match(line["message"])):
+                at = datetime.fromisoformat(line["time"]).timestamp()
+                found.append((int(match["job"]), match["what"], match["worker"], at))
         return found
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The log's JSON lines (LOG_FORMAT=json): every line but the one the CLI prints as it starts."""
+        return [json.loads(line) for line in self.text().splitlines() if line.startswith("{")]
 
     async def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -60,6 +66,7 @@ async def worker_process(database_url: str, **env: str) -> AsyncIterator[WorkerP
         "WORKER_HEALTH_PORT": str(port),
         "WORKER_HEARTBEAT_SECONDS": "1",
         "WORKER_SHUTDOWN_SECONDS": "2",
+        "LOG_FORMAT": "json",
     } | env
     with tempfile.NamedTemporaryFile(prefix="devdir-worker-", suffix=".log", delete=False) as log:
         process = await asyncio.create_subprocess_exec(
