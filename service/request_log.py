@@ -41,6 +41,9 @@ HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 # Seconds between the writer's batches: what a line may wait before it reaches stderr.
 WRITE_INTERVAL = 0.05
+# Lines that may wait for a stderr that does not keep up; beyond them lines are dropped, and the count of those
+# dropped is written once stderr takes lines again. Memory stays bounded whoever reads the log, however slowly.
+MAX_PENDING = 100_000
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 logger = logging.getLogger("service.requests")
@@ -174,11 +177,19 @@ class LineWriter:
         self._lines: deque[logging.LogRecord | RequestLine | threading.Event] = deque()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
+        self.dropped = 0
 
     def put(self, line: logging.LogRecord | RequestLine) -> None:
+        if len(self._lines) >= MAX_PENDING:
+            self.dropped += 1
+            return
         self._lines.append(line)
         if self._thread is None:
             self._start()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._lines)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every line put so far is written."""
@@ -220,7 +231,14 @@ class LineWriter:
                 else:
                     text.append(format_request(line) if format_request else formatter.format(line.record()))
             except Exception:  # noqa: BLE001  (one line that cannot be formatted never takes the others down)
-                text.append(f"log line not written: {type(line).__name__} ({sys.exc_info()[1]!r})")
+                message = f"log line not written: {type(line).__name__} ({sys.exc_info()[1]!r})"
+                text.append(
+                    logging.Formatter().format(logging.LogRecord(__name__, logging.ERROR, "", 0, message, (), None))
+                )
+        if dropped := self.dropped:
+            self.dropped -= dropped  # lines dropped meanwhile are reported by the next batch
+            message = f"{dropped} log lines dropped: stderr did not take them fast enough"
+            text.append(formatter.format(logging.LogRecord(__name__, logging.WARNING, __file__, 0, message, (), None)))
         if text:
             try:
                 stream = self.stream or sys.stderr
@@ -248,11 +266,12 @@ class BackgroundWriter(logging.Handler):
         writer.put(record)
 
     def flush(self) -> None:
-        writer.flush()
+        if writer.pending:
+            writer.flush()
 
     def close(self) -> None:
         # logging.shutdown at exit, or a later logging setup replacing this one: write what is queued first.
-        writer.flush()
+        self.flush()
         super().close()
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from service import request_log
 from service.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine, writer
 from service.settings import Settings
 from tests.accounts.api import PASSWORD, account, sign_in
@@ -218,3 +219,19 @@ def test_lines_outside_a_request_have_no_id() -> None:
     RequestIdFilter().filter(record)
     assert json.loads(JSONFormatter().format(record))["request_id"] is None
     assert "[-] hello there" in ConsoleFormatter().format(record)
+
+
+def test_a_log_reader_that_falls_behind_loses_lines_not_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(request_log, "MAX_PENDING", 3)
+    own = request_log.LineWriter()
+    own.stream, own.formatter = io.StringIO(), JSONFormatter()
+    for number in range(5):
+        own.put(RequestLine(1_700_000_000.0, f"r{number}", "GET", "/api/developers", 200, 1.0, None))
+    own.flush()
+    lines = [json.loads(line) for line in own.stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines[:3]] == ["r0", "r1", "r2"]
+    assert (lines[3]["level"], lines[3]["message"]) == (
+        "WARNING",
+        "2 log lines dropped: stderr did not take them fast enough",
+    )
+    assert len(lines) == 4
