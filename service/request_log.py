@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Literal, NamedTuple, TextIO
 
@@ -112,15 +113,36 @@ class ConsoleFormatter(logging.Formatter):
 
     def format_request(self, line: RequestLine) -> str:
         """`line` as `format` would write its record, without making one."""
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(line.created))
+        when = _local_second(line.created)
         return f"{when},{int(line.created % 1 * 1000):03d} INFO    {logger.name} [{line.request_id}] {line.message()}"
 
 
 _encode = msgspec.json.Encoder().encode
 
 
+class _Seconds:
+    """`time.strftime` of a whole second, remembered for the next lines of that second: the writer formats many
+    lines a second, and strftime costs it several microseconds a call."""
+
+    __slots__ = ("convert", "formatted", "pattern", "second")
+
+    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]) -> None:
+        self.pattern, self.convert = pattern, convert
+        self.second, self.formatted = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self.second:
+            self.second, self.formatted = second, time.strftime(self.pattern, self.convert(second))
+        return self.formatted
+
+
+_utc_second = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+_local_second = _Seconds("%Y-%m-%d %H:%M:%S", time.localtime)
+
+
 def _utc(created: float) -> str:
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(created))}.{int(created % 1 * 1000):03d}Z"
+    return f"{_utc_second(created)}.{int(created % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):

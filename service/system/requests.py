@@ -100,41 +100,35 @@ class ObservedRequests:
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != ScopeType.HTTP and (kind != ScopeType.WEBSOCKET or not self.log):
-            await self.app(scope, receive, send)
+        if scope["type"] != ScopeType.HTTP:
+            if scope["type"] == ScopeType.WEBSOCKET and self.log:
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
-        rid = (client_id(scope) or new_id()) if self.log else ""
+        log, metrics = self.log, self.metrics
+        rid = (client_id(scope) or new_id()) if log else ""
         header = (HEADER, rid.encode("ascii"))
         status = 500  # if nothing was sent: the server answers a bare 500
         started = time.perf_counter()
 
         async def observed_send(message: Message) -> None:
             nonlocal status
-            event: dict[str, Any] = message  # type: ignore[assignment]  # one of ASGI's messages, read as a dict
-            kind = event["type"]
-            if kind == "http.response.start" or kind == "websocket.http.response.start":
-                status = event["status"]
-                if rid:
-                    event["headers"] = [*event.get("headers", ()), header]
-            elif kind == "websocket.accept":
-                status = 101
-                # ASGI lets the handshake answer carry headers; granian (2.x) sends none of them, other servers do.
-                event["headers"] = [*event.get("headers", ()), header]
-            elif kind == "websocket.close" and status == 500:
-                status = 403  # closed before the handshake was accepted: the server answers 403
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if log:
+                    message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        metrics = self.metrics if kind == ScopeType.HTTP else None
         if metrics is not None:
             metrics.in_progress += 1
-        token = request_id.set(rid) if rid else None
+        token = request_id.set(rid) if log else None
         try:
             await self.app(scope, receive, observed_send)
         finally:
             seconds = time.perf_counter() - started
             route: str | None = scope.get("path_template")
-            method: str = scope.get("method", WEBSOCKET)  # type: ignore[assignment]  # absent on a WebSocket
+            method = scope["method"]
             if metrics is not None:
                 metrics.in_progress -= 1
                 if route not in UNCOUNTED:
@@ -144,3 +138,34 @@ class ObservedRequests:
                     account_id = getattr(scope.get("user"), "id", None)
                     writer.put(RequestLine(time.time(), rid, method, route, status, seconds * 1000, account_id))
                 request_id.reset(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = client_id(scope) or new_id()
+        header = (HEADER, rid.encode("ascii"))
+        status = 500
+        started = time.perf_counter()
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            event: dict[str, Any] = message  # type: ignore[assignment]  # one of ASGI's messages, read as a dict
+            if event["type"] == "websocket.accept":
+                status = 101
+                # ASGI lets the handshake answer carry headers; granian (2.x) sends none of them, other servers do.
+                event["headers"] = [*event.get("headers", ()), header]
+            elif event["type"] == "websocket.http.response.start":  # a denial with an answer of its own
+                status = event["status"]
+                event["headers"] = [*event.get("headers", ()), header]
+            elif event["type"] == "websocket.close" and status == 500:
+                status = 403  # closed before the handshake was accepted: the server answers 403
+            await send(message)
+
+        token = request_id.set(rid)
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            milliseconds = (time.perf_counter() - started) * 1000
+            if logger.isEnabledFor(logging.INFO):
+                account_id = getattr(scope.get("user"), "id", None)
+                route = scope.get("path_template")
+                writer.put(RequestLine(time.time(), rid, WEBSOCKET, route, status, milliseconds, account_id))
+            request_id.reset(token)
