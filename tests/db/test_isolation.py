@@ -37,7 +37,13 @@ _FORCE = """
         IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
         RETURN NEW;
     END $$;
-    CREATE TRIGGER force_conflict BEFORE {events} ON users FOR EACH ROW EXECUTE FUNCTION force_conflict()"""
+    CREATE {trigger}"""
+# At the statement, or at COMMIT (a deferred constraint trigger runs then, as SERIALIZABLE's own checks may).
+_TRIGGERS = {
+    "statement": "TRIGGER force_conflict BEFORE {events} ON users FOR EACH ROW EXECUTE FUNCTION force_conflict()",
+    "commit": "CONSTRAINT TRIGGER force_conflict AFTER {events} ON users DEFERRABLE INITIALLY DEFERRED "
+    "FOR EACH ROW EXECUTE FUNCTION force_conflict()",
+}
 _UNFORCE = """
     DROP TRIGGER IF EXISTS force_conflict ON users;
     DROP FUNCTION IF EXISTS force_conflict();
@@ -65,10 +71,12 @@ async def admins(client: httpx.AsyncClient) -> tuple[int, int]:
 
 @pytest.fixture
 async def forced(database_url: str) -> AsyncIterator[Any]:
-    """Call with (failing, sqlstate): the first `failing` attempts at changing a user raise `sqlstate`."""
+    """Call with (failing, sqlstate, when): the first `failing` attempts at changing a user raise `sqlstate`, at
+    the statement or at COMMIT."""
 
-    async def force(failing: int, sqlstate: str, events: str = "UPDATE OR DELETE") -> None:
-        await run_sql(database_url, _FORCE.format(failing=failing, sqlstate=sqlstate, events=events))
+    async def force(failing: int, sqlstate: str, when: str = "statement", events: str = "UPDATE OR DELETE") -> None:
+        trigger = _TRIGGERS[when].format(events=events)
+        await run_sql(database_url, _FORCE.format(failing=failing, sqlstate=sqlstate, trigger=trigger))
 
     try:
         yield force
@@ -168,12 +176,12 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         b = (await account(client, "b@x.io", "admin"))["id"]
 
 
-@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+@pytest.mark.parametrize(("sqlstate", "when"), [("40001", "statement"), ("40001", "commit"), ("40P01", "statement")])
 async def test_a_conflict_that_clears_is_replayed_until_it_succeeds(
-    client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any, sqlstate: str
+    client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any, sqlstate: str, when: str
 ) -> None:
     _, b = admins
-    await forced(ATTEMPTS - 1, sqlstate)  # every attempt but the last fails
+    await forced(ATTEMPTS - 1, sqlstate, when)  # every attempt but the last fails
     response = await client.patch(f"/api/users/{b}", json={"role": "viewer"})
     assert response.status_code == 200, response.text
     assert await fetchval(database_url, "SELECT last_value FROM forced_attempts") == ATTEMPTS
@@ -181,12 +189,13 @@ async def test_a_conflict_that_clears_is_replayed_until_it_succeeds(
     assert value(await scrape(client), RETRIES, operation="accounts.update") == ATTEMPTS - 1
 
 
+@pytest.mark.parametrize("when", ["statement", "commit"])
 async def test_a_conflict_that_persists_is_503_after_every_attempt_and_writes_nothing(
-    client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any
+    client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any, when: str
 ) -> None:
     _, b = admins
     before = await scrape(client)
-    await forced(ATTEMPTS + 10, "40001")  # more failures than attempts
+    await forced(ATTEMPTS + 10, "40001", when)  # more failures than attempts
     response = await client.delete(f"/api/users/{b}")
     assert_problem(response, 503)
     assert response.headers["retry-after"] == "1"
