@@ -7,7 +7,8 @@ only where a write first reads something and decides on it, so that a concurrent
 wrong: the last active admin.
 
 The level is given to the transaction as it begins (`session.connection(execution_options=...)` before its first
-statement; asyncpg puts it in the BEGIN it sends with that statement), so declaring one costs no round trip.
+statement), and asyncpg writes it into the BEGIN it sends anyway (`BEGIN ISOLATION LEVEL ...`): declaring a level
+costs no round trip.
 
 An operation declared `replay` runs its whole transaction, COMMIT included, inside `replayed()`: a serialization
 failure (40001) or a deadlock (40P01), at any statement or at COMMIT, rolls the attempt back, waits a jittered
@@ -127,8 +128,8 @@ T = TypeVar("T")
 
 
 async def begin(session: AsyncSession, operation: Operation) -> None:
-    """Begin `session`'s transaction at the level `operation` declares (no round trip: the level goes with the
-    BEGIN of its first statement). A write that joins a transaction already begun (a worker's import inside its
+    """Begin `session`'s transaction at the level `operation` declares (no round trip: the level goes into the
+    BEGIN sent before its first statement). A write that joins a transaction already begun (a worker's import inside its
     job's transaction) keeps that transaction's level."""
     declared = WRITES[operation]
     if declared.replay:
@@ -161,7 +162,7 @@ async def replayed(
             if number == ATTEMPTS or not is_retryable(exc):
                 raise
             await session.rollback()
-            logger.info("%s: %s on attempt %d; replaying", operation, _sqlstate(exc), number)
+            logger.debug("%s: %s on attempt %d; replaying", operation, _sqlstate(exc), number)
         else:
             return result
         if retried is not None:
