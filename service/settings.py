@@ -18,7 +18,10 @@ from service.db.models import EMAIL_MAX
 from service.validation import Email, Password, normalize_fields
 
 SECRET_KEY_MIN = 32
-IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
+# Settings no longer read, with what replaced them: set, they stop the start rather than be silently ignored.
+REMOVED = {
+    "DB_ISOLATION_LEVEL": "each write declares its own isolation level (service/db/isolation.py; see the README)",
+}
 
 
 class SettingsError(ValueError):
@@ -52,7 +55,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     # Server-side statement_timeout for every connection; 0 disables it.
     db_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 10_000
-    db_isolation_level: IsolationLevel = "READ COMMITTED"
     # Server-side backstop: PostgreSQL ends a session left idle inside a transaction this long (0 disables it).
     # Above BODY_IDLE_TIMEOUT_SECONDS, which ends a stalled upload's transaction first, with a 408.
     db_idle_in_transaction_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
@@ -114,6 +116,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ
+        if removed := [f"{name}: {why}" for name, why in REMOVED.items() if name in env]:
+            raise SettingsError(f"no longer a setting, unset it: {'; '.join(removed)}")
         raw: dict[str, object] = {name: env[name.upper()] for name in cls.__struct_fields__ if name.upper() in env}
         raw.update(overrides)
         try:

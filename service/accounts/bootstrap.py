@@ -23,8 +23,9 @@ def first_admin(settings: Settings, db: SQLAlchemyAsyncConfig) -> Callable[[Lite
         if admin is None:
             return
         try:
-            async with db.get_session() as session, session.begin():
+            async with db.get_session() as session:  # closing it rolls back what was not committed
                 account = await AccountsService(session).create_first_admin(admin.email, admin.password)
+                await session.commit()
         except (OSError, sa_exc.SQLAlchemyError) as exc:
             # Not migrated yet, or the database is away: serve anyway (/ready tells), and try on the next start.
             logger.warning("first admin not created: %s", type(exc).__name__)

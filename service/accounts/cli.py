@@ -68,8 +68,11 @@ async def _accounts() -> AsyncIterator[AccountsService]:
     """The accounts service over one transaction on DATABASE_URL's database; the engine is closed afterwards."""
     config = sqlalchemy_config(Settings.from_env())
     try:
-        async with config.get_session() as session, session.begin():
+        # Each operation begins the transaction at its declared level (service.db.isolation); closing the
+        # session rolls back what was not committed.
+        async with config.get_session() as session:
             yield AccountsService(session)
+            await session.commit()
     finally:
         await config.get_engine().dispose()
 

@@ -5,6 +5,7 @@ Registered once, on the router that mounts the accounts controllers (service.app
 
 from __future__ import annotations
 
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +13,9 @@ from service.accounts.auth import TokenIssuer
 from service.accounts.service import AccountsService
 
 
-def provide_accounts_service(db_session: NamedDependency[AsyncSession]) -> AccountsService:
-    return AccountsService(db_session)
+def provide_accounts_service(db_session: NamedDependency[AsyncSession], state: State) -> AccountsService:
+    metrics = state.get("metrics")  # service.system.metrics.Metrics, None when METRICS_ENABLED is off
+    return AccountsService(db_session, None if metrics is None else metrics.retried)
 
 
 def dependencies(token_issuer: TokenIssuer) -> dict[str, Provide]:

@@ -1,7 +1,12 @@
-"""Accounts in the database, over a session; no HTTP here. Passwords arrive in plain text and leave as hashes."""
+"""Accounts in the database, over a session; no HTTP here. Passwords arrive in plain text and leave as hashes.
+
+Changing or removing an account runs SERIALIZABLE in a transaction of its own, replayed on a serialization
+failure (service.db.isolation): that is what keeps the last active admin, without locking every admin's row.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import anyio.to_thread
@@ -13,18 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.accounts.errors import AccountEmailTaken, AccountNotFound, LastAdmin
 from service.accounts.passwords import hash_password, verify_password
 from service.accounts.schemas import Account, AccountCreate, AccountUpdate
+from service.db import isolation
 from service.db.errors import violated_constraint
 from service.db.models import USERS_EMAIL_INDEX, User
 
 ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_at, User.updated_at)
 _table = cast(Table, User.__table__)
 _BY_EMAIL = select(*ACCOUNT_COLUMNS, User.password_hash).where(func.lower(User.email) == func.lower(bindparam("e")))
-_ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.is_active).with_for_update()
+_ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.is_active)
 
 
 class AccountsService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, retried: Callable[[str], None] | None = None) -> None:
         self.session = session
+        self.retried = retried  # told of each replayed transaction (a metric), if anyone asks
 
     async def authenticate(self, email: str, password: str) -> Account | None:
         """The active account with this email and password, else None; one query and one argon2 verification
@@ -39,6 +46,7 @@ class AccountsService:
     async def create(self, data: AccountCreate) -> Account:
         # argon2 holds the CPU for about 0.1 s: off the event loop.
         password_hash = await anyio.to_thread.run_sync(hash_password, data.password)
+        await isolation.begin(self.session, "accounts.create")
         statement = (
             insert(_table)
             .values(email=data.email, password_hash=password_hash, role=data.role)
@@ -48,6 +56,7 @@ class AccountsService:
 
     async def create_first_admin(self, email: str, password: str) -> Account | None:
         """The admin `email`, if no account exists at all (first start); None otherwise. Safe to race."""
+        await isolation.begin(self.session, "accounts.first_admin")
         if (await self.session.execute(select(func.count()).select_from(_table))).scalar_one():
             return None
         password_hash = await anyio.to_thread.run_sync(hash_password, password)
@@ -71,34 +80,41 @@ class AccountsService:
     async def update(self, account_id: int, data: AccountUpdate) -> Account:
         changes: dict[str, Any] = {f: v for f in ("role", "is_active") if (v := getattr(data, f)) is not msgspec.UNSET}
         if isinstance(data.password, str):
+            # Hashed once, before the transaction: a replay reuses it, and no transaction waits on argon2.
             changes["password_hash"] = await anyio.to_thread.run_sync(hash_password, data.password)
         if not changes:
             return await self.get(account_id)
-        if (changes.get("role", "admin") != "admin" or changes.get("is_active") is False) and await self._is_last_admin(
-            account_id
-        ):
-            raise LastAdmin()
-        statement = (
-            update(_table)
-            .where(User.id == account_id)
-            .values(**changes)  # and updated_at, by the model's onupdate
-            .returning(*ACCOUNT_COLUMNS)
-        )
-        row = (await self.session.execute(statement)).one_or_none()
-        if row is None:
-            raise AccountNotFound(account_id)
-        return _account(row)
+        removes_admin = changes.get("role", "admin") != "admin" or changes.get("is_active") is False
+
+        async def attempt() -> Account:
+            if removes_admin and await self._is_last_admin(account_id):
+                raise LastAdmin()
+            statement = (
+                update(_table)
+                .where(User.id == account_id)
+                .values(**changes)  # and updated_at, by the model's onupdate
+                .returning(*ACCOUNT_COLUMNS)
+            )
+            row = (await self.session.execute(statement)).one_or_none()
+            if row is None:
+                raise AccountNotFound(account_id)
+            return _account(row)
+
+        return await isolation.replayed(self.session, "accounts.update", attempt, self.retried)
 
     async def delete(self, account_id: int) -> None:
-        if await self._is_last_admin(account_id):
-            raise LastAdmin()
-        result = await self.session.execute(delete(_table).where(User.id == account_id))
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise AccountNotFound(account_id)
+        async def attempt() -> None:
+            if await self._is_last_admin(account_id):
+                raise LastAdmin()
+            result = await self.session.execute(delete(_table).where(User.id == account_id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise AccountNotFound(account_id)
+
+        await isolation.replayed(self.session, "accounts.delete", attempt, self.retried)
 
     async def _is_last_admin(self, account_id: int) -> bool:
-        # The active admins' rows stay locked until the transaction ends, so two admins demoting each other at
-        # once cannot both pass this check.
+        # Read in a SERIALIZABLE transaction: if a concurrent one removes another admin after this read, one of
+        # the two fails with 40001 and is replayed, and its replay reads the other's outcome. No row is locked.
         admins = (await self.session.execute(_ACTIVE_ADMINS)).scalars().all()
         return list(admins) == [account_id]
 

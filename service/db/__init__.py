@@ -1,1 +1,2 @@
-"""Database layer: models, the SQLAlchemy plugin's configuration, migrations, embedded PostgreSQL."""
+"""Database layer: models, the SQLAlchemy plugin's configuration, each write's isolation level, migrations,
+embedded PostgreSQL."""

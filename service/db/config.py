@@ -49,8 +49,9 @@ def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> S
             pool_pre_ping=False,
             # Parameters are emails and password hashes: they stay out of logs and out of error messages.
             hide_parameters=True,
-            # Passed to asyncpg's transaction(), so choosing a level costs no extra round trip.
-            isolation_level=settings.db_isolation_level,
+            # The level of a transaction no write declares (service.db.isolation, where each write names its own),
+            # whatever the server's default_transaction_isolation; asyncpg sends it in its BEGIN, no round trip.
+            isolation_level="READ COMMITTED",
             # server_settings travel in the startup packet: no SET statements after connecting.
             connect_args={"timeout": settings.db_connect_timeout, "server_settings": server_settings},
         ),

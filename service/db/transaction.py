@@ -11,6 +11,10 @@ then goes out; anything else rolls back first (a client that retries after an er
 holding its locks). A COMMIT that fails turns the answer into the problem that error maps to (503 with
 Retry-After for a lost connection), and the rest of the original answer is dropped. The plugin keeps its default
 before-send handler, which then closes the session.
+
+A write declared replayed (service.db.isolation: the SERIALIZABLE account changes) has already committed its own
+transaction inside its replay loop when the handler returns, since its COMMIT may fail with a serialization
+failure that the loop must see; here it finds no transaction open and only lets the answer go.
 """
 
 from __future__ import annotations

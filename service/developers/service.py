@@ -6,7 +6,8 @@ reads back after writes. Each write here is one Core statement whose columns go 
 
 Round trips of a write, counted at the wire (tests/developers/test_round_trips.py): 3, BEGIN, the statement and
 COMMIT. The transaction is the request's, in the SQLAlchemy plugin's session: it commits before a 2xx answer
-leaves and rolls back on any error (service.db.transaction), and later writes of the request join it.
+leaves and rolls back on any error (service.db.transaction), and later writes of the request join it. Each write
+begins it at its declared level (service.db.isolation: READ COMMITTED, and why that is enough).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Executable, Row, Table, bindparam, delete, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import isolation
 from service.db.errors import violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.db.models import Developer as DeveloperRow
@@ -48,6 +50,7 @@ class DevelopersService:
         return _developer(row)
 
     async def create(self, data: DeveloperCreate) -> Developer:
+        await isolation.begin(self.session, "developers.create")
         statement = (
             insert(_table)
             .values(name=data.name, email=data.email, specialty=data.specialty)
@@ -58,6 +61,7 @@ class DevelopersService:
         return row
 
     async def update(self, developer_id: int, data: DeveloperUpdate) -> Developer:
+        await isolation.begin(self.session, "developers.update")
         changes = data.changes()
         if not changes:
             return await self.get(developer_id)
@@ -73,6 +77,7 @@ class DevelopersService:
         return row
 
     async def delete(self, developer_id: int) -> None:
+        await isolation.begin(self.session, "developers.delete")
         result = await self.session.execute(delete(_table).where(DeveloperRow.id == developer_id))
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise DeveloperNotFound(developer_id)

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.db import isolation
 from service.developers.schemas import BulkCreateResult, OnConflict
 from service.imports import queue, uploads
 from service.imports.errors import ImportJobFinished, ImportJobNotFound
@@ -98,6 +99,7 @@ class ImportJobs:
 
         Round trips: BEGIN, the INSERT, one COPY per MiB of body, the queue's INSERT, COMMIT.
         """
+        await isolation.begin(self.session, "imports.submit")
         params = {"on_conflict": on_conflict, "media_type": media_type, "submitted_by": submitted_by}
         job = _job((await self.session.execute(_INSERT, params)).one())
         driver = await _driver(self.session)
@@ -119,6 +121,7 @@ class ImportJobs:
         return ImportJobPage(items=items, next_cursor=str(items[-1].id) if more else None)
 
     async def cancel(self, job_id: int, viewer: int | None) -> ImportJob:
+        await isolation.begin(self.session, "imports.cancel")
         row = (await self.session.execute(_CANCEL, {"id": job_id, "viewer": viewer})).one_or_none()
         if row is None:
             job = await self.get(job_id, viewer)  # 404 if it is not there (for this caller)

@@ -51,6 +51,7 @@ from pgqueuer.sm import SchedulerManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.db import isolation
 from service.db.autocommit import autocommit
 from service.db.config import sqlalchemy_config
 from service.db.models import FINISHED
@@ -244,6 +245,7 @@ class Worker:
 
     async def _import(self, job_id: int, entry: JobId) -> None:
         async with autocommit(self.engine) as status, self.db.get_session() as session:
+            await isolation.begin(session, "imports.run")
             if not (await session.execute(_LOCK, {"job_id": job_id})).scalar_one():
                 logger.info("import job %d is running in another worker; %s retries later", job_id, self.name)
                 raise RetryRequested(delay=self.heartbeat, reason="running in another worker")

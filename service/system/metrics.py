@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from service.db.isolation import WRITES
 from service.db.models import ImportStatus
 from service.db.pool import ReadyFirstPool
 from service.developers.events.feed import Feed
@@ -59,6 +60,7 @@ WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 JOB_STATUSES: tuple[ImportStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 JOBS_QUERY_SECONDS = 1.0
+REPLAYED = tuple(operation for operation, declared in WRITES.items() if declared.replay)
 _JOBS = text("SELECT status, count(*) FROM import_jobs GROUP BY status")
 
 
@@ -83,6 +85,15 @@ class Metrics:
         )
         for kind in ERROR_KINDS:
             self.database_errors.labels(kind)
+        self.retries = Counter(
+            f"{PREFIX}_db_retries",
+            "Transactions replayed after a serialization failure or deadlock (service.db.isolation), by operation; "
+            "one that fails on its last attempt is also counted in db_errors_total{kind=conflict}",
+            ["operation"],
+            registry=self.registry,
+        )
+        for operation in REPLAYED:
+            self.retries.labels(operation)
         self.pool_wait = Histogram(
             f"{PREFIX}_db_pool_wait_seconds",
             "Seconds a checkout waited for a connection, counted only when none was idle (a connection freed "
@@ -98,6 +109,9 @@ class Metrics:
         )
         self.bulk = BulkMetrics(self.registry)
         self.engine: AsyncEngine | None = None
+
+    def retried(self, operation: str) -> None:
+        self.retries.labels(operation).inc()
 
     def watch(self, engine: AsyncEngine, feed: Feed) -> None:
         """Report `engine`'s pool and `feed` as they are at each scrape, and time waits for the pool and the

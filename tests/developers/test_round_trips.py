@@ -1,5 +1,6 @@
-"""What the database receives, counted at the wire: one round trip per hot read, three per single-row write, and
-no connection opened once the pool is warm, however many clients come at once (default settings)."""
+"""What the database receives, counted at the wire: one round trip per hot read, three per single-row write (its
+declared isolation level inside the BEGIN, not a statement of its own), and no connection opened once the pool is
+warm, however many clients come at once (default settings)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
+from tests.accounts.api import account
 from tests.client import TEST_SECRET, serve
 from tests.database import run_sql
 from tests.pgwire import counting_proxy
@@ -61,6 +63,25 @@ async def test_a_single_row_write_is_three_round_trips(database_url: str) -> Non
                 assert (await client.post("/api/developers", json=body)).status_code == 201
             # BEGIN, INSERT ... RETURNING, COMMIT
             assert wire.round_trips - before == 3, wire.statements[-6:]
+            # The level the write declares (service.db.isolation) is part of the BEGIN; the prepared INSERT sends
+            # no SQL text again.
+            assert wire.statements[-2:] == ["BEGIN ISOLATION LEVEL READ COMMITTED;", "COMMIT;"]
+
+
+async def test_a_serializable_write_declares_its_level_in_its_begin(database_url: str) -> None:
+    await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+    async with counting_proxy(database_url) as wire:
+        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        async with serve(app) as client:
+            for email in ("a@rt.io", "b@rt.io"):
+                await account(client, email, "admin")
+            for role in ("editor", "admin", "editor"):  # the first prepares the statements
+                before = wire.round_trips
+                assert (await client.patch("/api/users/2", json={"role": role})).status_code == 200
+            # BEGIN ISOLATION LEVEL SERIALIZABLE, the active admins, UPDATE ... RETURNING, COMMIT
+            assert wire.round_trips - before == 4, wire.statements[-8:]
+            # (The prepared statements in between send no SQL text again.)
+            assert wire.statements[-2:] == ["BEGIN ISOLATION LEVEL SERIALIZABLE;", "COMMIT;"]
 
 
 async def burst(client: httpx.AsyncClient, clients: int) -> None:

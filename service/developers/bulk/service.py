@@ -23,6 +23,7 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db import isolation
 from service.db.errors import driver_error, violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.developers.bulk.copy_writer import STAGING, CopyWriter
@@ -123,7 +124,9 @@ class DevelopersBulkService:
         first = await anext((chunk async for chunk in iterator if chunk), None)
         if first is None:
             return BulkCreateResult(created=0, updated=0, skipped=0)
-        # The connection is taken only now that there is a valid row to write.
+        # The connection is taken only now that there is a valid row to write. (A worker's import joins the
+        # transaction its job began, at the same level.)
+        await isolation.begin(self.session, "developers.import")
         writer = CopyWriter(await self._driver(), direct=on_conflict == "error")
         await writer.write_all(first, iterator)
         total, inserted = writer.rows, writer.inserted
@@ -176,6 +179,7 @@ class DevelopersBulkService:
             params["names"].append(given.get("name"))
             params["emails"].append(given.get("email"))
             params["specialties"].append(given.get("specialty"))
+        await isolation.begin(self.session, "developers.update_many")
         await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
         try:
             updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
@@ -199,6 +203,7 @@ class DevelopersBulkService:
         ids = sorted(set(ids))  # each id once, so `not_found` names a missing id once
         if not ids:
             return BulkDeleteResult(deleted=0, not_found=[])
+        await isolation.begin(self.session, "developers.delete_many")
         row = (await self.session.execute(_BULK_DELETE, {"ids": ids})).one()
         deleted: int = row[0]
         self._when_committed(lambda metrics: metrics.changed("delete", deleted))

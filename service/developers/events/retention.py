@@ -12,6 +12,8 @@ import logging
 
 import asyncpg
 
+from service.db.isolation import DRIVER_LEVELS, WRITES
+
 logger = logging.getLogger("service.developers.events")
 
 BATCH = 10_000  # events deleted per statement: short transactions, short locks
@@ -33,8 +35,9 @@ _DELETE = """
 async def delete_expired(connection: asyncpg.Connection, retention_hours: int) -> int:
     """Delete the events older than the retention; how many (0 when another replica holds the lock)."""
     deleted = 0
+    level = DRIVER_LEVELS[WRITES["events.retention"].level]
     while True:
-        async with connection.transaction():
+        async with connection.transaction(isolation=level):
             if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _LOCK):
                 return deleted
             count: int = await connection.fetchval(_DELETE, retention_hours, BATCH)
