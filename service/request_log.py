@@ -199,6 +199,7 @@ class LineWriter:
         self._lines: deque[logging.LogRecord | RequestLine | threading.Event] = deque()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
+        self._wake = threading.Event()  # set by flush(): write now, not at the end of the interval
         self.dropped = 0
 
     def put(self, line: logging.LogRecord | RequestLine) -> None:
@@ -219,6 +220,7 @@ class LineWriter:
         self._lines.append(written)
         if self._thread is None:
             self._start()
+        self._wake.set()
         written.wait(timeout)
 
     def forked(self) -> None:
@@ -226,6 +228,7 @@ class LineWriter:
         self._lines.clear()
         self._thread = None
         self._starting = threading.Lock()
+        self._wake = threading.Event()
 
     def _start(self) -> None:
         with self._starting:
@@ -235,7 +238,8 @@ class LineWriter:
 
     def _run(self) -> None:
         while True:
-            time.sleep(WRITE_INTERVAL)
+            self._wake.wait(WRITE_INTERVAL)
+            self._wake.clear()
             self._write()
 
     def _write(self) -> None:

@@ -9,6 +9,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
+from service.request_log import writer
 from service.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import fresh_database, run_sql, server_url
@@ -52,3 +53,11 @@ async def client(app: Litestar, database_url: str) -> AsyncIterator[httpx.AsyncC
     await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
     async with serve(app) as http:
         yield http
+
+
+@pytest.fixture(autouse=True)
+def log_lines_with_their_test() -> Iterator[None]:
+    """A test's log lines are written before it ends, so pytest shows them with that test (the writer batches)."""
+    yield
+    if writer.pending:
+        writer.flush()

@@ -23,12 +23,19 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from service.accounts.auth import TokenIssuer, build_auth
 from service.settings import Settings
 from tests.bench.servers import BIN, serving
 from tests.database import connect, fresh_database, server_url
 
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
+EXCERPT = re.compile(
+    r"devdir_requests_total|devdir_request_duration_seconds_(count|sum)|devdir_requests_in_progress |"
+    r"devdir_request_duration_seconds_bucket\{le=\"0\.0(05|1|25)\",method=\"GET\",path=\"/api/developers/\{|"
+    r"devdir_db_pool_(size|connections|checked_out|overflow|timeouts_total|wait_seconds_count) "
+)
 # The service without its metrics and request logs: what observing it costs is the difference.
 UNOBSERVED = {"METRICS_ENABLED": "false", "LOG_REQUESTS": "false"}
 
@@ -106,6 +113,7 @@ def main() -> None:
             "reference": ([*granian, "--port", "8812", "tests.bench.reference_app:app"], 8812, "/ref/developers"),
         }
         results: dict[tuple[str, str, int], float] = {}
+        scraped = ""
         with contextlib.ExitStack() as servers:
             # All three serve at once (an idle server costs nothing) and take turns, run after run, so a change
             # in the machine's load between runs falls on all three alike; the best of the rounds is kept.
@@ -122,6 +130,7 @@ def main() -> None:
                             run_env = env | {"PREFIX": path + query}
                             rate = wrk(f"http://127.0.0.1:{port}", scripts[route], run_env, args.duration, level)
                             results[name, route, level] = max(results.get((name, route, level), 0.0), rate)
+            scraped = httpx.get("http://127.0.0.1:8811/metrics", timeout=10).text
 
     print(f"\n{args.rows} rows, wrk -t1 -d{args.duration}s, best of {args.rounds}, one granian worker each; requests/s")
     print(
@@ -141,6 +150,8 @@ def main() -> None:
     print("observing = how much slower the service is with its metrics and request logs than without (target <= 5%)")
     print("auth cost = how much slower the service is with its bearer-token check than without (target < 15%)")
     print("vs ref = service / reference (targets: get >= 0.8, list >= 0.9)")
+    print("\nThe service's /metrics after the runs (excerpt: the request counts and the pool):")
+    print("\n".join(line for line in scraped.splitlines() if EXCERPT.match(line)))
 
 
 if __name__ == "__main__":
