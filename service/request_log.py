@@ -113,36 +113,32 @@ class ConsoleFormatter(logging.Formatter):
 
     def format_request(self, line: RequestLine) -> str:
         """`line` as `format` would write its record, without making one."""
-        when = _local_second(line.created)
-        return f"{when},{int(line.created % 1 * 1000):03d} INFO    {logger.name} [{line.request_id}] {line.message()}"
+        return f"{_local(line.created)} INFO    {logger.name} [{line.request_id}] {line.message()}"
 
 
 _encode = msgspec.json.Encoder().encode
 
 
-class _Seconds:
-    """`time.strftime` of a whole second, remembered for the next lines of that second: the writer formats many
-    lines a second, and strftime costs it several microseconds a call."""
+class _Clock:
+    """A line's time as text: `time.strftime` of each whole second once, for all the lines of that second, and the
+    milliseconds from a table. The writer formats many lines a second; strftime costs it microseconds a call."""
 
-    __slots__ = ("convert", "formatted", "pattern", "second")
+    __slots__ = ("convert", "millis", "pattern", "prefix", "second")
 
-    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]) -> None:
+    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time], millis: str) -> None:
         self.pattern, self.convert = pattern, convert
-        self.second, self.formatted = -1, ""
+        self.millis = tuple(millis % ms for ms in range(1000))
+        self.second, self.prefix = -1, ""
 
-    def __call__(self, created: float) -> str:
+    def text(self, created: float) -> str:
         second = int(created)
         if second != self.second:
-            self.second, self.formatted = second, time.strftime(self.pattern, self.convert(second))
-        return self.formatted
+            self.second, self.prefix = second, time.strftime(self.pattern, self.convert(second))
+        return self.prefix + self.millis[int((created - second) * 1000)]
 
 
-_utc_second = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
-_local_second = _Seconds("%Y-%m-%d %H:%M:%S", time.localtime)
-
-
-def _utc(created: float) -> str:
-    return f"{_utc_second(created)}.{int(created % 1 * 1000):03d}Z"
+_utc = _Clock("%Y-%m-%dT%H:%M:%S", time.gmtime, ".%03dZ").text
+_local = _Clock("%Y-%m-%d %H:%M:%S", time.localtime, ",%03d").text
 
 
 class JSONFormatter(logging.Formatter):
@@ -172,19 +168,32 @@ class JSONFormatter(logging.Formatter):
     def format_request(self, line: RequestLine) -> str:
         """`line` as `format` would write its record, without making one."""
         return _encode(
-            {
-                "time": _utc(line.created),
-                "level": "INFO",
-                "logger": logger.name,
-                "message": line.message(),
-                "request_id": line.request_id,
-                "method": line.method,
-                "route": line.route,
-                "status": line.status,
-                "duration_ms": round(line.duration_ms, 3),
-                "account_id": line.account_id,
-            }
+            _JSONRequestLine(
+                time=_utc(line.created),
+                message=line.message(),
+                request_id=line.request_id,
+                method=line.method,
+                route=line.route,
+                status=line.status,
+                duration_ms=round(line.duration_ms, 3),
+                account_id=line.account_id,
+            )
         ).decode()
+
+
+class _JSONRequestLine(msgspec.Struct, kw_only=True):
+    """The JSON request line, its keys in JSONFormatter's order (a Struct encodes faster than a dict)."""
+
+    time: str
+    level: str = "INFO"
+    logger: str = "service.requests"
+    message: str
+    request_id: str
+    method: str
+    route: str | None
+    status: int
+    duration_ms: float
+    account_id: int | None
 
 
 class LineWriter:
