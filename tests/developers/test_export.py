@@ -3,6 +3,7 @@ parameters and errors as problems, its concurrency limit, and its connection giv
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import unicodedata
 from collections.abc import AsyncIterator
@@ -236,3 +237,34 @@ async def test_an_error_mid_stream_cuts_the_answer_before_its_end(
     assert run.checked_out() == 0
     (line,) = [r.getMessage() for r in caplog.records if r.name == "service.developers.export"]
     assert line.startswith("export failed after ")
+
+
+async def test_a_copy_past_its_statement_timeout_is_cut(settings: Settings) -> None:
+    async with serving(settings, export_statement_timeout_ms=300) as run:
+        await load(run.database_url, MANY)
+        async with paused(run.api, "csv") as (_, _first, rest):
+            # PostgreSQL acts on the timeout once its blocked write to us completes: when the client reads again.
+            await asyncio.sleep(1)
+            with pytest.raises(httpx.RemoteProtocolError):
+                async for _ in rest:
+                    pass
+        await eventually(lambda: _idle(run.exports), "the export to be given up")
+        assert run.checked_out() == 0
+        listing = await run.api.get("/api/developers", params={"limit": 1})  # the timeout was the export's own
+        assert listing.status_code == 200
+
+
+async def test_a_client_that_reads_nothing_is_cut_and_frees_its_connection(settings: Settings) -> None:
+    async with serving(settings, export_idle_timeout_seconds=0.5) as run:
+        await load(run.database_url, MANY)
+        async with paused(run.api, "ndjson") as (_, _first, rest):
+            (pid,) = await copying(run.database_url)
+
+            async def freed() -> bool:
+                gone = not await fetchval(run.database_url, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")
+                return gone and run.checked_out() == 0 and run.exports.running == 0
+
+            await eventually(freed, "the stalled export's connection to be closed while its client stays")
+            with pytest.raises(httpx.RemoteProtocolError):
+                async for _ in rest:
+                    pass

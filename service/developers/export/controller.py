@@ -26,7 +26,7 @@ from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
 from service.developers.bulk.parsers import CSV_HEADER
-from service.developers.deps import DeveloperExportsDep
+from service.developers.deps import DeveloperExportsDep, SettingsDep
 from service.developers.export.service import Export, Format
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
@@ -93,6 +93,7 @@ class DevelopersExportController(Controller):
         self,
         request: Request[Any, Any, Any],
         developer_exports: DeveloperExportsDep,
+        settings: SettingsDep,
         export_format: Annotated[
             Format, QueryParameter(name="format", description="`csv` (text/csv) or `ndjson` (application/x-ndjson).")
         ],
@@ -108,7 +109,7 @@ class DevelopersExportController(Controller):
                 extra=[{"key": name, "source": "query", "message": "unknown parameter"} for name in unknown],
             )
         export = await developer_exports.start(export_format, specialty)
-        return ExportStream(export)
+        return ExportStream(export, idle_timeout=settings.export_idle_timeout_seconds)
 
 
 class ExportStream(ASGIResponse):
@@ -117,15 +118,17 @@ class ExportStream(ASGIResponse):
     No queue sits between the COPY and the client: the COPY's sink sends each piece (gathered up to SEND_AT)
     itself, and granian's `send` waits while the client's socket is full, so a slow reader holds back asyncpg,
     which holds back PostgreSQL. granian silently drops what is sent after the client has gone, so a task
-    watches for the disconnect and cuts the export (Export.abort) at once.
+    watches for the disconnect and cuts the export (Export.abort) at once. A client that stays but reads
+    nothing for `idle_timeout` seconds is cut too: PostgreSQL, blocked writing to us, would wait forever.
     """
 
     _should_set_content_length = False
 
-    def __init__(self, export: Export) -> None:
+    def __init__(self, export: Export, *, idle_timeout: float) -> None:
         disposition = f'attachment; filename="developers.{export.format}"'
         super().__init__(media_type=export.media_type, headers={"Content-Disposition": disposition})
         self.export = export
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -138,26 +141,38 @@ class ExportStream(ASGIResponse):
         export = self.export
         pending: list[bytes] = []
         size = sent = 0
+        stalled = False
 
         async def sink(piece: bytes) -> None:
-            nonlocal size, sent
+            nonlocal size, sent, stalled
             pending.append(piece)
             size += len(piece)
-            if size >= SEND_AT:
+            if size >= SEND_AT and not export.aborted:
                 body, size = b"".join(pending), 0
                 pending.clear()
-                await send(_body(body, more=True))
+                try:
+                    async with asyncio.timeout(self.idle_timeout):
+                        await send(_body(body, more=True))
+                except TimeoutError:
+                    # Not raised here: asyncpg would answer an error from its sink by opening a connection to
+                    # cancel the COPY. Closing ours ends the COPY with a connection error instead.
+                    stalled = True
+                    export.abort()
+                    return
                 sent += len(body)
 
         watcher = asyncio.create_task(_until_disconnect(receive, export))
         try:
             await export.copy_to(sink)
         except Exception as exc:
-            if export.aborted:  # the client left: nobody to tell
+            if export.aborted and not stalled:  # the client left: nobody to tell
                 logger.info("export stopped after %d bytes: the client went away", sent)
                 return
             # Raised on: the answer has started, so the server cuts the connection before the end of the body.
-            logger.error("export failed after %d bytes; its stream is cut: %s", sent, exc, exc_info=exc)
+            if stalled:
+                logger.warning("export cut after %d bytes: its client read nothing for %gs", sent, self.idle_timeout)
+            else:
+                logger.error("export failed after %d bytes; its stream is cut: %s", sent, exc, exc_info=exc)
             raise
         finally:
             watcher.cancel()
