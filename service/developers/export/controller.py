@@ -164,6 +164,7 @@ class ExportStream(ASGIResponse):
         watcher = asyncio.create_task(_until_disconnect(receive, export))
         try:
             await export.copy_to(sink)
+            await export.close()  # COMMIT before the end of the body: a stream that ends whole has ended well
         except Exception as exc:
             if export.aborted and not stalled:  # the client left: nobody to tell
                 logger.info("export stopped after %d bytes: the client went away", sent)
@@ -178,9 +179,8 @@ class ExportStream(ASGIResponse):
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        await export.close()  # COMMIT before the end of the body: a stream that ends whole has ended well
-        await send(_body(b"".join(pending), more=True))
-        await send(_body(b"", more=False))
+        async with asyncio.timeout(self.idle_timeout):
+            await send(_body(b"".join(pending), more=False))
 
 
 async def _until_disconnect(receive: Receive, export: Export) -> None:
