@@ -268,3 +268,24 @@ async def test_a_client_that_reads_nothing_is_cut_and_frees_its_connection(setti
             with pytest.raises(httpx.RemoteProtocolError):
                 async for _ in rest:
                     pass
+
+
+async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_timeout(settings: Settings) -> None:
+    # DEFERRABLE: the export starts only from a snapshot no running serializable writer can still invalidate.
+    app = create_app(msgspec.structs.replace(settings, db_statement_timeout_ms=300))
+    writer = await connect(settings.database_url)
+    try:
+        async with serve(app) as client:
+            await writer.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            await writer.execute("INSERT INTO developers (name, email, specialty) VALUES ('W', 'w@x.io', 'w')")
+            waited = await client.get("/api/developers/export", params={"format": "csv"})
+            problem = assert_problem(waited, 503)
+            assert "statement timeout" in problem["detail"]
+            assert app.state.exports.running == 0
+            await writer.execute("COMMIT")
+            after = await client.get("/api/developers/export", params={"format": "csv"})
+            assert ("W", "w@x.io", "w") in parse("csv", after.content)
+    finally:
+        await writer.close()
+        await app.state.exports.engine.dispose()
+        await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")

@@ -16,10 +16,12 @@ the text format would double every backslash.
 
 The connection: the request's plugin session closes when the answer starts, so an export takes a connection of
 its own from the engine's pool (the request pool, DB_POOL_SIZE), before the answer starts, and holds it until the
-last row has gone out or the client has left; EXPORT_MAX_CONCURRENT exports at most per process, so exports
-cannot starve the requests. Round trips: four (BEGIN; one statement that takes the snapshot and sets the
-transaction's statement timeout and filter; the COPY, streamed; COMMIT), and a fifth the first time a pooled
-connection exports, when asyncpg prepares the second statement.
+last row has gone out, the client has left, or the stream has failed (service.developers.export.controller);
+EXPORT_MAX_CONCURRENT exports at most per process, so exports cannot starve the requests.
+
+Round trips: four (BEGIN; one statement that takes the snapshot and sets the transaction's statement timeout and
+filter; the COPY, streamed; COMMIT), and a fifth the first time a pooled connection exports, when asyncpg
+prepares the second statement.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ MEDIA_TYPES: dict[Format, str] = {"csv": "text/csv", "ndjson": "application/x-nd
 
 # The fields the import takes (DeveloperCreate), in its CSV header's order: what goes out comes back in unchanged.
 _COLUMNS = ", ".join(CSV_HEADER)
-# One JSON object per row, as msgspec writes it (compact, fields in this order); `to_json` escapes each text.
+# One compact JSON object per row, its fields in this order; `to_json` escapes each text as JSON must.
 # Concatenation costs PostgreSQL about two thirds of what `row_to_json` of a subquery does (measured: 1.8 s
 # against 2.6 s for a million rows), for the same bytes.
 _JSON_LINE = " || ',' || ".join(f"""'"{column}":' || to_json({column})""" for column in CSV_HEADER)
