@@ -125,9 +125,11 @@ def main() -> None:
             print(f"  {fmt:<8}{label:<38}{args.rows / best[kind]:>11,.0f}{best[kind]:>9.2f}   {each}")
         print(f"  {fmt:<8}{'http/raw':<38}{best['raw'] / best['http']:>11.2f}   (target >= 0.8)")
     print(
-        f"  granian worker RSS {rss_start:.0f} MB at start; peak (VmHWM) over the runs above {peak:.0f} MB "
-        f"(target < 150 MB); over one NDJSON export read at {args.slow_rate}B/s "
-        f"({slow_bytes / 1e6:.0f} MB in {slow_seconds:.1f} s) {slow_peak:.0f} MB"
+        f"  granian worker RSS: {rss_start:.0f} MB at start, peak (VmHWM) {peak:.0f} MB over the runs (target < 150 MB)"
+    )
+    print(
+        f"  peak over one NDJSON export read at {args.slow_rate}B/s "
+        f"({slow_bytes / 1e6:.0f} MB in {slow_seconds:.1f} s): {slow_peak:.0f} MB"
     )
 
 
