@@ -27,6 +27,8 @@ from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.developers.events.controller import EventsController
 from service.developers.events.feed import Feed
+from service.developers.export.controller import DevelopersExportController
+from service.developers.export.service import DeveloperExports
 from service.imports import deps as imports_deps
 from service.imports.cli import WorkersCLIPlugin
 from service.imports.controller import ImportsController, ImportSubmitController
@@ -69,10 +71,16 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
     feed = Feed(db.get_engine(), settings)
     if metrics is not None:
         metrics.watch(db.get_engine(), feed)
+    # Exports stream on connections of the request pool, a few at a time per process (EXPORT_MAX_CONCURRENT).
+    exports = DeveloperExports(
+        db.get_engine(),
+        max_concurrent=settings.export_max_concurrent,
+        statement_timeout_ms=settings.export_statement_timeout_ms,
+    )
     developers = Router(
         "/",
-        route_handlers=[DevelopersController, DevelopersBulkController, EventsController],
-        dependencies=developers_deps.DEPENDENCIES,
+        route_handlers=[DevelopersController, DevelopersBulkController, DevelopersExportController, EventsController],
+        dependencies=developers_deps.DEPENDENCIES | {"developer_exports": developers_deps.exports_dependency(exports)},
         request_max_body_size=settings.bulk_max_bytes,
     )
     # Background imports: submitted bodies may reach BULK_MAX_BYTES too; workers import them (service.imports).
@@ -107,7 +115,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         on_startup=[first_admin(settings, db), tune_garbage_collector],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
-        state=State({"feed": feed, "worker": worker, "metrics": metrics}),
+        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
         middleware=([traces.route_namer] if traces is not None else [])
         + [

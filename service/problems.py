@@ -121,9 +121,12 @@ def _readable(item: Any) -> Any:
     return {**item, "key": key, "message": readable(message)}
 
 
-def _domain(exc: DomainError) -> ProblemDetailsException:
+def _domain(exc: DomainError, retry_after: int | None = None) -> ProblemDetailsException:
+    # A domain error answered 503 (a limit of this server's, such as concurrent exports) says when to retry, as
+    # every 503 does.
+    headers = {"Retry-After": str(retry_after)} if exc.status == 503 and retry_after is not None else None
     return ProblemDetailsException(
-        status_code=exc.status, title=HTTPStatus(exc.status).phrase, detail=exc.detail, extra=exc.extra
+        status_code=exc.status, title=HTTPStatus(exc.status).phrase, detail=exc.detail, extra=exc.extra, headers=headers
     )
 
 
@@ -222,7 +225,7 @@ def problem_details_config(retry_after_seconds: int, metrics: Metrics | None = N
     unavailable = _unavailable(retry_after_seconds, metrics)
     mapping: Mapping[type[Exception], Callable[[Any], ProblemDetailsException]] = {
         HTTPException: _http,
-        DomainError: _domain,
+        DomainError: lambda exc: _domain(exc, retry_after_seconds),
         sa_exc.SQLAlchemyError: unavailable,
         asyncpg.PostgresError: unavailable,
         asyncpg.InterfaceError: unavailable,

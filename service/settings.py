@@ -65,6 +65,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bulk_max_rows: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
     bulk_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
     bulk_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 600_000
+    # GET /api/developers/export: each export holds a connection of the request pool for as long as it streams,
+    # so at most EXPORT_MAX_CONCURRENT run at once per process (more is 503); keep it well under DB_POOL_SIZE. Its
+    # COPY's statement_timeout, stretched by a slow client, is EXPORT_STATEMENT_TIMEOUT_MS (0 disables it); a
+    # client that reads nothing for EXPORT_IDLE_TIMEOUT_SECONDS has its export cut (PostgreSQL does not act on a
+    # statement timeout while it waits to write to a client that does not read).
+    export_max_concurrent: Annotated[int, msgspec.Meta(ge=1)] = 4
+    export_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 3_600_000
+    export_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Signs the access tokens (HS256): 32 characters or more, the same on every replica. `devdir` on the embedded
     # development database makes one and keeps it under DATA_DIR; anywhere else it must be set.
     secret_key: str = ""

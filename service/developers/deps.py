@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
+from service.developers.export.service import DeveloperExports
 from service.developers.reads import DeveloperReads
 from service.developers.service import DevelopersService
 from service.settings import Settings
@@ -55,7 +56,18 @@ def feed_dependency(feed: Feed) -> Provide:
     return Provide(provide_feed, use_cache=True, sync_to_thread=False)
 
 
+def exports_dependency(exports: DeveloperExports) -> Provide:
+    """The process's exports, as the `developer_exports` dependency: one object, whose count of running exports
+    is the process's limit (EXPORT_MAX_CONCURRENT)."""
+
+    def provide_developer_exports() -> DeveloperExports:
+        return exports
+
+    return Provide(provide_developer_exports, use_cache=True, sync_to_thread=False)
+
+
 DeveloperReadsDep = NamedDependency[DeveloperReads]
+DeveloperExportsDep = NamedDependency[DeveloperExports]
 DevelopersServiceDep = NamedDependency[DevelopersService]
 BulkServiceDep = NamedDependency[DevelopersBulkService]
 FeedDep = NamedDependency[Feed]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.errors import Conflict, Gone, InvalidInput, NotFound, TooLarge
+from service.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, TooLarge
 
 
 class DeveloperNotFound(NotFound):
@@ -50,3 +50,12 @@ class CursorExpired(Gone):
             "events after this cursor are older than the feed keeps (EVENTS_RETENTION_HOURS); follow the feed from "
             "now (without a cursor), then list the developers again: a change made meanwhile is in one or the other"
         )
+
+
+class ExportsBusy(DomainError):
+    """As many exports as this process allows are running (503, with Retry-After like every 503)."""
+
+    status = 503
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} exports are running on this server already (EXPORT_MAX_CONCURRENT); retry shortly")

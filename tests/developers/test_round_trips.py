@@ -1,6 +1,6 @@
 """What the database receives, counted at the wire: one round trip per hot read, three per single-row write (its
-declared isolation level inside the BEGIN, not a statement of its own), and no connection opened once the pool is
-warm, however many clients come at once (default settings)."""
+declared isolation level inside the BEGIN, not a statement of its own), four per export, and no connection opened
+once the pool is warm, however many clients come at once (default settings)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,19 @@ async def test_a_serializable_write_declares_its_level_in_its_begin(database_url
             assert wire.round_trips - before == 4, wire.statements[-8:]
             # (The prepared statements in between send no SQL text again.)
             assert wire.statements[-2:] == ["BEGIN ISOLATION LEVEL SERIALIZABLE;", "COMMIT;"]
+
+
+async def test_an_export_is_four_round_trips(database_url: str) -> None:
+    async with counting_proxy(database_url) as wire:
+        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        async with serve(app, "viewer") as client:
+            for params in ({"format": "csv"}, {"format": "ndjson", "specialty": "rt"}):
+                await client.get("/api/developers/export", params=params)  # the first prepares the snapshot's SELECT
+                before = wire.round_trips
+                response = await client.get("/api/developers/export", params=params)
+                assert (response.status_code, response.content.count(b"\n")) == (200, 5 + (params["format"] == "csv"))
+                # BEGIN, the snapshot (its SELECT sets the timeout and filter), the COPY, COMMIT
+                assert wire.round_trips - before == 4, wire.statements[-6:]
 
 
 async def burst(client: httpx.AsyncClient, clients: int) -> None:

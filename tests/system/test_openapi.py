@@ -20,6 +20,7 @@ EXPECTED = {
     ("get", "/api/developers"): {"200"} | API,
     ("post", "/api/developers"): {"201", "409"} | API | JSON_BODY,
     ("get", "/api/developers/{developer_id}"): {"200", "404"} | API,
+    ("get", "/api/developers/export"): {"200"} | API,
     ("patch", "/api/developers/{developer_id}"): {"200", "404", "409"} | API | JSON_BODY,
     ("delete", "/api/developers/{developer_id}"): {"204", "404"} | API,
     ("post", "/api/access/token"): {"200", "400", "401", "429", "503"},
@@ -186,3 +187,16 @@ async def test_the_cursor_parameter_has_the_form_of_a_cursor(client: httpx.Async
 async def test_problem_schema_has_no_invented_examples(client: httpx.AsyncClient) -> None:
     problem = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]["Problem"]
     assert "examples" not in str(problem)
+
+
+async def test_openapi_describes_the_export(client: httpx.AsyncClient) -> None:
+    export = (await client.get("/schema/openapi.json")).json()["paths"]["/api/developers/export"]["get"]
+    content = export["responses"]["200"]["content"]
+    assert list(content) == ["text/csv", "application/x-ndjson"]
+    assert content["text/csv"]["schema"]["type"] == "string"
+    assert content["application/x-ndjson"]["schema"]["$ref"].endswith("/DeveloperCreate")  # what the import takes
+    parameters = {p["name"]: p for p in export["parameters"]}
+    assert set(parameters) == {"format", "specialty"}
+    assert (parameters["format"]["required"], parameters["format"]["schema"]["enum"]) == (True, ["csv", "ndjson"])
+    assert parameters["specialty"]["schema"]["maxLength"] == 100
+    assert "EXPORT_MAX_CONCURRENT" in export["responses"]["503"]["description"]
