@@ -96,7 +96,7 @@ def main() -> None:
     runs: dict[tuple[Format, str], list[float]] = {(f, kind): [] for f in FORMATS for kind in ("http", "raw")}
     with server_url() as server, fresh_database(server) as url:
         asyncio.run(load(url, args.rows))
-        env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET, "LOG_REQUESTS": "false"}
+        env = os.environ | {"DATABASE_URL": url, "SECRET_KEY": SECRET}
         service = [str(BIN / "devdir"), "run", "--port", str(PORT), "--workers", "1"]
         with serving(service, env, PORT) as process:
             worker = worker_pid(process.pid)
