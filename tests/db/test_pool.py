@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import pytest
+import sqlalchemy
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 
 from service.app import create_app
+from service.db.config import sqlalchemy_config
 from service.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.db.unreachable import unreachable_app
@@ -56,3 +60,52 @@ async def test_database_down_is_503_not_500() -> None:
             assert response.headers["retry-after"] == "1"
             assert "unavailable" in response.json()["detail"]
         assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: str) -> None:
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5
+    )
+    engine = sqlalchemy_config(settings).get_engine()
+    order: list[str] = []
+
+    async def checkout(name: str) -> None:
+        async with engine.connect() as connection:
+            order.append(name)
+            await connection.exec_driver_sql("SELECT 1")
+
+    try:
+        held = await engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+        first = asyncio.create_task(checkout("first"))
+        second = asyncio.create_task(checkout("second"))
+        for _ in range(5000):  # until both wait in the pool's line
+            if len(engine.sync_engine.pool._pool._waiters) == 2:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.001)
+        await held.close()  # handed to `first`, which has not run yet: a newcomer must queue behind both
+        assert engine.sync_engine.pool.checkedin() == 0
+        await checkout("newcomer")
+        assert order == ["first", "second", "newcomer"]
+        await asyncio.gather(first, second)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_that_times_out_leaves_the_line(database_url: str) -> None:
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2
+    )
+    engine = sqlalchemy_config(settings).get_engine()
+    try:
+        async with engine.connect() as held:
+            await held.exec_driver_sql("SELECT 1")
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                await engine.connect()
+        # The connection given back went to no one who had left: it is idle, and the next checkout takes it.
+        pool = engine.sync_engine.pool
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
+        async with engine.connect() as again:
+            assert (await again.exec_driver_sql("SELECT 2")).scalar() == 2
+    finally:
+        await engine.dispose()
