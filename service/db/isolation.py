@@ -78,9 +78,10 @@ Operation = Literal[
 READ_COMMITTED = Isolation()
 
 # Every write path, with its level and why. (One read declares a level of its own: the export, SERIALIZABLE READ
-# ONLY DEFERRABLE, one snapshot for a stream of any length: service.developers.export.service.) Writes that run as single autocommit statements (a worker's job
-# status and progress, the deletion of finished jobs) are READ COMMITTED by PostgreSQL's default and are not
-# listed: each statement is its own transaction, with nothing read before it to go stale.
+# ONLY DEFERRABLE, one snapshot for a stream of any length: service.developers.export.service.) Writes that run as
+# single autocommit statements (a worker's job status and progress, the deletion of finished jobs) are READ
+# COMMITTED by PostgreSQL's default and are not listed: each statement is its own transaction, with nothing read
+# before it to go stale.
 WRITES: dict[Operation, Isolation] = {
     # One statement each. Two emails that differ only in case are refused by the unique index on lower(email),
     # and an UPDATE or DELETE locks its row and re-reads it if a concurrent write changed it: the last writer
