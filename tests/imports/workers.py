@@ -47,6 +47,15 @@ class WorkerProcess:
                 found.append((int(match["job"]), match["what"], match["worker"], at))
         return found
 
+    async def logged(self, job_id: int, what: str, within: float = 15.0) -> None:
+        """Wait until this worker's log says `what` of the job: a line reaches the log up to a second after it is
+        written (service.request_log)."""
+        deadline = time.monotonic() + within
+        while not any(job == job_id and said == what for job, said, _, _ in self.jobs()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {self.pid} never logged job {job_id} {what}: {self.text()[-3000:]}")
+            await asyncio.sleep(0.1)
+
     def lines(self) -> list[dict[str, Any]]:
         """The log's JSON lines (LOG_FORMAT=json): every line but the one the CLI prints as it starts."""
         return [json.loads(line) for line in self.text().splitlines() if line.startswith("{")]
