@@ -41,6 +41,16 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def network_policy_of(template: dict[str, Any]) -> dict[str, Any]:
+    """The spec of the one prod NetworkPolicy that selects the pods of this pod template."""
+    (policy,) = [
+        p["spec"]
+        for p in documents("prod")
+        if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], template["metadata"]["labels"])
+    ]
+    return policy
+
+
 def dashboard_queries() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [target["expr"] for panel in panels(dashboard) for target in panel.get("targets", [])]
@@ -71,11 +81,7 @@ def test_pod_monitor_scrapes_each_api_pod_on_its_named_port() -> None:
     assert timeout < interval
     # The NetworkPolicy of the API pods admits that port from a Prometheus pod in the `monitoring` namespace.
     prometheus = {"kubernetes.io/metadata.name": "monitoring"}
-    (policy,) = [
-        p["spec"]
-        for p in documents("prod")
-        if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], api["metadata"]["labels"])
-    ]
+    policy = network_policy_of(api)
     admitted = [
         rule
         for rule in policy["ingress"]
@@ -106,11 +112,7 @@ def test_pod_monitor_scrapes_each_worker_on_its_health_port() -> None:
     assert endpoint == {"port": "health", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     assert ports["health"] == Settings().worker_health_port
     # The workers' NetworkPolicy admits that port from any source (the kubelet's probes and Prometheus alike).
-    (policy,) = [
-        p["spec"]
-        for p in documents("prod")
-        if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], worker["metadata"]["labels"])
-    ]
+    policy = network_policy_of(worker)
     assert [rule for rule in policy["ingress"] if "from" not in rule] == [
         {"ports": [{"protocol": "TCP", "port": ports["health"]}]}
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,14 +35,15 @@ class Lines:
 
 
 @contextmanager
-def captured() -> Iterator[Lines]:
-    """Every line the writer writes, as JSON, into memory instead of stderr (whatever format the app set)."""
+def captured(formatter: logging.Formatter | None = None) -> Iterator[Lines]:
+    """Every line the writer writes, into memory instead of stderr, in `formatter`'s format (JSON unless told),
+    whatever format the app set."""
     writer.flush()
-    stream, formatter = writer.stream, writer.formatter
+    stream, previous = writer.stream, writer.formatter
     buffer = io.StringIO()
-    writer.stream, writer.formatter = buffer, JSONFormatter()
+    writer.stream, writer.formatter = buffer, formatter or JSONFormatter()
     try:
         yield Lines(buffer)
     finally:
         writer.flush()
-        writer.stream, writer.formatter = stream, formatter
+        writer.stream, writer.formatter = stream, previous

@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from service import request_log
-from service.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine, writer
+from service.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine
 from service.settings import Settings
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import assert_problem, serve, token
@@ -98,17 +98,11 @@ def test_the_console_line_says_what_the_json_line_says() -> None:
 
 
 async def test_any_formatter_gets_the_request_line_as_a_record(client: httpx.AsyncClient) -> None:
-    buffer = io.StringIO()
-    writer.flush()
-    stream, formatter = writer.stream, writer.formatter
-    writer.stream, writer.formatter = buffer, logging.Formatter("%(name)s|%(request_id)s|%(status)s|%(message)s")
-    try:
+    with captured(logging.Formatter("%(name)s|%(request_id)s|%(status)s|%(message)s")) as lines:
         response = await client.get("/api/developers", headers={"X-Request-ID": "plain"})
-        writer.flush()
-    finally:
-        writer.stream, writer.formatter = stream, formatter
+        text = lines.text()
     assert response.status_code == 200
-    (line,) = [line for line in buffer.getvalue().splitlines() if "|plain|" in line]
+    (line,) = [line for line in text.splitlines() if "|plain|" in line]
     assert line.startswith("service.requests|plain|200|GET /api/developers 200 ")
 
 
