@@ -63,9 +63,12 @@ _SUCCEED = text("""
     UPDATE import_jobs SET status = 'succeeded', rows_total = :total, rows_done = :total, created = :created,
         updated = :updated, skipped = :skipped, finished_at = clock_timestamp()
     WHERE id = :id AND status = 'running' AND NOT cancel_requested RETURNING id""")
+# One statement, so nobody sees the job finished while its upload is still there.
 _FINISH = text("""
-    UPDATE import_jobs SET status = :status, error = CAST(:error AS jsonb), finished_at = clock_timestamp()
-    WHERE id = :id AND status IN ('queued', 'running')""")
+    WITH finished AS (
+        UPDATE import_jobs SET status = :status, error = CAST(:error AS jsonb), finished_at = clock_timestamp()
+        WHERE id = :id AND status IN ('queued', 'running'))
+    DELETE FROM import_uploads WHERE job_id = :id""")
 # A worker that stops mid-import (SIGTERM past WORKER_SHUTDOWN_SECONDS) gives the job back, and its attempt.
 _REQUEUE = text("""
     UPDATE import_jobs SET status = 'queued', attempts = greatest(attempts - :refund, 0), started_at = NULL,
@@ -183,7 +186,6 @@ async def finish(connection: AsyncConnection, job_id: int, status: str, error: d
     """The job ended `failed` (with its problem) or `cancelled`; its upload is no longer needed."""
     encoded = None if error is None else msgspec.json.encode(error).decode()
     await connection.execute(_FINISH, {"id": job_id, "status": status, "error": encoded})
-    await uploads.delete(connection, job_id)
 
 
 async def requeue(connection: AsyncConnection, job_id: int, *, refund: bool) -> None:
