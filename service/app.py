@@ -37,12 +37,11 @@ from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin
 from service.problems import problem_details_config, problem_for
 from service.request_log import logging_config
-from service.security_headers import add_security_headers
 from service.settings import Settings
 from service.system.health import HealthController
 from service.system.instruments import WorkerMetrics
 from service.system.metrics import Metrics, MetricsController
-from service.system.requests import ObservedRequests
+from service.system.requests import ObservedRequests, answer_starts
 from service.system.runtime import tune_garbage_collector
 from service.system.traces import tracing
 
@@ -124,8 +123,9 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         ],
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,
-        # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included.
-        before_send=[add_security_headers],
+        # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included;
+        # the request's id too, when requests are logged (service.system.requests).
+        before_send=[answer_starts],
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),

@@ -2,20 +2,22 @@
 that writes them.
 
 The request id is the client's `X-Request-ID` when it looks like one (1 to 128 letters, digits and `._:-`), else
-a new random 32-digit hex id; service.system.requests echoes it in the answer and binds it to `request_id` for the
-request's lifetime, and a filter on the log handler copies it onto every record, whichever logger wrote it (the
+a new 32-digit hex id (`new_id`); service.system.requests echoes it in the answer and binds it to `request_id` for
+the request's lifetime, and a filter on the log handler copies it onto every record, whichever logger wrote it (the
 503 warnings of service.problems included).
 
-Every line is written by one thread of this process (`writer`), a batch every WRITE_INTERVAL seconds, never by
-the event loop: a slow log reader never blocks a request. The request line is not a LogRecord: the layer hands
-the writer a tuple (RequestLine), formatted at once, on the loop, in the configured format, as any record of the
-`service.requests` logger would be; other records are formatted by the writer's thread. What this costs was
-measured on the read benchmark (GET /api/developers/{id}, requests/s against the same service writing no lines,
-paired runs): a LogRecord per request (makeRecord, the handler's lock and filters) and a wake-up of the writer per
-record, 14%; a write per line straight from the loop, 7%; the batch every 50 ms, 8%; every second, under 1%.
-Formatting is cheap (a few µs a line); what costs is every time the loop's thread gives up the interpreter lock,
-in a write or to a thread that wakes, as granian's own threads then take it too. The logger's level still
-decides: `service.requests` above INFO writes no lines.
+Every line is formatted and written by one thread of this process (`writer`), a batch every WRITE_INTERVAL
+seconds, never by the event loop: a slow log reader never blocks a request, and the loop pays for an append per
+line. The request line is not even a LogRecord: the layer hands the writer a plain tuple of its fields
+(RequestLine), which the writer formats in the configured format, as any record of the `service.requests`
+logger would be. What this costs was measured on the read benchmark (GET /api/developers/{id}, requests/s
+against the same service writing no lines, paired runs): a LogRecord per request (makeRecord, the handler's lock
+and filters) and a wake-up of the writer per record, 14%; a write per line straight from the loop, 7%; a batch
+every 50 ms, 8%; the line formatted on the loop and written in a batch every second, with its id from
+`os.urandom`, 15% with the counts (service.system.requests); formatted and written by the writer, ids from a
+counter, about 5%. What costs is the Python run on the loop per request, and every time the loop's thread gives
+up the interpreter lock, in a write, a system call or to a thread that wakes, as granian's own threads then take
+it too. The logger's level still decides: `service.requests` above INFO writes no lines.
 
 The request line names the route template (`/api/developers/{developer_id}`), never the raw path, the status,
 the duration until the answer's last byte, and the account id of an authenticated caller; never headers, tokens
@@ -24,6 +26,7 @@ or bodies.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -64,8 +67,29 @@ def client_id(scope: Scope) -> str | None:
     return None
 
 
-def new_id() -> str:
-    return os.urandom(16).hex()  # a uuid4's randomness, without its formatting
+class _Ids:
+    """New request ids: 32 hex digits, a random half drawn once per process (again in a forked child) and a count.
+
+    Unique within a process by construction, and across processes with the odds of a 64-bit random collision. Not
+    `os.urandom` per request: it releases the interpreter lock for its system call, and every such release on the
+    event loop's thread hands the lock to granian's threads and waits to get it back (py-spy put 3% of the hot
+    read's loop time in it)."""
+
+    __slots__ = ("count", "prefix")
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix, self.count = os.urandom(8).hex(), itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.count):016x}"
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.reseed)
+new_id = _ids.new
 
 
 class RequestLine(NamedTuple):
@@ -208,25 +232,28 @@ class LineWriter:
     def __init__(self) -> None:
         self.stream: TextIO | None = None  # None: sys.stderr as it is when the batch is written
         self.formatter: logging.Formatter = ConsoleFormatter()  # the configured handler's, once configured
-        self._lines: deque[logging.LogRecord | str | threading.Event] = deque()
+        self._lines: deque[logging.LogRecord | tuple[Any, ...] | threading.Event] = deque()
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()
         self._wake = threading.Event()  # set by flush(): write now, not at the end of the interval
         self.dropped = 0
 
     def put(self, line: logging.LogRecord | RequestLine) -> None:
-        """Queue a record, to be formatted by the writer's thread; a request line is formatted here and now, by the
-        caller (see the module's docstring)."""
+        """Queue a line, to be formatted and written by the writer's thread."""
         if len(self._lines) >= MAX_PENDING:
             self.dropped += 1
             return
-        if isinstance(line, RequestLine):
-            formatter = self.formatter
-            # Ours format a request line straight from the tuple; any other formatter gets the record it expects.
-            format_request = getattr(formatter, "format_request", None)
-            self._lines.append(format_request(line) if format_request else formatter.format(line.record()))
-        else:
-            self._lines.append(line)
+        self._lines.append(line)
+        if self._thread is None:
+            self._start()
+
+    def put_request(self, fields: tuple[float, str, str, str | None, int, float, int | None]) -> None:
+        """Queue a request line given as a plain tuple of RequestLine's fields (a NamedTuple costs a Python call to
+        make, and this runs once per request, on the event loop)."""
+        if len(self._lines) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._lines.append(fields)
         if self._thread is None:
             self._start()
 
@@ -265,11 +292,13 @@ class LineWriter:
     def _write(self) -> None:
         lines, text, flushed = self._lines, [], []
         formatter = self.formatter
+        # Ours format a request line straight from the tuple; any other formatter gets the record it expects.
+        format_request = getattr(formatter, "format_request", None) or (lambda line: formatter.format(line.record()))
         for _ in range(len(lines)):
             line = lines.popleft()
             try:
-                if isinstance(line, str):  # a request line, formatted already
-                    text.append(line)
+                if isinstance(line, tuple):  # a request line: a RequestLine, or a tuple of its fields
+                    text.append(format_request(line if isinstance(line, RequestLine) else RequestLine._make(line)))
                 elif isinstance(line, threading.Event):
                     flushed.append(line)
                 else:

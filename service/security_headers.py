@@ -1,10 +1,10 @@
 """Security headers on every answer the service sends: successes, problems, and Litestar's own 404s, 405s and 401s.
 
-A `before_send` hook rather than a middleware: Litestar runs an app's middleware around each route only, so the
-404 and 405 of its router, and the 401 its authentication middleware raises, never pass through one; every
-message the app sends passes through its `before_send` hooks. The header lists are built once, here: per answer
-the hook costs a path test, one list, and on /api a look for a Cache-Control among the route's few headers
-(about a microsecond in all).
+Added by the app's one `before_send` hook (service.system.requests.answer_starts) rather than by a middleware:
+Litestar runs an app's middleware around each route only, so the 404 and 405 of its router, and the 401 its
+authentication middleware raises, never pass through one; every message the app sends passes through its
+`before_send` hooks. The header lists are built once, here: per answer they cost a path test, one list, and on
+/api a look for a Cache-Control among the route's few headers (about a microsecond in all).
 
 The API answers JSON only, so its pages may load nothing and be framed by nothing. The API document's pages under
 /schema load Swagger UI and Scalar (scripts, styles, fonts) from a CDN and run inline scripts; their policy only
@@ -13,7 +13,7 @@ forbids framing, `<base>` and plugins, which those pages do not use.
 
 from __future__ import annotations
 
-from litestar.types import Message, Scope
+from litestar.types import HTTPResponseStartEvent
 
 _EVERY_ANSWER = (
     (b"x-content-type-options", b"nosniff"),
@@ -30,12 +30,10 @@ SCHEMA = (*_EVERY_ANSWER, _API_DOCUMENT)
 OTHER = (*_EVERY_ANSWER, _LOAD_NOTHING)
 
 
-async def add_security_headers(message: Message, scope: Scope) -> None:
-    """Litestar `before_send` hook: the headers above on the start of every HTTP answer."""
-    if message["type"] != "http.response.start":
-        return
+def secure(message: HTTPResponseStartEvent, path: str) -> list[tuple[bytes, bytes]]:
+    """The headers of an answer's start `message` (sent to a request for `path`) with those above added, as the new
+    list that `message` then carries; the caller may add more to it."""
     headers = list(message.get("headers", ()))
-    path: str = scope["path"]
     if path.startswith("/api"):
         if any(name.lower() == b"cache-control" for name, _ in headers):
             headers.extend(API_CACHE_CONTROL_SET)
@@ -46,3 +44,4 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     else:
         headers.extend(OTHER)
     message["headers"] = headers
+    return headers

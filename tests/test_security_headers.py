@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 
+from service.app import create_app
+from service.settings import Settings
 from tests.accounts.api import account, sign_in
 from tests.client import serve
 
@@ -47,6 +50,18 @@ async def test_unauthenticated_answers_are_secured(app: Litestar) -> None:
         assert response.headers["cache-control"] == "no-store"
         for path in ("/health", "/nowhere"):
             assert_secured(await client.get(path))
+
+
+async def test_an_unobserved_app_secures_its_answers_too(settings: Settings) -> None:
+    # The request id and the status are added by the same hook as the security headers: with neither request logs
+    # nor metrics, the headers are still there, and no id.
+    app = create_app(msgspec.structs.replace(settings, metrics_enabled=False, log_requests=False))
+    async with serve(app) as client:
+        for path, status in (("/api/developers", 200), ("/api/nowhere", 404), ("/health", 200)):
+            response = await client.get(path)
+            assert response.status_code == status, path
+            assert_secured(response)
+            assert "x-request-id" not in response.headers
 
 
 async def test_the_token_route_keeps_one_cache_control(client: httpx.AsyncClient) -> None:

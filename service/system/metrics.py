@@ -45,7 +45,7 @@ from service.db.models import ImportStatus
 from service.db.pool import ReadyFirstPool
 from service.developers.events.feed import Feed
 from service.system.instruments import PREFIX, BulkMetrics
-from service.system.requests import RequestMetrics
+from service.system.requests import LoopHistogram, RequestMetrics
 
 logger = logging.getLogger("service.system.metrics")
 
@@ -94,13 +94,13 @@ class Metrics:
         )
         for operation in REPLAYED:
             self.retries.labels(operation)
-        self.pool_wait = Histogram(
+        self.pool_wait = LoopHistogram(
             f"{PREFIX}_db_pool_wait_seconds",
             "Seconds a checkout waited for a connection, counted only when none was idle (a connection freed "
             "or opened for it, or the timeout)",
-            buckets=WAIT_BUCKETS,
-            registry=self.registry,
+            WAIT_BUCKETS,
         )
+        self.registry.register(self.pool_wait)
         self.feed_lag = Histogram(
             f"{PREFIX}_change_feed_lag_seconds",
             "Seconds from a change event's statement (the database's clock) to its fan-out to subscribers",

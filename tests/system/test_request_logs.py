@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 
@@ -113,6 +114,24 @@ async def test_without_a_header_an_id_is_generated(client: httpx.AsyncClient, lo
     assert ids[0] != ids[1]
     assert logs.of(ids[0])["route"] == "/api/developers"
     assert logs.of(ids[0])["account_id"] == 0  # the test token's subject
+
+
+def test_generated_ids_differ_in_a_forked_process() -> None:
+    # A granian worker is a forked child: its ids must not repeat its parent's, or a sibling's.
+    here = [request_log.new_id() for _ in range(3)]
+    assert len(set(here)) == 3
+    reader, writer_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child process)
+        os.write(writer_end, request_log.new_id().encode())
+        os._exit(0)
+    os.close(writer_end)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 64).decode()
+    os.close(reader)
+    assert GENERATED.fullmatch(theirs)
+    assert theirs[:16] != here[0][:16]  # a random half of its own
+    assert theirs not in here
 
 
 @pytest.mark.parametrize(
