@@ -238,22 +238,14 @@ class LineWriter:
         self._wake = threading.Event()  # set by flush(): write now, not at the end of the interval
         self.dropped = 0
 
-    def put(self, line: logging.LogRecord | RequestLine) -> None:
-        """Queue a line, to be formatted and written by the writer's thread."""
+    def put(self, line: logging.LogRecord | tuple[Any, ...]) -> None:
+        """Queue a line, to be formatted and written by the writer's thread: a record, or a request line as a
+        RequestLine or a plain tuple of its fields (a NamedTuple costs a Python call to make, and the layer hands
+        one line per request, on the event loop)."""
         if len(self._lines) >= MAX_PENDING:
             self.dropped += 1
             return
         self._lines.append(line)
-        if self._thread is None:
-            self._start()
-
-    def put_request(self, fields: tuple[float, str, str, str | None, int, float, int | None]) -> None:
-        """Queue a request line given as a plain tuple of RequestLine's fields (a NamedTuple costs a Python call to
-        make, and this runs once per request, on the event loop)."""
-        if len(self._lines) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        self._lines.append(fields)
         if self._thread is None:
             self._start()
 

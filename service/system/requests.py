@@ -14,7 +14,8 @@ request metrics, having neither a status nor a duration of a request.
 What the observing costs the hot read was measured with new processes each round (two processes of the same
 code differ by up to 10% for as long as they live), the main thread's CPU time per request beside the
 requests/s: a send wrapper of the layer's own, the request line formatted on the loop and an `os.urandom` per id
-cost 15% of the requests/s and 22% more CPU per request; without them, about 5% and 4%. Beyond the Python they
+cost 15% of the requests/s and 22% more CPU per request; without them, 5.7% and 4.2% in the same runs (the
+read benchmark prices what remains within one process: README, Benchmarks). Beyond the Python they
 run, what costs is every time the loop's thread gives up the interpreter lock (`os.urandom` does, for its system
 call): granian's threads take it, and the loop waits to get it back.
 
@@ -182,7 +183,7 @@ class ObservedRequests:
                 if logger.isEnabledFor(logging.INFO):
                     account_id = getattr(state.get("user"), "id", None)
                     # A plain tuple, in RequestLine's order: the writer's thread makes the RequestLine.
-                    writer.put_request((time.time(), rid, method, route, status, seconds * 1000, account_id))
+                    writer.put((time.time(), rid, method, route, status, seconds * 1000, account_id))
                 request_id.reset(token)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
