@@ -59,6 +59,15 @@ UNMATCHED = "unmatched"
 WEBSOCKET = "WEBSOCKET"  # the request line's method for a WebSocket, logged when it closes
 
 
+def cumulative(bounds: tuple[float, ...], counts: Iterable[float]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one above every bound) as Prometheus' cumulative `le` buckets."""
+    total, buckets = 0.0, []
+    for bound, count in zip([*(str(bound) for bound in bounds), "+Inf"], counts, strict=True):
+        total += count
+        buckets.append((bound, total))
+    return buckets
+
+
 class LoopHistogram(Collector):
     """A histogram without labels, observed on the event loop's thread only: plain counts, no lock. The pool's
     checkout wait is observed on most requests of a busy pool; prometheus_client's Histogram takes a lock for its
@@ -74,10 +83,7 @@ class LoopHistogram(Collector):
         self.sum += seconds
 
     def collect(self) -> Iterable[Metric]:
-        cumulative, buckets = 0, []
-        for bound, count in zip([*(str(bound) for bound in self.buckets), "+Inf"], self.counts, strict=True):
-            cumulative += count
-            buckets.append((bound, float(cumulative)))
+        buckets = cumulative(self.buckets, self.counts)
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
 
 
@@ -106,15 +112,10 @@ class RequestMetrics(Collector):
             "Seconds from a request's arrival to its answer's last byte, by route template",
             labels=labels,
         )
-        bounds = [*(str(bound) for bound in DURATION_BUCKETS), "+Inf"]
         for (method, path, status), series in sorted(self.series.items()):
             values = [method, path, str(status)]
             total.add_metric(values, series[0])
-            cumulative, buckets = 0.0, []
-            for bound, count in zip(bounds, series[2:], strict=True):
-                cumulative += count
-                buckets.append((bound, cumulative))
-            duration.add_metric(values, buckets, sum_value=series[1])
+            duration.add_metric(values, cumulative(DURATION_BUCKETS, series[2:]), sum_value=series[1])
         yield total
         yield duration
         doc = "HTTP requests being served now, this scrape included"
