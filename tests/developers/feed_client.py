@@ -100,7 +100,9 @@ async def fetchrow(database_url: str, query: str) -> Any:
 
 async def caught_up(run: Running) -> None:
     """Wait until the feed has fanned out every event committed so far, so a stream from now starts after them."""
-    row = await fetchrow(run.database_url, "SELECT xid::text, id FROM developer_events ORDER BY xid DESC, id DESC")
+    row = await fetchrow(
+        run.database_url, "SELECT xid::text AS xid_text, id FROM developer_events ORDER BY xid DESC, id DESC"
+    )
     newest = (0, 0) if row is None else (int(row[0]), row[1])
     await until(lambda: run.feed.cursor >= newest, "the feed to catch up with the outbox")
 

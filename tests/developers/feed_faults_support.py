@@ -323,7 +323,9 @@ class Outboxed:
 
 
 async def latest_event(database_url: str) -> str:
-    rows = await fetch(database_url, "SELECT xid::text, id FROM developer_events ORDER BY xid DESC, id DESC LIMIT 1")
+    rows = await fetch(
+        database_url, "SELECT xid::text AS xid_text, id FROM developer_events ORDER BY xid DESC, id DESC LIMIT 1"
+    )
     return f"{rows[0][0]}-{rows[0][1]}" if rows else "0-0"
 
 
@@ -357,7 +359,8 @@ async def outbox(database_url: str, after: str) -> list[Outboxed]:
     xid, number = cursor(after)
     rows = await fetch(
         database_url,
-        "SELECT xid::text, id, op, developer_id, developer->>'email', developer->>'name', bulk FROM developer_events "
+        "SELECT xid::text AS xid_text, id, op, developer_id, developer->>'email', developer->>'name', bulk "
+        "FROM developer_events "
         "WHERE (xid, id) > ($1::text::xid8, $2) ORDER BY xid, id",
         str(xid),
         number,
