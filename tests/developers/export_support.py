@@ -32,10 +32,16 @@ MANY = 300_000
 COPYING = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY (SELECT%'"
 
 
-async def load(database_url: str, rows: int, start: int = 0) -> None:
+async def load(database_url: str, rows: int, start: int = 0, *, wide: bool = False) -> None:
+    """`rows` developers; `wide` ones (about 300 bytes a row) make an export far larger than every buffer between
+    PostgreSQL and a client that stops reading, so the COPY is still running when that client pauses."""
+    padding = " " + "x" * 180 if wide else ""
     conn = await connect(database_url)
     try:
-        records = [(f"Dev {i:07d}", f"dev{i}@export.io", f"spec{i % 20:02d}") for i in range(start, start + rows)]
+        records = [
+            (f"Dev {i:07d}{padding}", f"dev{i}@export.io", f"spec{i % 20:02d}{padding[:90]}")
+            for i in range(start, start + rows)
+        ]
         await conn.copy_records_to_table("developers", records=records, columns=["name", "email", "specialty"])
     finally:
         await conn.close()
