@@ -183,7 +183,7 @@ class MetricsController(PrometheusController):
 
     path = "/metrics"
     include_in_schema = False
-    # Unauthenticated, like the probes: Prometheus scrapes it inside the cluster (see the README, Deployment).
+    # Unauthenticated, like the probes: Prometheus scrapes it inside the cluster (docs/operations.md, Deployment).
     opt = {"exclude_from_auth": True}
 
     @get()
