@@ -5,7 +5,9 @@ An idle connection is taken at once, without the task and timer of SQLAlchemy's 
 idle does the checkout take SQLAlchemy's own path, with its timeout (DB_POOL_TIMEOUT) and overflow accounting,
 and only that path is timed, for the pool's wait histogram. A connection given back while requests wait goes to
 the one that has waited longest (FairQueue), never to a newcomer. Both override SQLAlchemy's private pool API
-(`_do_get`, `_queue_class`, `_pool`). What each cost before: docs/decisions/0003-pool-checkout-and-fair-queue.md.
+(`_do_get`, `_queue_class`, `_pool`), so pyproject.toml bounds SQLAlchemy's version and
+tests/db/test_private_apis.py checks that shape. What each cost before:
+docs/decisions/0003-pool-checkout-and-fair-queue.md.
 """
 
 from __future__ import annotations
