@@ -1,6 +1,6 @@
 """HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
 in service.developers.controller). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted
-on (app.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
+on (router.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
 its size, a client gone mid-body) is decided here.
 """
 
