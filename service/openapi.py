@@ -10,13 +10,15 @@ apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's genera
 
 from __future__ import annotations
 
+from copy import deepcopy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
 from litestar import Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
 if TYPE_CHECKING:
@@ -38,6 +40,23 @@ def api_document() -> OpenAPIConfig:
         openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}),
         render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
     )
+
+
+def streamed(*, body: RequestBody | None = None, answer: OpenAPIResponse | None = None) -> type[Operation]:
+    """The OpenAPI operation of a route that streams its request body or its 200 answer, which Litestar cannot
+    infer from a handler that reads the body itself or returns a raw ASGI answer: `body` and `answer` as given
+    (copied into each app's document, which is then its own to change)."""
+
+    @dataclass
+    class StreamedOperation(Operation):
+        def __post_init__(self) -> None:
+            if body is not None:
+                self.request_body = deepcopy(body)
+            if answer is not None:
+                assert self.responses is not None  # Litestar fills them in before it builds the operation
+                self.responses["200"] = deepcopy(answer)
+
+    return StreamedOperation
 
 
 # Schema attribute for each bound, named as both Litestar's KwargDefinition and msgspec.Meta name it.
