@@ -1,47 +1,39 @@
-"""The application: which plugins and controllers make up the service, each built from the settings."""
+"""The application: which plugins and which domain routers make up the service, each built from the settings."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar_granian import GranianPlugin
 
-from service.accounts import deps as accounts_deps
-from service.accounts.auth import TokenIssuer, build_auth
+from service.accounts.auth import build_auth
 from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
-from service.accounts.controller import AccessController, UsersController
+from service.accounts.router import router as accounts_router
 from service.body_timeout import BodyIdleTimeout
 from service.db.config import engine_disposer, sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
-from service.developers import deps as developers_deps
-from service.developers.bulk.controller import DevelopersBulkController
-from service.developers.controller import DevelopersController
-from service.developers.events.controller import EventsController
+from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
-from service.developers.export.controller import DevelopersExportController
 from service.developers.export.service import DeveloperExports
-from service.imports import deps as imports_deps
+from service.developers.router import router as developers_router
 from service.imports.cli import WorkersCLIPlugin
-from service.imports.controller import ImportsController, ImportSubmitController
+from service.imports.router import router as imports_router
 from service.imports.worker import Worker
 from service.json_body import JSONBodyRequest
-from service.openapi import ExactSchemaPlugin
+from service.openapi import ExactSchemaPlugin, api_document
 from service.problems import problem_details_config, problem_for
 from service.request_log import logging_config
 from service.settings import Settings
-from service.system.health import HealthController
 from service.system.instruments import WorkerMetrics
-from service.system.metrics import Metrics, MetricsController
+from service.system.metrics import Metrics
 from service.system.requests import ObservedRequests, answer_starts
+from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector
 from service.system.traces import tracing
 
@@ -61,11 +53,6 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
     problems = problem_details_config(settings.retry_after_seconds, metrics)
     # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (service.system.traces): else None, nothing added.
     traces = tracing(settings, db.get_engine(), span_processor)
-
-    def provide_settings() -> Settings:
-        return settings
-
-    # Bulk bodies may reach BULK_MAX_BYTES; the single-row routes set their own, far lower, limit.
     # One change feed per process: a listener connection of its own, fanned out to every subscriber.
     feed = Feed(db.get_engine(), settings)
     if metrics is not None:
@@ -76,38 +63,25 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         max_concurrent=settings.export_max_concurrent,
         statement_timeout_ms=settings.export_statement_timeout_ms,
     )
-    developers = Router(
-        "/",
-        route_handlers=[DevelopersController, DevelopersBulkController, DevelopersExportController, EventsController],
-        dependencies=developers_deps.DEPENDENCIES | {"developer_exports": developers_deps.exports_dependency(exports)},
-        request_max_body_size=settings.bulk_max_bytes,
-    )
-    # Background imports: submitted bodies may reach BULK_MAX_BYTES too; workers import them (service.imports).
-    imports = Router(
-        "/",
-        route_handlers=[ImportSubmitController, ImportsController],
-        dependencies=imports_deps.DEPENDENCIES,
-        request_max_body_size=settings.bulk_max_bytes,
-    )
     # A worker in this process only when asked (`devdir run` on the embedded database); else `devdir workers run`.
     # Its metrics join this app's (/metrics), the bulk rows counted once whichever path imported them.
     worker_metrics = None if metrics is None else WorkerMetrics(metrics.registry, metrics.bulk)
     worker = Worker(settings, worker_metrics) if settings.worker_in_process else None
-    # Sign-in attempts are limited per client address, on the token route alone.
-    sign_in_limit = RateLimitConfig(rate_limit=("minute", settings.login_attempts_per_minute))
-    accounts = Router(
-        "/",
-        route_handlers=[
-            Router("/", route_handlers=[AccessController], middleware=[sign_in_limit.middleware]),
-            UsersController,
-        ],
-        dependencies=accounts_deps.dependencies(TokenIssuer(auth)),
-    )
+
+    def provide_settings() -> Settings:
+        return settings
+
     app = Litestar(
-        route_handlers=[developers, imports, accounts, HealthController, *([MetricsController] if metrics else [])],
+        # Each domain's router brings its controllers, dependencies and body size limit.
+        route_handlers=[
+            developers_router(settings, exports),
+            imports_router(settings),
+            accounts_router(settings, auth),
+            system_router(metrics),
+        ],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
-            "feed": developers_deps.feed_dependency(feed),
+            "feed": feed_dependency(feed),
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
@@ -135,20 +109,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
             *([traces.plugin] if traces is not None else []),  # its middleware wraps the whole app
         ],
-        openapi_config=OpenAPIConfig(
-            title="Developer directory",
-            version="1.0.0",
-            description=(
-                "Developers, listed by specialty in name order, with keyset pagination. Every /api route but the "
-                "token route needs a bearer token: sign in at /api/access/token (Authorize, in the UI)."
-            ),
-            path="/schema",
-            # The API document is public, like the probes: its routes opt out of auth where they are declared.
-            openapi_router=Router(
-                "/schema", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}
-            ),
-            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
-        ),
+        openapi_config=api_document(),
         # JSON lines (LOG_FORMAT=json) or human-readable ones, each with the request id of the request it is about.
         logging_config=logging_config(settings.log_format),
         debug=settings.debug,

@@ -25,8 +25,8 @@ class Controller(litestar.Controller):
     """A Litestar controller whose paths answer OPTIONS with a complete `Allow` header and without a token.
 
     Guards belong on the route handlers, not on the controller: a controller's guards bind to OPTIONS too.
-    Controllers that share a path go in one Router, as in app.py: registered on the app itself, two of them
-    would each bring an OPTIONS handler for the path, and Litestar refuses to start.
+    Controllers that share a path go in one Router, their domain's (router.py): registered on the app itself, two
+    of them would each bring an OPTIONS handler for the path, and Litestar refuses to start.
     """
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:

@@ -1,5 +1,5 @@
-"""The API document states the rules the validators apply, exactly: one OpenAPI schema plugin fills in what
-Litestar's generator rounds or leaves out.
+"""The API document: where it is served and what it says of itself (`api_document`), and the rules the validators
+apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's generator rounds or leaves out.
 
 - Integer bounds. Litestar writes `ge`/`le`/`gt`/`lt` as floats, so the largest id, 2**63 - 1, came out as
   9.223372036854776e+18, which is 2**63: a client trusting it would send an id the API refuses. Bounds set by
@@ -10,15 +10,54 @@ Litestar's generator rounds or leaves out.
 
 from __future__ import annotations
 
+from copy import deepcopy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar import Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.typing import FieldDefinition
+
+
+def api_document() -> OpenAPIConfig:
+    """The document at /schema/openapi.json, with Swagger UI at /schema and Scalar at /schema/scalar."""
+    return OpenAPIConfig(
+        title="Developer directory",
+        version="1.0.0",
+        description=(
+            "Developers, listed by specialty in name order, with keyset pagination. Every /api route but the "
+            "token route needs a bearer token: sign in at /api/access/token (Authorize, in the UI)."
+        ),
+        path="/schema",
+        # The API document is public, like the probes: its routes opt out of auth where they are declared.
+        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}),
+        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
+    )
+
+
+def streamed(*, body: RequestBody | None = None, answer: OpenAPIResponse | None = None) -> type[Operation]:
+    """The OpenAPI operation of a route that streams its request body or its 200 answer, which Litestar cannot
+    infer from a handler that reads the body itself or returns a raw ASGI answer: `body` and `answer` as given
+    (copied into each app's document, which is then its own to change)."""
+
+    @dataclass
+    class StreamedOperation(Operation):
+        def __post_init__(self) -> None:
+            if body is not None:
+                self.request_body = deepcopy(body)
+            if answer is not None:
+                assert self.responses is not None  # Litestar fills them in before it builds the operation
+                self.responses["200"] = deepcopy(answer)
+
+    return StreamedOperation
+
 
 # Schema attribute for each bound, named as both Litestar's KwargDefinition and msgspec.Meta name it.
 _BOUNDS = {"ge": "minimum", "gt": "exclusive_minimum", "le": "maximum", "lt": "exclusive_maximum"}

@@ -7,17 +7,11 @@ the request's lifetime, and a filter on the log handler copies it onto every rec
 503 warnings of service.problems included).
 
 Every line is formatted and written by one thread of this process (`writer`), a batch every WRITE_INTERVAL
-seconds, never by the event loop: a slow log reader never blocks a request, and the loop pays for an append per
-line. The request line is not even a LogRecord: the layer hands the writer a plain tuple of its fields
-(RequestLine), which the writer formats in the configured format, as any record of the `service.requests`
-logger would be. What this costs was measured on the read benchmark (GET /api/developers/{id}, requests/s
-against the same service writing no lines, paired runs): a LogRecord per request (makeRecord, the handler's lock
-and filters) and a wake-up of the writer per record, 14%; a write per line straight from the loop, 7%; a batch
-every 50 ms, 8%; the line formatted on the loop and written in a batch every second, with its id from
-`os.urandom`, 15% with the counts (service.system.requests); formatted and written by the writer, ids from a
-counter, about 5%. What costs is the Python run on the loop per request, and every time the loop's thread gives
-up the interpreter lock, in a write, a system call or to a thread that wakes, as granian's own threads then take
-it too. The logger's level still decides: `service.requests` above INFO writes no lines.
+seconds, never by the event loop, so a slow log reader never blocks a request. The request line is not even a
+LogRecord: the layer hands the writer a plain tuple of its fields (RequestLine), which the writer formats as any
+record of the `service.requests` logger would be; the loop pays for one append. The designs this replaced, and
+what each cost the hot read: docs/decisions/0001-request-log-writer-thread.md. The logger's level still decides:
+`service.requests` above INFO writes no lines.
 
 The request line names the route template (`/api/developers/{developer_id}`), never the raw path, the status,
 the duration until the answer's last byte, and the account id of an authenticated caller; never headers, tokens

@@ -1,10 +1,10 @@
 """Route decorators: Litestar's, minus a copy of the route handler on every guarded request.
 
-Litestar runs each guard with `copy(route_handler)`, so that a guard cannot change the handler it guards. A
-route handler has some sixty attributes, and that copy cost about 30 µs per request: a tenth of the service's
-whole time for a hot read (measured in-process). The guards of this service (service.accounts.guards) never look
-at the handler, so the handlers made here hand it over as it is; everything else is Litestar's HTTPRouteHandler.
-Every route with a guard is declared with these.
+Litestar runs each guard with `copy(route_handler)`, so that a guard cannot change the handler it guards; a route
+handler has some sixty attributes, and the copy is a sizeable part of a hot read
+(docs/decisions/0005-guards-without-handler-copy.md). The guards of this service (service.accounts.guards) never
+look at the handler, so the handlers made here hand it over as it is; everything else is Litestar's
+HTTPRouteHandler. Every route with a guard is declared with these.
 """
 
 from __future__ import annotations

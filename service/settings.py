@@ -1,7 +1,7 @@
 """Every setting of the service, typed, read from the environment and validated in one place.
 
 Each field is read from the environment variable of the same name in upper case (`db_pool_size` from
-`DB_POOL_SIZE`). The Kubernetes ConfigMap and the README list exactly these names. Each value is checked on its
+`DB_POOL_SIZE`). The Kubernetes ConfigMap and docs/operations.md list exactly these names. Each value is checked on its
 own as it is read (types, bounds); `check()` adds the rules that span the settings the app needs to start.
 """
 
@@ -20,7 +20,7 @@ from service.validation import Email, Password, normalize_fields
 SECRET_KEY_MIN = 32
 # Settings no longer read, with what replaced them: set, they stop the start rather than be silently ignored.
 REMOVED = {
-    "DB_ISOLATION_LEVEL": "each write declares its own isolation level (service/db/isolation.py; see the README)",
+    "DB_ISOLATION_LEVEL": "each write declares its own isolation level (service/db/isolation.py; docs/ARCHITECTURE.md)",
 }
 
 

@@ -1,6 +1,6 @@
 """The accounts domain's dependencies: the accounts service and the token issuer, with their handler aliases.
 
-Registered once, on the router that mounts the accounts controllers (service.app).
+Registered once, on the router that mounts the accounts controllers (router.py).
 """
 
 from __future__ import annotations

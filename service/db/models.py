@@ -141,6 +141,9 @@ class DeveloperEventsHorizon(DefaultBase):
 ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 IMPORT_STATUSES: tuple[ImportStatus, ...] = get_args(ImportStatus)
 FINISHED: tuple[ImportStatus, ...] = ("succeeded", "failed", "cancelled")
+# What an import does with an email that exists already or repeats in its body (service.developers.bulk).
+OnConflict = Literal["error", "skip", "update"]
+ON_CONFLICT: tuple[OnConflict, ...] = get_args(OnConflict)
 
 
 class ImportJob(DefaultBase):
@@ -152,7 +155,7 @@ class ImportJob(DefaultBase):
         Index("ix_import_jobs_submitted_by_id", "submitted_by", "id"),  # a submitter's jobs, newest first
         Index("ix_import_jobs_finished_at", "finished_at"),  # retention deletes finished jobs by age
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in IMPORT_STATUSES)})", name="status_known"),
-        CheckConstraint("on_conflict IN ('error', 'skip', 'update')", name="on_conflict_known"),
+        CheckConstraint(f"on_conflict IN ({', '.join(repr(m) for m in ON_CONFLICT)})", name="on_conflict_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

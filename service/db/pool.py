@@ -1,18 +1,13 @@
 """The connection pool: SQLAlchemy's asyncio queue pool, with a checkout that does not wait when it need not, and
 connections handed to waiting requests in the order they came.
 
-SQLAlchemy's AsyncAdaptedQueuePool, once all of its connections exist (always, with DB_MAX_OVERFLOW=0), takes
-every connection from its queue with a blocking `get` under `asyncio.wait_for`, which creates a task and a timer
-even when a connection is sitting right there. That cost about 10 µs per checkout, on every request. This pool
-takes an idle connection at once when there is one and falls back to SQLAlchemy's own path, with its timeout
-(DB_POOL_TIMEOUT) and overflow accounting, only when there is none. Only that slow path is timed, for the pool's
-wait histogram.
-
-Who gets a connection when several wait: the one that has waited longest (FairQueue). asyncio's queue only wakes
-its first waiter when a connection comes back, and whoever asks before that waiter runs takes the connection
-instead; the waiter then queues again at the back. Under a load above the pool's size, the read benchmark at 128
-clients on 20 connections, that starved some requests past DB_POOL_TIMEOUT (503s, with a mean wait of a tenth
-of a second) while newer ones were served at once.
+An idle connection is taken at once, without the task and timer of SQLAlchemy's blocking `get`; only when none is
+idle does the checkout take SQLAlchemy's own path, with its timeout (DB_POOL_TIMEOUT) and overflow accounting,
+and only that path is timed, for the pool's wait histogram. A connection given back while requests wait goes to
+the one that has waited longest (FairQueue), never to a newcomer. Both override SQLAlchemy's private pool API
+(`_do_get`, `_queue_class`, `_pool`), so pyproject.toml bounds SQLAlchemy's version and
+tests/db/test_private_apis.py checks that shape. What each cost before:
+docs/decisions/0003-pool-checkout-and-fair-queue.md.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ before-send handler, which then closes the session.
 A write declared replayed (service.db.isolation: the SERIALIZABLE account changes) has already committed its own
 transaction inside its replay loop when the handler returns, since its COMMIT may fail with a serialization
 failure that the loop must see; here it finds no transaction open and only lets the answer go.
+
+The session is found where the plugin keeps it, with advanced-alchemy's private `get_aa_scope_state`: pyproject.toml
+bounds advanced-alchemy's version, and tests/db/test_private_apis.py checks that shape.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HTTP routes for developers: parameters, bodies, status codes. Queries live in the services.
 
-The controller is mounted on a router whose body size limit is BULK_MAX_BYTES (app.py), for the batch update;
+The controller is mounted on a router whose body size limit is BULK_MAX_BYTES (router.py), for the batch update;
 the single-row routes cap their bodies far lower, as one developer is well under a kilobyte.
 """
 

@@ -1,6 +1,6 @@
 """The developers domain's dependencies: each service's provider, and the aliases handlers declare them with.
 
-Registered once, on the router that mounts the developers controllers (service.app); a handler names a
+Registered once, on the router that mounts the developers controllers (router.py); a handler names a
 dependency by its parameter (`developers_service: DevelopersServiceDep`) and Litestar builds it per request from
 the request's session (`db_session`, the SQLAlchemy plugin's) or the engine.
 """

@@ -5,11 +5,9 @@ connection's asyncpg connection, straight from the SQLAlchemy pool (the same poo
 other request), with no session, no transaction and no ORM or Core layer in between. Reads need no transaction:
 one SELECT is its own consistent snapshot, so BEGIN and COMMIT would only add two round trips.
 
-Who writes the JSON was decided by measuring both on this service's benchmark (tests/bench): for one developer,
-PostgreSQL does (`row_to_json`, timestamps as msgspec writes them), which costs the database no more than the
-plain SELECT and spares Python decoding a row; for a page of 100, PostgreSQL building the JSON cost it five times
-the plain SELECT's CPU (a subquery and two `to_char` per row), more than Python saves, so a page's rows come back
-as records and msgspec writes them. Either way the bytes are the same (tests/developers/test_reads.py).
+One developer's JSON is written by PostgreSQL (`row_to_json`, timestamps as msgspec writes them); a page's rows
+come back as records and msgspec writes them, as building a page's JSON costs the database more than Python
+saves (docs/decisions/0006-hot-read-json.md). Either way the bytes are the same (tests/developers/test_reads.py).
 
 Round trips: exactly one per request (asyncpg's statement cache prepares each statement once per connection).
 A pooled connection is checked at checkout without a round trip (service.db.config); if the server ends it

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
+from service.db import models
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 from service.validation import TEXT_PATTERN, Email, Id, normalize_fields
 
@@ -66,7 +67,7 @@ class DeveloperPage(msgspec.Struct, frozen=True):
 
 # Bulk routes
 
-OnConflict = Literal["error", "skip", "update"]
+OnConflict = models.OnConflict  # the routes' `on_conflict`, stored with a background import's job
 
 
 class BulkCreateResult(msgspec.Struct, frozen=True):

@@ -11,12 +11,11 @@ A job is visible to its submitter and to admins only; anyone else gets 404, as f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
 
 from service import request_body
@@ -29,6 +28,7 @@ from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
 from service.imports.errors import InvalidJobCursor
 from service.imports.schemas import ImportJob, ImportJobPage
+from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import delete, get, post
 from service.validation import ID_MAX
@@ -46,22 +46,18 @@ SUBMIT_RESPONSES = (
 )
 
 
-@dataclass
-class SubmitOperation(Operation):
-    """The submit route's body, as it is checked at submit: any bytes of the three media types. The rows are
-    read later, by the worker, against the bulk import's rules (DeveloperCreate per row)."""
-
-    def __post_init__(self) -> None:
-        raw = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format="binary"))  # type: ignore[arg-type]
-        any_json = OpenAPIMediaType(schema=Schema(description="Any JSON here; an array of rows for the worker."))
-        self.request_body = RequestBody(
-            required=True,
-            description=(
-                "Developers to add, as for `POST /api/developers/bulk`: a JSON array, NDJSON or CSV of "
-                "DeveloperCreate rows. Stored as sent; a bad row fails the job, not the submission."
-            ),
-            content={media: any_json if media == "application/json" else raw for media in MEDIA_TYPES},
-        )
+# The body as it is checked at submit, streamed into storage: any bytes of the three media types. The rows are read
+# later, by the worker, against the bulk import's rules (DeveloperCreate per row).
+_RAW = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format="binary"))  # type: ignore[arg-type]
+_ANY_JSON = OpenAPIMediaType(schema=Schema(description="Any JSON here; an array of rows for the worker."))
+SUBMIT_BODY = RequestBody(
+    required=True,
+    description=(
+        "Developers to add, as for `POST /api/developers/bulk`: a JSON array, NDJSON or CSV of "
+        "DeveloperCreate rows. Stored as sent; a bad row fails the job, not the submission."
+    ),
+    content={media: _ANY_JSON if media == "application/json" else _RAW for media in MEDIA_TYPES},
+)
 
 
 class ImportSubmitController(Controller):
@@ -77,7 +73,7 @@ class ImportSubmitController(Controller):
             "change feed's `import.*` events) for its status and progress. Rows are validated by the worker: a bad "
             "row fails the job, whose `error` is the problem the bulk route would answer, and nothing is written."
         ),
-        operation_class=SubmitOperation,
+        operation_class=streamed(body=SUBMIT_BODY),
         guards=[WRITE_DEVELOPERS],
         responses=SUBMIT_RESPONSES,
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from service.db.models import ImportStatus, OnConflict
 
 
 class ImportJobSummary(msgspec.Struct, frozen=True):
@@ -16,7 +16,7 @@ class ImportJobSummary(msgspec.Struct, frozen=True):
 
     id: int
     status: ImportStatus
-    on_conflict: Literal["error", "skip", "update"]
+    on_conflict: OnConflict
     rows_total: int | None
     rows_done: int
     created: int | None

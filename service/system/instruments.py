@@ -15,8 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.db.models import ON_CONFLICT
+
 PREFIX = "devdir"
-ON_CONFLICT = ("error", "skip", "update")
 # Seconds, from a small import's tens of milliseconds to a large background import's minutes.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 JOB_OUTCOMES = ("succeeded", "failed", "cancelled", "retried")

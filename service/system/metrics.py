@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from service.db.isolation import WRITES
-from service.db.models import ImportStatus
+from service.db.models import IMPORT_STATUSES
 from service.db.pool import ReadyFirstPool
 from service.developers.events.feed import Feed
 from service.system.instruments import PREFIX, BulkMetrics
@@ -58,7 +58,6 @@ WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 # Seconds from an event's statement to its fan-out: a poll interval at most while listening, more while an older
 # open transaction holds events back.
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-JOB_STATUSES: tuple[ImportStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 JOBS_QUERY_SECONDS = 1.0
 REPLAYED = tuple(operation for operation, declared in WRITES.items() if declared.replay)
 _JOBS = text("SELECT status, count(*) FROM import_jobs GROUP BY status")
@@ -138,7 +137,7 @@ class Metrics:
             logger.debug("metrics: import jobs not counted (%s: %s)", type(exc).__name__, exc)
             return None
         family = GaugeMetricFamily(f"{PREFIX}_import_jobs", "Import jobs by status", labels=["status"])
-        for status in JOB_STATUSES:
+        for status in IMPORT_STATUSES:
             family.add_metric([status], counts.get(status, 0))
         return family
 
@@ -183,7 +182,7 @@ class MetricsController(PrometheusController):
 
     path = "/metrics"
     include_in_schema = False
-    # Unauthenticated, like the probes: Prometheus scrapes it inside the cluster (see the README, Deployment).
+    # Unauthenticated, like the probes: Prometheus scrapes it inside the cluster (docs/operations.md, Deployment).
     opt = {"exclude_from_auth": True}
 
     @get()

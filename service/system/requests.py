@@ -11,22 +11,12 @@ which adds the security headers to every answer anyway, also adds the id and not
 closes (method WEBSOCKET, status 101 once accepted, 403 if refused at the handshake); it is not counted in the
 request metrics, having neither a status nor a duration of a request.
 
-What the observing costs the hot read was measured with new processes each round (two processes of the same
-code differ by up to 10% for as long as they live), the main thread's CPU time per request beside the
-requests/s: a send wrapper of the layer's own, the request line formatted on the loop and an `os.urandom` per id
-cost 15% of the requests/s and 22% more CPU per request; without them, 5.7% and 4.2% in the same runs (the
-read benchmark prices what remains within one process: README, Benchmarks). Beyond the Python they
-run, what costs is every time the loop's thread gives up the interpreter lock (`os.urandom` does, for its system
-call): granian's threads take it, and the loop waits to get it back.
-
-Why not Litestar's PrometheusMiddleware, which /metrics used to be fed by: per request it builds a Request and its
-URL, matches the exclusions' regexes, and updates four prometheus_client series, each through `labels()`, a lock
-and a linear bucket search. On the read benchmark (GET /api/developers/{id}, one granian worker) it cost 22% of
-the service's requests/s, against a budget of 5% for metrics and logs together. The series here keep the names
-and label values a Prometheus user of that middleware knows (`devdir_requests_total{method,path,status_code}`,
-`devdir_request_duration_seconds`, `devdir_requests_in_progress`, the route's path template as `path`), and are
-turned into Prometheus' text format only when /metrics is scraped. Litestar's PrometheusController still serves
-them (service.system.metrics).
+This replaces Litestar's PrometheusMiddleware, whose per-request work cost the hot read several times the budget
+for metrics and logs; the series keep the names and label values its users know
+(`devdir_requests_total{method,path,status_code}`, `devdir_request_duration_seconds`,
+`devdir_requests_in_progress`, the route's path template as `path`), turned into Prometheus' text format only when
+/metrics is scraped by Litestar's PrometheusController (service.system.metrics). What each design cost:
+docs/decisions/0002-request-observation-layer.md.
 
 Everything here runs on the event loop's thread (the layer, and the scrape that reads the counters), so the
 counters need no lock.

@@ -1,12 +1,9 @@
 """Process tuning applied once the app has started: Python's cyclic garbage collector, sized for a server.
 
-A started app holds tens of thousands of long-lived objects (routes, signature models, the OpenAPI document,
-SQLAlchemy's and msgspec's caches), and every full collection walks them all again; a request allocates a few
-hundred short-lived objects, so the default threshold (a collection every 700 net allocations) runs the collector
-several times per request under load. Freezing what exists after start-up takes it out of every later collection
-(it is never garbage), and a higher first threshold collects young cycles less often. Measured on the hot reads
-(wrk, one worker): about 10% less CPU per request at 32 clients and up to 20% at 128. Memory that reference
-counting frees is unaffected; only cyclic garbage waits a little longer.
+What exists after start-up (routes, signature models, the OpenAPI document, caches) is frozen out of every later
+collection, and a higher first threshold collects young cycles less often than every 700 net allocations, which
+under load ran the collector several times per request. Memory that reference counting frees is unaffected; only
+cyclic garbage waits a little longer. The measurement: docs/decisions/0004-garbage-collector-tuning.md.
 """
 
 from __future__ import annotations

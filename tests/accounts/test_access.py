@@ -168,7 +168,7 @@ async def test_a_deactivated_account_cannot_sign_in_and_its_token_lasts_until_ex
     headers = await bearer(client, "ed@x.io")
     assert (await client.patch(f"/api/users/{editor['id']}", json={"is_active": False})).json()["is_active"] is False
     assert_unauthorized(await sign_in(client, "ed@x.io"))
-    # The trade-off of checking tokens without a database round trip (README): valid until it expires.
+    # The trade-off of checking tokens without a database round trip (docs/security.md): valid until it expires.
     assert (await client.get("/api/developers", headers=headers)).status_code == 200
 
 

@@ -3,13 +3,11 @@ process as pg_stat_activity shows it, the rows of an export body, and the snapsh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import hashlib
 import io
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +19,7 @@ from service.app import create_app
 from service.developers.export.service import DeveloperExports
 from service.settings import Settings
 from tests.database import connect, fetch, run_sql
-from tests.developers.feed_client import WAIT, bearer
+from tests.developers.feed_client import bearer
 from tests.server import served
 
 Row = tuple[str, str, str]
@@ -66,16 +64,6 @@ def parse(fmt: str, body: bytes) -> list[Row]:
     objects = [msgspec.json.decode(line) for line in body.split(b"\n") if line]
     assert all(list(o) == ["name", "email", "specialty"] for o in objects)
     return [(o["name"], o["email"], o["specialty"]) for o in objects]
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str, within: float = WAIT) -> None:
-    """Wait until `await condition()` holds; fail with `what` if it does not `within` seconds (a deadline for
-    something that must happen, never a measurement)."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def copying(database_url: str) -> list[int]:

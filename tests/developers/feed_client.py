@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,26 +23,14 @@ from service.developers.events.feed import Feed
 from service.settings import Settings
 from tests.client import TEST_SECRET, token
 from tests.database import fetch
+from tests.polling import WAIT, until
 from tests.server import served
-
-# Deadline for something that should arrive; a failure, never a measurement. Generous: the feed holds events
-# back while any transaction of the cluster holding a transaction id is open, other test runs' included.
-WAIT = 30.0
 
 
 def cursor(event_id: str) -> tuple[int, int]:
     """An event's `id` as the pair it compares by."""
     xid, _, number = event_id.partition("-")
     return int(xid), int(number)
-
-
-async def until(condition: Callable[[], bool], what: str, within: float = WAIT) -> None:
-    """Wait until `condition()` holds; fail with `what` if it does not `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def listening(feed: Feed) -> None:

@@ -27,7 +27,6 @@ from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import bulk, create, people
 from tests.developers.feed_client import (
     END,
-    WAIT,
     Running,
     bearer,
     close_code,
@@ -40,9 +39,9 @@ from tests.developers.feed_client import (
     sse,
     subscribed_socket,
     subscribers,
-    until,
     ws_event,
 )
+from tests.polling import WAIT, until
 from tests.server import served
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com", "specialty": "mathematics"}

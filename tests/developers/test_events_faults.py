@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from tests.developers.feed_faults_support import (
     unattributed,
     write_for,
 )
+from tests.polling import until
 from tests.server import served
 
 POLL = 0.2  # EVENTS_POLL_SECONDS of the in-process apps
@@ -61,15 +61,6 @@ def feed_settings(database_url: str) -> Settings:
         events_poll_seconds=POLL,
         events_keepalive_seconds=1.0,
     )
-
-
-async def until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 def assert_received_exactly(follower: Follower, expected: list[Outboxed]) -> None:
@@ -101,7 +92,7 @@ async def test_killed_listener_and_pooled_connections_lose_and_repeat_no_event(d
             # Every write has been answered: the outbox holds all that will ever be committed.
             expected = await outbox(database_url, start)
             waited = await held_back(database_url, start)
-            assert await until(lambda: feed.state == "listening", 5), f"the feed stayed {feed.state!r}"
+            await until(lambda: feed.state == "listening", lambda: f"the feed to listen (it is {feed.state!r})")
             for follower in followers:
                 await follower.reach(expected[-1].id, CATCH_UP)
         listeners = await fetch(
@@ -195,7 +186,9 @@ async def test_sse_subscriber_cut_mid_stream_resumes_with_last_event_id_exactly(
             for follower in (control, resumed):
                 await follower.reach(expected[-1].id, CATCH_UP)
             # The connections that were cut are gone from the feed: only the two open ones are left.
-            assert await until(lambda: len(feed.subscriptions) == 2, 5), len(feed.subscriptions)
+            await until(
+                lambda: len(feed.subscriptions) == 2, lambda: f"2 subscriptions (there are {len(feed.subscriptions)})"
+            )
 
     print(
         f"\nfeed resume: {len(ledger.writes)} writes, {len(expected)} events, the resumed subscriber was cut "

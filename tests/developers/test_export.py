@@ -23,7 +23,6 @@ from tests.developers.export_support import (
     Serving,
     checksum,
     copying,
-    eventually,
     load,
     parse,
     paused,
@@ -31,6 +30,7 @@ from tests.developers.export_support import (
     stored,
 )
 from tests.developers.feed_client import scopeless_token
+from tests.polling import until
 
 FORMATS = ("csv", "ndjson")
 MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
@@ -191,7 +191,7 @@ async def test_a_client_that_leaves_mid_export_frees_its_connection(settings: Se
             gone = not await fetchval(run.database_url, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")
             return gone and run.checked_out() == 0 and run.exports.running == 0
 
-        await eventually(freed, "the export's connection to be given back and its server process to end")
+        await until(freed, "the export's connection to be given back and its server process to end")
         whole = await run.api.get("/api/developers/export", params={"format": "csv"})  # the slot is free again
         assert len(parse("csv", whole.content)) == MANY
 
@@ -207,7 +207,7 @@ async def test_exports_beyond_the_limit_are_503_with_retry_after(settings: Setti
             assert run.checked_out() == 2  # the refused export took no connection
             listing = await run.api.get("/api/developers", params={"limit": 1})  # requests still get theirs
             assert listing.status_code == 200
-        await eventually(lambda: _idle(run.exports), "both exports to end")
+        await until(lambda: _idle(run.exports), "both exports to end")
         assert (await run.api.get("/api/developers/export", params={"format": "csv"})).status_code == 200
 
 
@@ -233,7 +233,7 @@ async def test_an_error_mid_stream_cuts_the_answer_before_its_end(
         with pytest.raises(httpx.RemoteProtocolError):  # the body ends without chunked encoding's end
             async for _ in rest:
                 pass
-    await eventually(lambda: _idle(run.exports), "the failed export to be given up")
+    await until(lambda: _idle(run.exports), "the failed export to be given up")
     assert run.checked_out() == 0
     (line,) = [r.getMessage() for r in caplog.records if r.name == "service.developers.export"]
     assert line.startswith("export failed after ")
@@ -249,7 +249,7 @@ async def test_a_copy_past_its_statement_timeout_is_cut(settings: Settings) -> N
             with pytest.raises(httpx.RemoteProtocolError):
                 async for _ in rest:
                     pass
-        await eventually(lambda: _idle(run.exports), "the export to be given up")
+        await until(lambda: _idle(run.exports), "the export to be given up")
         assert run.checked_out() == 0
         listing = await run.api.get("/api/developers", params={"limit": 1})  # the timeout was the export's own
         assert listing.status_code == 200
@@ -265,7 +265,7 @@ async def test_a_client_that_reads_nothing_is_cut_and_frees_its_connection(setti
                 gone = not await fetchval(run.database_url, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")
                 return gone and run.checked_out() == 0 and run.exports.running == 0
 
-            await eventually(freed, "the stalled export's connection to be closed while its client stays")
+            await until(freed, "the stalled export's connection to be closed while its client stays")
             with pytest.raises(httpx.RemoteProtocolError):
                 async for _ in rest:
                     pass

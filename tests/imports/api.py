@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +14,7 @@ from service.settings import Settings
 from tests.client import serve, token
 from tests.database import run_sql
 from tests.developers.api import MEDIA, Person, encode
+from tests.polling import until
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 WAIT = 60.0  # a deadline for what must happen, never a measurement
@@ -79,15 +78,16 @@ async def job(client: httpx.AsyncClient, job_id: int) -> dict[str, Any]:
 async def until_job(
     client: httpx.AsyncClient, job_id: int, done: Any = lambda j: j["status"] in FINISHED, what: str = "finished"
 ) -> dict[str, Any]:
-    """Poll the job until `done(job)`; fail after WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while True:
+    """Poll the job until `done(job)`; fail after WAIT seconds, showing the job as it was last read."""
+    current: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        nonlocal current
         current = await job(client, job_id)
-        if done(current):
-            return current
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} not {what}: {current}")
-        await asyncio.sleep(0.05)
+        return bool(done(current))
+
+    await until(reached, lambda: f"job {job_id} to be {what}: {current}", within=WAIT, every=0.05)
+    return current
 
 
 @asynccontextmanager

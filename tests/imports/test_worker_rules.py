@@ -15,8 +15,8 @@ from service.imports.worker import Worker
 from service.settings import Settings
 from tests.database import fetchval, run_sql
 from tests.developers.api import people
-from tests.developers.feed_client import until
 from tests.imports.api import client_of, quick, submitted, until_job
+from tests.polling import until
 
 
 @pytest.fixture

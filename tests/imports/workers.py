@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.client import TEST_SECRET
+from tests.polling import until
 from tests.processes import DEVDIR, environment, free_port
 
 _JOB = re.compile(r"import job (?P<job>\d+) (?P<what>\w+) by worker (?P<worker>\S+)")
@@ -50,11 +51,12 @@ class WorkerProcess:
     async def logged(self, job_id: int, what: str, within: float = 15.0) -> None:
         """Wait until this worker's log says `what` of the job: a line reaches the log up to a second after it is
         written (service.request_log)."""
-        deadline = time.monotonic() + within
-        while not any(job == job_id and said == what for job, said, _, _ in self.jobs()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.pid} never logged job {job_id} {what}: {self.text()[-3000:]}")
-            await asyncio.sleep(0.1)
+        await until(
+            lambda: any(job == job_id and said == what for job, said, _, _ in self.jobs()),
+            lambda: f"worker {self.pid} to log job {job_id} {what}: {self.text()[-3000:]}",
+            within,
+            every=0.1,
+        )
 
     def lines(self) -> list[dict[str, Any]]:
         """The log's JSON lines (LOG_FORMAT=json): every line but the one the CLI prints as it starts."""

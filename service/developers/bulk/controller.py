@@ -1,25 +1,26 @@
 """HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
 in service.developers.controller). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted
-on (app.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
+on (router.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
 its size, a client gone mid-body) is decided here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import RequestBody
 from litestar.params import JSONBody, Parameter
 
 from service import request_body
 from service.accounts.guards import WRITE_DEVELOPERS
 from service.controller import Controller
-from service.developers.bulk.parsers import CSV_HEADER, MEDIA_TYPES, parse
+from service.developers.bulk.parsers import MEDIA_TYPES, parse
 from service.developers.deps import BulkServiceDep, SettingsDep
+from service.developers.formats import documented
 from service.developers.schemas import BulkCreateResult, BulkDelete, BulkDeleteResult, OnConflict
 from service.errors import REPORTED
+from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import post
 
@@ -37,27 +38,12 @@ IMPORT_RESPONSES = (
 )
 
 
-@dataclass
-class ImportOperation(Operation):
-    """The import route's OpenAPI operation: its body is streamed by the handler, so Litestar cannot infer it."""
-
-    def __post_init__(self) -> None:
-        row = Reference(ref="#/components/schemas/DeveloperCreate")
-        example_csv = f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n"
-        self.request_body = RequestBody(
-            required=True,
-            description="Developers to add, in one of three formats. NDJSON and CSV are streamed.",
-            content={
-                "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=row)),
-                "application/x-ndjson": OpenAPIMediaType(
-                    schema=row, example='{"name": "Ada", "email": "ada@x.io", "specialty": "compilers"}'
-                ),
-                "text/csv": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING, description="A header row, then one developer a row."),
-                    example=example_csv,
-                ),
-            },
-        )
+# The body is streamed by the handler, so Litestar cannot infer it.
+IMPORT_BODY = RequestBody(
+    required=True,
+    description="Developers to add, in one of three formats. NDJSON and CSV are streamed.",
+    content=documented(*MEDIA_TYPES),
+)
 
 
 class DevelopersBulkController(Controller):
@@ -73,7 +59,7 @@ class DevelopersBulkController(Controller):
             "rejects the whole request (409), `skip` keeps the existing developer (first row wins within the "
             "body), `update` gives the existing developer the row's name and specialty (last row wins)."
         ),
-        operation_class=ImportOperation,
+        operation_class=streamed(body=IMPORT_BODY),
         guards=[WRITE_DEVELOPERS],
         responses=IMPORT_RESPONSES,
     )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request
 from litestar.exceptions import ValidationException
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
+from litestar.openapi.spec import OpenAPIResponse
 from litestar.params import Parameter, QueryParameter
 from litestar.response.base import ASGIResponse
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
@@ -25,9 +24,10 @@ from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
-from service.developers.bulk.parsers import CSV_HEADER
 from service.developers.deps import DeveloperExportsDep, SettingsDep
 from service.developers.export.service import Export, Format
+from service.developers.formats import documented
+from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
 from service.validation import TEXT_PATTERN
@@ -46,31 +46,15 @@ EXPORT_RESPONSES = COMMON_RESPONSES | {
 }
 
 
-@dataclass
-class ExportOperation(Operation):
-    """The export's OpenAPI operation: its 200 answer is one of two streamed formats, which Litestar cannot infer
-    from a handler that returns a raw ASGI answer."""
-
-    def __post_init__(self) -> None:
-        row = Reference(ref="#/components/schemas/DeveloperCreate")
-        csv_example = f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n"
-        assert self.responses is not None
-        self.responses["200"] = OpenAPIResponse(
-            description=(
-                "Every matching developer, streamed, from one snapshot: CSV (a header row, then one developer a "
-                "row, RFC 4180 quoting) or NDJSON (one object a line), exactly what the bulk import takes."
-            ),
-            headers=None,
-            content={
-                "text/csv": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING, description="A header row, then one developer a row."),
-                    example=csv_example,
-                ),
-                "application/x-ndjson": OpenAPIMediaType(
-                    schema=row, example='{"name":"Ada Lovelace","email":"ada@example.com","specialty":"compilers"}'
-                ),
-            },
-        )
+# The 200 answer is one of two streamed formats, which Litestar cannot infer from a raw ASGI answer.
+EXPORT_ANSWER = OpenAPIResponse(
+    description=(
+        "Every matching developer, streamed, from one snapshot: CSV (a header row, then one developer a "
+        "row, RFC 4180 quoting) or NDJSON (one object a line), exactly what the bulk import takes."
+    ),
+    headers=None,
+    content=documented("text/csv", "application/x-ndjson"),
+)
 
 
 class DevelopersExportController(Controller):
@@ -85,7 +69,7 @@ class DevelopersExportController(Controller):
             "takes in the same format. A stream that ends without HTTP's end of body (an incomplete chunked "
             "answer) failed part-way: export again. Unknown parameters are refused (400)."
         ),
-        operation_class=ExportOperation,
+        operation_class=streamed(answer=EXPORT_ANSWER),
         guards=[READ_DEVELOPERS],
         responses=EXPORT_RESPONSES,
     )

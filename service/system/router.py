@@ -1,0 +1,12 @@
+"""The operational routes: the probes, and `GET /metrics` when metrics are on (METRICS_ENABLED)."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from service.system.health import HealthController
+from service.system.metrics import Metrics, MetricsController
+
+
+def router(metrics: Metrics | None) -> Router:
+    return Router("/", route_handlers=[HealthController, *([MetricsController] if metrics is not None else [])])
