@@ -125,6 +125,16 @@ class RequestMetrics(Collector):
 # What the layer and the hook share through the request's scope (ASGI lets an app add keys of its own to it).
 ID_KEY = "devdir.request_id"  # the (name, value) header of the request's id, set by the layer when it logs
 STATUS_KEY = "devdir.status"  # the answer's status, set by the hook as the answer starts
+# The status logged and counted for a request whose client left before its answer could reach it: nginx's "client
+# closed request", which log readers and dashboards know as a client's doing, never the server's.
+CLIENT_CLOSED = 499
+
+
+def client_gone(scope: Scope) -> None:
+    """The request's client has left, and its answer went nowhere: log and count it as CLIENT_CLOSED, whatever the
+    app answered. Called once the app has answered, by the layer that saw the client leave (service.body_timeout)."""
+    state: dict[str, Any] = scope  # type: ignore[assignment]  # the scope, keys of our own included
+    state[STATUS_KEY] = CLIENT_CLOSED
 
 
 async def answer_starts(message: Message, scope: Scope) -> None:
