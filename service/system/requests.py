@@ -7,7 +7,8 @@ middleware given to Litestar runs around each route only, so the router's 404 an
 X-Request-ID, sets one context variable, updates a few plain counters and hands the log writer one tuple, which
 the writer's thread formats (service.request_log). It does not wrap `send`: the app's one `before_send` hook,
 which adds the security headers to every answer anyway, also adds the id and notes the status in the scope
-(`answer_starts`). A WebSocket gets an id too, on every line written while it is open, and one line when it
+(`answer_starts`); a request whose client left mid-body is noted 499 instead (`client_gone`), being no fault of
+the server's. A WebSocket gets an id too, on every line written while it is open, and one line when it
 closes (method WEBSOCKET, status 101 once accepted, 403 if refused at the handshake); it is not counted in the
 request metrics, having neither a status nor a duration of a request.
 
