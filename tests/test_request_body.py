@@ -54,7 +54,7 @@ async def test_slow_uploads_leave_the_pool_to_other_requests_and_are_cut(setting
                 assert (listed.status_code, created.status_code) == (200, 201), (listed.text, created.text)
             # No more uploads than the limit hold a connection; the others were refused before they read their body
             # or took a connection.
-            assert served.checked_out() == UPLOADS_AT_ONCE
+            await until(lambda: served.checked_out() == UPLOADS_AT_ONCE, "only the uploads to hold connections")
             refusals = len(attack) - UPLOADS_AT_ONCE
             await until(lambda: sum(u.answer is not None for u in attack) == refusals, "the refusals")
             refused = [upload.answer for upload in attack if upload.answer is not None]
