@@ -15,7 +15,7 @@ from service.accounts.auth import build_auth
 from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
 from service.accounts.router import router as accounts_router
-from service.body_timeout import BodyIdleTimeout
+from service.body_timeout import BodyArrival
 from service.db.config import engine_disposer, sqlalchemy_config
 from service.db.transaction import CommitBeforeAnswer
 from service.developers.deps import feed_dependency
@@ -28,6 +28,7 @@ from service.imports.worker import Worker
 from service.json_body import JSONBodyRequest
 from service.openapi import ExactSchemaPlugin, api_document
 from service.problems import problem_details_config, problem_for
+from service.request_body import StreamedUploads
 from service.request_log import logging_config
 from service.settings import Settings
 from service.system.instruments import WorkerMetrics
@@ -63,6 +64,9 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         max_concurrent=settings.export_max_concurrent,
         statement_timeout_ms=settings.export_statement_timeout_ms,
     )
+    # Bulk imports and import submissions stream their bodies on connections of the request pool, a few at a time
+    # per process (BULK_MAX_CONCURRENT).
+    uploads = StreamedUploads(settings.bulk_max_concurrent)
     # A worker in this process only when asked (`devdir run` on the embedded database); else `devdir workers run`.
     # Its metrics join this app's (/metrics), the bulk rows counted once whichever path imported them.
     worker_metrics = None if metrics is None else WorkerMetrics(metrics.registry, metrics.bulk)
@@ -82,18 +86,20 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "feed": feed_dependency(feed),
+            "streamed_uploads": uploads.dependency(),
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
         on_startup=[first_admin(settings, db), tune_garbage_collector],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
-        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports}),
-        # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps.
+        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "uploads": uploads}),
+        # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps. A body
+        # that stalls or trickles is 408, one cut short 400 (service.body_timeout).
         middleware=([traces.route_namer] if traces is not None else [])
         + [
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
-            BodyIdleTimeout(settings.body_idle_timeout_seconds),
+            BodyArrival(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second),
         ],
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,

@@ -58,13 +58,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Server-side backstop: PostgreSQL ends a session left idle inside a transaction this long (0 disables it).
     # Above BODY_IDLE_TIMEOUT_SECONDS, which ends a stalled upload's transaction first, with a 408.
     db_idle_in_transaction_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000
-    # A request body that sends nothing for this long is answered 408 (an import's transaction then rolls back).
+    # A request body that sends nothing for this long is answered 408 (an import's transaction then rolls back);
+    # so is one whose reads have waited longer than that plus a second per BODY_MIN_BYTES_PER_SECOND bytes it
+    # brought (0: no minimum rate). A trickle never idle for long thus cannot hold an upload's connection either.
     body_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    body_min_bytes_per_second: Annotated[float, msgspec.Meta(ge=0)] = 32 * 1024
     # Bulk routes: rows per request and body bytes per request (413 beyond either), and the statement_timeout
-    # of a bulk transaction, which may insert a million rows in one statement (0 disables it).
+    # of a bulk transaction, which may insert a million rows in one statement (0 disables it). Each streamed upload
+    # (the import, the import submission) holds a connection of the request pool while its body arrives, so at
+    # most BULK_MAX_CONCURRENT stream at once per process (more is 503); keep it, with EXPORT_MAX_CONCURRENT, well
+    # under DB_POOL_SIZE.
     bulk_max_rows: Annotated[int, msgspec.Meta(ge=1)] = 1_000_000
     bulk_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024 * 1024
     bulk_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 600_000
+    bulk_max_concurrent: Annotated[int, msgspec.Meta(ge=1)] = 4
     # GET /api/developers/export: each export holds a connection of the request pool for as long as it streams,
     # so at most EXPORT_MAX_CONCURRENT run at once per process (more is 503); keep it well under DB_POOL_SIZE. Its
     # COPY's statement_timeout, stretched by a slow client, is EXPORT_STATEMENT_TIMEOUT_MS (0 disables it); a

@@ -3,8 +3,8 @@
 Submitting stores the body as it arrives and answers before any row is read: the rows are parsed and validated
 by the worker, and a bad one fails the job with the problem `POST /api/developers/bulk` would have answered
 (its `error`). So a submission costs the upload and nothing else, and never parses a body twice. What HTTP says
-about the body (its Content-Type: 415, its size: 413, a stalled upload: 408, a client gone) is answered here,
-as by the bulk route.
+about the body (its Content-Type: 415, its size: 413, uploads at once: 503; a stalled or trickling upload, 408,
+and one cut short, 400, under every route) is answered as for the bulk route.
 
 A job is visible to its submitter and to admins only; anyone else gets 404, as for a job that does not exist.
 """
@@ -22,7 +22,7 @@ from service import request_body
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
-from service.developers.bulk.controller import TOO_LARGE
+from service.developers.bulk.controller import STREAMED
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
@@ -37,10 +37,9 @@ JobId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The job's id.")]
 NOT_FOUND = {404: problem_response("No such job, or not one of yours (admins see every job).")}
 SUBMIT_RESPONSES = (
     COMMON_RESPONSES
-    | TOO_LARGE
+    | STREAMED
     | {
         202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL."),
-        408: problem_response("The body stalled for BODY_IDLE_TIMEOUT_SECONDS; nothing was queued."),
         415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
     }
 )
@@ -81,12 +80,14 @@ class ImportSubmitController(Controller):
         self,
         request: Request[Any, Principal, Any],
         import_jobs: ImportJobsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
         on_conflict: Annotated[
             OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
         ] = "error",
     ) -> Response[ImportJob]:
         media_type = request_body.media_type(request, MEDIA_TYPES)
-        job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
+        async with streamed_uploads.slot():
+            job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
         return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
 
 

@@ -8,10 +8,13 @@ flat too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from service.db.connection_lost import until_lost
 
 PIECE = 1 << 20  # bytes per row of import_uploads
 _COLUMNS = ("job_id", "seq", "data")
@@ -20,16 +23,18 @@ _DELETE = text("DELETE FROM import_uploads WHERE job_id = :job_id")
 
 
 async def store(driver: asyncpg.Connection, job_id: int, body: AsyncIterable[bytes]) -> int:
-    """Write `body` for `job_id`, one COPY per piece; how many bytes it had."""
+    """Write `body` for `job_id`, one COPY per piece; how many bytes it had. If the connection is lost while the
+    body is awaited, that wait ends at once (service.db.connection_lost)."""
     seq = size = 0
     buffer = bytearray()
-    async for data in body:
-        buffer += data
-        size += len(data)
-        while len(buffer) >= PIECE:
-            await _copy(driver, job_id, seq, bytes(buffer[:PIECE]))
-            del buffer[:PIECE]
-            seq += 1
+    async with aclosing(until_lost(driver, body)) as pieces:
+        async for data in pieces:
+            buffer += data
+            size += len(data)
+            while len(buffer) >= PIECE:
+                await _copy(driver, job_id, seq, bytes(buffer[:PIECE]))
+                del buffer[:PIECE]
+                seq += 1
     if buffer:
         await _copy(driver, job_id, seq, bytes(buffer))
     return size

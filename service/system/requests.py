@@ -7,7 +7,8 @@ middleware given to Litestar runs around each route only, so the router's 404 an
 X-Request-ID, sets one context variable, updates a few plain counters and hands the log writer one tuple, which
 the writer's thread formats (service.request_log). It does not wrap `send`: the app's one `before_send` hook,
 which adds the security headers to every answer anyway, also adds the id and notes the status in the scope
-(`answer_starts`). A WebSocket gets an id too, on every line written while it is open, and one line when it
+(`answer_starts`); a request whose client left mid-body is noted 499 instead (`client_gone`), being no fault of
+the server's. A WebSocket gets an id too, on every line written while it is open, and one line when it
 closes (method WEBSOCKET, status 101 once accepted, 403 if refused at the handshake); it is not counted in the
 request metrics, having neither a status nor a duration of a request.
 
@@ -115,6 +116,16 @@ class RequestMetrics(Collector):
 # What the layer and the hook share through the request's scope (ASGI lets an app add keys of its own to it).
 ID_KEY = "devdir.request_id"  # the (name, value) header of the request's id, set by the layer when it logs
 STATUS_KEY = "devdir.status"  # the answer's status, set by the hook as the answer starts
+# The status logged and counted for a request whose client left before its answer could reach it: nginx's "client
+# closed request", which log readers and dashboards know as a client's doing, never the server's.
+CLIENT_CLOSED = 499
+
+
+def client_gone(scope: Scope) -> None:
+    """The request's client has left, and its answer went nowhere: log and count it as CLIENT_CLOSED, whatever the
+    app answered. Called once the app has answered, by the layer that saw the client leave (service.body_timeout)."""
+    state: dict[str, Any] = scope  # type: ignore[assignment]  # the scope, keys of our own included
+    state[STATUS_KEY] = CLIENT_CLOSED
 
 
 async def answer_starts(message: Message, scope: Scope) -> None:

@@ -77,7 +77,7 @@ async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:
 
 
 BULK_ROUTES = {
-    ("post", "/api/developers/bulk"): {"201", "409", "413", "415"} | API,
+    ("post", "/api/developers/bulk"): {"201", "408", "409", "413", "415"} | API,
     ("patch", "/api/developers"): {"200", "404", "409", "413"} | API | JSON_BODY,
     ("post", "/api/developers/bulk-delete"): {"200", "413"} | API | JSON_BODY,
 }
@@ -101,6 +101,10 @@ async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> N
         assert resolve(success)["type"] == "object"
 
     imports = doc["paths"]["/api/developers/bulk"]["post"]
+    # The routes that stream an upload say why they may answer 408 and 503 besides the usual reasons.
+    for streamed in (imports, doc["paths"]["/api/developers/imports"]["post"]):
+        assert "BODY_MIN_BYTES_PER_SECOND" in streamed["responses"]["408"]["description"]
+        assert "BULK_MAX_CONCURRENT" in streamed["responses"]["503"]["description"]
     content = imports["requestBody"]["content"]
     assert list(content) == ["application/json", "application/x-ndjson", "text/csv"]
     assert content["application/json"]["schema"]["type"] == "array"

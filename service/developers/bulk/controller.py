@@ -1,7 +1,7 @@
 """HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
 in service.developers.controller). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted
 on (router.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
-its size, a client gone mid-body) is decided here.
+its size, how many imports stream at once) is decided here, with service.request_body.
 """
 
 from __future__ import annotations
@@ -25,9 +25,21 @@ from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_resp
 from service.routes import post
 
 TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
+# What the routes that stream an upload (this import, and the import submission) answer beyond COMMON_RESPONSES.
+STREAMED = TOO_LARGE | {
+    408: problem_response(
+        "The body stalled for BODY_IDLE_TIMEOUT_SECONDS, or arrived slower than BODY_MIN_BYTES_PER_SECOND; "
+        "nothing was written."
+    ),
+    503: problem_response(
+        "BULK_MAX_CONCURRENT uploads are streaming to this server already, no database connection came free "
+        "within DB_POOL_TIMEOUT, or the database is down (or ended the upload's session); retry after the "
+        "`Retry-After` seconds."
+    ),
+}
 IMPORT_RESPONSES = (
     COMMON_RESPONSES
-    | TOO_LARGE
+    | STREAMED
     | {
         409: problem_response(
             "With on_conflict=error: emails that already exist or repeat within the body (compared "
@@ -68,13 +80,15 @@ class DevelopersBulkController(Controller):
         request: Request[Any, Any, Any],
         bulk_service: BulkServiceDep,
         settings: SettingsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
         on_conflict: Annotated[
             OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
         ] = "error",
     ) -> BulkCreateResult:
         media_type = request_body.media_type(request, MEDIA_TYPES)
-        rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
-        return await bulk_service.import_rows(rows, on_conflict)
+        async with streamed_uploads.slot():
+            rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
+            return await bulk_service.import_rows(rows, on_conflict)
 
     @post(
         "/bulk-delete",

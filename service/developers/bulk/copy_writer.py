@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
+from contextlib import aclosing
 
 import asyncpg
 
+from service.db.connection_lost import until_lost
 from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.developers.bulk.rows import Row
 
@@ -54,13 +56,15 @@ class CopyWriter:
 
     async def write_all(self, first: list[Row], rest: AsyncIterable[list[Row]]) -> None:
         """Write `first`, then each chunk of `rest` as it comes; an error from `rest` propagates once the chunk
-        in flight is written, so the connection is idle when the transaction rolls back."""
+        in flight is written, so the connection is idle when the transaction rolls back. If the connection is
+        lost while the next chunk is awaited, that wait ends at once (service.db.connection_lost)."""
         writing = asyncio.create_task(self._write(first))
         try:
-            async for chunk in rest:
-                if chunk:
-                    await writing
-                    writing = asyncio.create_task(self._write(chunk))
+            async with aclosing(until_lost(self.driver, rest)) as chunks:
+                async for chunk in chunks:
+                    if chunk:
+                        await writing
+                        writing = asyncio.create_task(self._write(chunk))
         finally:
             await asyncio.wait([writing])
         writing.result()  # an error from the last chunk's write
