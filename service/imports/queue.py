@@ -49,6 +49,9 @@ def uninstall_sql() -> str:
     return QueryBuilderEnvironment(SETTINGS).build_uninstall_query()
 
 
-async def enqueue(connection: asyncpg.Connection, job_id: int) -> None:
-    """Queue job `job_id` on `connection`, inside its transaction if it has one (one round trip)."""
-    await queries(connection).enqueue(ENTRYPOINT, str(job_id).encode())
+async def enqueue(connection: asyncpg.Connection, *job_ids: int) -> None:
+    """Queue jobs `job_ids` on `connection`, inside its transaction if it has one (one round trip).
+
+    The INSERT's trigger NOTIFYs the workers as it commits: an idle one starts the job at once."""
+    payloads: list[bytes | None] = [str(job_id).encode() for job_id in job_ids]
+    await queries(connection).enqueue([ENTRYPOINT] * len(payloads), payloads, [0] * len(payloads))

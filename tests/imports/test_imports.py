@@ -3,8 +3,6 @@ cancels, who may see which job, pagination, what is refused at submit, change ev
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -20,6 +18,7 @@ from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import FORMATS, bulk, encode, people
 from tests.developers.feed_client import running, sse, until
 from tests.imports.api import as_user, client_of, job, quick, reset, submit, submitted, until_job
+from tests.imports.faults import until_queue_empty
 
 
 @pytest.fixture
@@ -131,13 +130,6 @@ async def test_a_cancelled_job_is_skipped_by_a_worker(
         await until_queue_empty(database_url)
     assert (await job(idle, job_id))["status"] == "cancelled"
     assert await fetchval(database_url, "SELECT count(*) FROM developers") == 0
-
-
-async def until_queue_empty(database_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while await fetchval(database_url, "SELECT count(*) FROM pgqueuer") > 0:
-        assert time.monotonic() < deadline, "the queue did not empty"
-        await asyncio.sleep(0.05)
 
 
 async def test_cancel_while_running_writes_nothing(api: httpx.AsyncClient, database_url: str) -> None:
