@@ -15,6 +15,15 @@ A worker that dies (SIGKILL, a lost node) stops heartbeating; WORKER_HEARTBEAT_S
 another worker's dequeue picks the job again (pgqueuer), and its transaction never committed, so nothing of it is
 in the table.
 
+Polling. A worker sleeps until a NOTIFY wakes it (an entry inserted, deleted or retried: service.imports.queue)
+or until pgqueuer's `dequeue_timeout`, 30 s by default. Two things become due with no NOTIFY: a retry's delay
+ends, and a dead worker's entry goes stale. So a worker dequeues at least every POLL: a retry runs at its delay
+(pgqueuer sleeps just until a retry due within the poll), a dead worker's job is taken again within
+WORKER_HEARTBEAT_SECONDS + POLL of its last heartbeat, and a queued job whose NOTIFY was missed waits at most POLL
+on an idle worker. An idle poll is four short statements on the queue connection (the dequeue, and pgqueuer's
+checks for eligible work, the next retry's time and queued work), about 0.1% of a core for PostgreSQL and as
+much for the worker (README, "Background imports").
+
 SIGTERM (`stop()`): no new job is taken; a running import has WORKER_SHUTDOWN_SECONDS to end; past it, it is
 rolled back, its attempt is given back, and it is queued again for another worker.
 """
@@ -49,6 +58,7 @@ logger = logging.getLogger("service.imports")
 
 State = Literal["starting", "ready", "reconnecting", "stopping", "stopped"]
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0  # queue reconnect backoff, seconds
+POLL = timedelta(seconds=1)  # the longest a worker waits between two dequeues (see the module's docstring)
 QUEUE_APPLICATION = "devdir worker queue"
 
 
@@ -163,6 +173,7 @@ class Worker:
             asyncio.create_task(
                 manager.run(
                     batch_size=1,
+                    dequeue_timeout=POLL,
                     heartbeat_timeout=self.heartbeat,
                     shutdown_on_listener_failure=True,  # a listener that stopped answering: reconnect
                 )
