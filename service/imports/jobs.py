@@ -74,6 +74,14 @@ _REQUEUE = text("""
     UPDATE import_jobs SET status = 'queued', attempts = greatest(attempts - :refund, 0), started_at = NULL,
         rows_done = 0
     WHERE id = :id AND status = 'running'""")
+# Unfinished jobs without a queue entry (whose payload is the job id in ASCII digits): nothing would run or end
+# them. `finished_at IS NULL` is what the finished_at index finds; the queue holds only entries not yet done.
+_ORPHANED = text(f"""
+    SELECT id FROM import_jobs j
+    WHERE finished_at IS NULL AND status IN ('queued', 'running') AND NOT EXISTS (
+        SELECT FROM {queue.SETTINGS.queue_table} q
+        WHERE q.entrypoint = :entrypoint AND q.payload = convert_to(j.id::text, 'UTF8'))
+    ORDER BY id LIMIT :batch""")  # noqa: S608
 _DELETE_FINISHED = text("""
     WITH gone AS (
         DELETE FROM import_jobs WHERE id IN (
@@ -190,6 +198,12 @@ async def finish(connection: AsyncConnection, job_id: int, status: str, error: d
 
 async def requeue(connection: AsyncConnection, job_id: int, *, refund: bool) -> None:
     await connection.execute(_REQUEUE, {"id": job_id, "refund": int(refund)})
+
+
+async def orphaned(connection: AsyncConnection, batch: int = 1000) -> list[int]:
+    """Up to `batch` jobs, queued or running, that have no queue entry; their ids, in order."""
+    params = {"entrypoint": queue.ENTRYPOINT, "batch": batch}
+    return [int(job_id) for job_id in (await connection.execute(_ORPHANED, params)).scalars()]
 
 
 async def delete_finished(connection: AsyncConnection, hours: int, batch: int = 1000) -> int:

@@ -2,14 +2,22 @@
 
 pgqueuer reads its object names from PGQUEUER_* environment variables unless they are given: every name is given
 here, so the schema the migration (0005) created is the one every process uses, whatever the environment says.
+
+pgqueuer's trigger wakes the workers (NOTIFY) when an entry is inserted or deleted, not when one is updated: its
+retries are UPDATEs, so a retry also sends the trigger's NOTIFY itself, and an idle worker takes a job given back
+by another at once, not at its next poll.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
 
 import asyncpg
 from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
 from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment, QueryQueueBuilder, QuerySchedulerBuilder
 from pgqueuer.adapters.persistence.queries import Queries
+from pgqueuer.domain.models import Job, TracebackRecord
 from pgqueuer.domain.settings import DBSettings, Durability
 from pgqueuer.domain.types import Channel
 
@@ -28,11 +36,22 @@ SETTINGS = DBSettings(
     durability=Durability.durable,
 )
 TABLES = ("pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics")
+# The payload pgqueuer's trigger sends (fn_pgqueuer_changed), for an UPDATE.
+_CHANGED = """SELECT pg_notify($1, json_build_object(
+    'channel', $1::text, 'operation', 'update', 'sent_at', now(), 'table', $2::text, 'type', 'table_changed_event'
+)::text)"""
+
+
+@dataclasses.dataclass
+class _Queries(Queries):
+    async def retry_job(self, job: Job, delay: timedelta, traceback_record: TracebackRecord | None) -> None:
+        await super().retry_job(job, delay, traceback_record)
+        await self.driver.execute(_CHANGED, SETTINGS.channel, SETTINGS.queue_table)
 
 
 def queries(connection: asyncpg.Connection) -> Queries:
     """pgqueuer's queries over one asyncpg connection (in a transaction or not: the caller's choice)."""
-    return Queries(
+    return _Queries(
         AsyncpgDriver(connection),
         qbe=QueryBuilderEnvironment(SETTINGS),
         qbq=QueryQueueBuilder(SETTINGS),
@@ -49,6 +68,9 @@ def uninstall_sql() -> str:
     return QueryBuilderEnvironment(SETTINGS).build_uninstall_query()
 
 
-async def enqueue(connection: asyncpg.Connection, job_id: int) -> None:
-    """Queue job `job_id` on `connection`, inside its transaction if it has one (one round trip)."""
-    await queries(connection).enqueue(ENTRYPOINT, str(job_id).encode())
+async def enqueue(connection: asyncpg.Connection, *job_ids: int) -> None:
+    """Queue jobs `job_ids` on `connection`, inside its transaction if it has one (one round trip).
+
+    The INSERT's trigger NOTIFYs the workers as it commits: an idle one starts the job at once."""
+    payloads: list[bytes | None] = [str(job_id).encode() for job_id in job_ids]
+    await queries(connection).enqueue([ENTRYPOINT] * len(payloads), payloads, [0] * len(payloads))

@@ -1,28 +1,28 @@
-"""The import worker: takes queued imports from pgqueuer and runs them through the bulk service.
+"""The import worker: takes queued imports from pgqueuer and hands each to service.imports.runner, which runs it
+exactly once and records how it ended, whichever connection is lost on the way.
 
 Connections. The queue has one dedicated asyncpg connection (pgqueuer's dequeue, LISTEN, heartbeats, and the
 scheduler's polls). Imports run on the worker's own small SQLAlchemy pool (WORKER_POOL_SIZE), never on the API's
 request pool: an import holds two of its connections, its transaction and an autocommit one for status and
-progress, which must be visible while the transaction is still open.
+progress, which must be visible while the transaction is still open; its outcome is written on a fresh one.
 
 pgqueuer's asyncpg driver does not reconnect: when the queue connection is lost (terminated, restart, failover)
 the managers stop and the worker connects again with backoff (0.1 s doubling to 5 s). An import still running
 then finishes on its own connections; its queue entry, no longer heartbeating, is picked again later and skipped
 as finished.
 
-One job, exactly once:
-- a worker that dies (SIGKILL, a lost node) stops heartbeating; after WORKER_HEARTBEAT_SECONDS another worker's
-  dequeue picks the job again (pgqueuer), and its transaction never committed, so nothing of it is in the table;
-- the import transaction first takes `pg_try_advisory_xact_lock(job id)`: a second worker that picks a job
-  whose first worker is alive but late on heartbeats finds it held, and asks pgqueuer to retry later;
-- the job's status is checked under that lock: a finished job is skipped; `succeeded` is written inside the
-  import transaction, so the rows and the status commit together;
-- each start counts an attempt (in `import_jobs.attempts`); a job found with IMPORT_MAX_ATTEMPTS of them is
-  failed ("gave up after N attempts"), so a body that kills its workers cannot loop for ever.
+A worker that dies (SIGKILL, a lost node) stops heartbeating; WORKER_HEARTBEAT_SECONDS after its last heartbeat
+another worker's dequeue picks the job again (pgqueuer), and its transaction never committed, so nothing of it is
+in the table.
 
-Outcomes: a bad body (InvalidRows, EmailsTaken, TooManyRows: any DomainError) fails the job with the problem the
-bulk route would answer, and writes nothing; a cancel rolls back and ends `cancelled`; an unexpected error rolls
-back and pgqueuer retries the job after a backoff, until the attempts run out.
+Polling. A worker sleeps until a NOTIFY wakes it (an entry inserted, deleted or retried: service.imports.queue)
+or until pgqueuer's `dequeue_timeout`, 30 s by default. Two things become due with no NOTIFY: a retry's delay
+ends, and a dead worker's entry goes stale. So a worker dequeues at least every POLL: a retry runs at its delay
+(pgqueuer sleeps just until a retry due within the poll), a dead worker's job is taken again within
+WORKER_HEARTBEAT_SECONDS + POLL of its last heartbeat, and a queued job whose NOTIFY was missed waits at most POLL
+on an idle worker. An idle poll is four short statements on the queue connection (the dequeue, and pgqueuer's
+checks for eligible work, the next retry's time and queued work), about 0.1% of a core for PostgreSQL and as
+much for the worker (README, "Background imports").
 
 SIGTERM (`stop()`): no new job is taken; a running import has WORKER_SHUTDOWN_SECONDS to end; past it, it is
 rolled back, its attempt is given back, and it is queued again for another worker.
@@ -36,7 +36,6 @@ import dataclasses
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Literal
@@ -45,22 +44,13 @@ import asyncpg
 import msgspec
 from pgqueuer.domain.errors import RetryRequested
 from pgqueuer.domain.models import Job
-from pgqueuer.domain.types import Channel, JobId
+from pgqueuer.domain.types import Channel
 from pgqueuer.qm import QueueManager
 from pgqueuer.sm import SchedulerManager
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from service.db import isolation
-from service.db.autocommit import autocommit
 from service.db.config import sqlalchemy_config
-from service.db.models import FINISHED
-from service.developers.bulk.parsers import parse
-from service.developers.bulk.rows import Row
-from service.developers.bulk.service import DevelopersBulkService
-from service.errors import DomainError
-from service.imports import jobs, queue, scheduler, uploads
-from service.problems import problem_body
+from service.imports import queue, scheduler
+from service.imports.runner import JobRunner
 from service.settings import Settings
 from service.system.instruments import WorkerMetrics
 
@@ -68,17 +58,8 @@ logger = logging.getLogger("service.imports")
 
 State = Literal["starting", "ready", "reconnecting", "stopping", "stopped"]
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0  # queue reconnect backoff, seconds
-RETRY_MAX_SECONDS = 60.0  # backoff of a job retried after an unexpected error: 1 s, 2 s, 4 s ... up to this
+POLL = timedelta(seconds=1)  # the longest a worker waits between two dequeues (see the module's docstring)
 QUEUE_APPLICATION = "devdir worker queue"
-_LOCK = text("SELECT pg_try_advisory_xact_lock(:job_id)")
-
-
-class ImportCancelled(Exception):
-    """A cancel was requested while the import ran: its transaction rolls back."""
-
-
-class _Failed(Exception):
-    """The job has been marked failed (its outcome, for the metrics)."""
 
 
 @dataclasses.dataclass
@@ -109,6 +90,7 @@ class Worker:
         self.dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.name = f"{socket.gethostname()}/{os.getpid()}"
         self.heartbeat = timedelta(seconds=settings.worker_heartbeat_seconds)
+        self.runner = JobRunner(settings, self.db, self.metrics, self.name)
         self.state: State = "starting"
         self.connections = 0  # queue connections opened so far
         self.queue_pid: int | None = None  # the queue connection's backend
@@ -191,6 +173,7 @@ class Worker:
             asyncio.create_task(
                 manager.run(
                     batch_size=1,
+                    dequeue_timeout=POLL,
                     heartbeat_timeout=self.heartbeat,
                     shutdown_on_listener_failure=True,  # a listener that stopped answering: reconnect
                 )
@@ -222,12 +205,9 @@ class Worker:
         await asyncio.sleep(self.settings.worker_shutdown_seconds)
         self._abort.set()
 
-    # One job
-
     async def _handle(self, job: Job) -> None:
         """pgqueuer's entrypoint: the import, unless the worker is told to give up first (shutdown)."""
-        job_id = int((job.payload or b"0").decode())
-        work = asyncio.create_task(self._import(job_id, job.id))
+        work = asyncio.create_task(self.runner.run(job))
         abort = asyncio.create_task(self._abort.wait())
         try:
             await asyncio.wait({work, abort}, return_when=asyncio.FIRST_COMPLETED)
@@ -238,111 +218,5 @@ class Worker:
                 await asyncio.wait({work})
         if not work.cancelled():
             return work.result()
-        async with autocommit(self.engine) as status:
-            await jobs.requeue(status, job_id, refund=True)
-        logger.info("import job %d requeued by worker %s (shutting down)", job_id, self.name)
+        await self.runner.give_back(job)
         raise RetryRequested(reason="the worker shut down before the import ended")
-
-    async def _import(self, job_id: int, entry: JobId) -> None:
-        async with autocommit(self.engine) as status, self.db.get_session() as session:
-            await isolation.begin(session, "imports.run")
-            if not (await session.execute(_LOCK, {"job_id": job_id})).scalar_one():
-                logger.info("import job %d is running in another worker; %s retries later", job_id, self.name)
-                raise RetryRequested(delay=self.heartbeat, reason="running in another worker")
-            current = await jobs.state(status, job_id)
-            if current is None or current.status in FINISHED:
-                logger.info(
-                    "import job %d skipped by worker %s (already %s)", job_id, self.name, current and current.status
-                )
-                return
-            if current.attempts >= self.settings.import_max_attempts:
-                await jobs.finish(status, job_id, "failed", _gave_up(current.attempts))
-                logger.warning("import job %d failed: gave up after %d attempts", job_id, current.attempts)
-                return
-            started = await jobs.start(status, job_id)
-            if started is None:  # cancelled meanwhile
-                await jobs.finish(status, job_id, "cancelled")
-                logger.info("import job %d cancelled by worker %s", job_id, self.name)
-                return
-            logger.info("import job %d started by worker %s (attempt %d)", job_id, self.name, started.attempts)
-            began, outcome = time.monotonic(), "retried"  # unless it ends otherwise: an error, a shutdown
-            try:
-                await self._attempt(session, status, job_id, entry, started)
-                outcome = "succeeded"
-            except ImportCancelled:
-                outcome = "cancelled"
-            except _Failed:
-                outcome = "failed"
-            finally:
-                self.metrics.jobs.finished(outcome, began)
-
-    async def _attempt(
-        self, session: AsyncSession, status: AsyncConnection, job_id: int, entry: JobId, started: jobs.Started
-    ) -> None:
-        """Run one started job to its end: returns when it succeeded; raises ImportCancelled or _Failed once the
-        job is marked so, RetryRequested when it goes back to the queue."""
-        try:
-            await self._write(session, status, job_id, started)
-        except ImportCancelled:
-            await jobs.finish(status, job_id, "cancelled")
-            await session.rollback()
-            logger.info("import job %d cancelled by worker %s", job_id, self.name)
-            raise
-        except DomainError as exc:
-            await jobs.finish(status, job_id, "failed", problem_body(exc))
-            await session.rollback()
-            logger.info("import job %d failed by worker %s: %s", job_id, self.name, exc.detail)
-            raise _Failed() from exc
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await session.rollback()
-            if started.attempts >= self.settings.import_max_attempts:
-                await jobs.finish(status, job_id, "failed", _gave_up(started.attempts, exc))
-                logger.exception("import job %d failed: gave up after %d attempts", job_id, started.attempts)
-                raise _Failed() from exc
-            await jobs.requeue(status, job_id, refund=False)
-            delay = min(2.0 ** (started.attempts - 1), RETRY_MAX_SECONDS)
-            logger.warning(
-                "import job %d (queue entry %s): attempt %d failed; retry in %.0f s",
-                job_id,
-                entry,
-                started.attempts,
-                delay,
-                exc_info=exc,
-            )
-            raise RetryRequested(delay=timedelta(seconds=delay), reason=f"{type(exc).__name__}: {exc}") from exc
-        else:
-            logger.info("import job %d succeeded by worker %s", job_id, self.name)
-
-    async def _write(self, session: AsyncSession, status: AsyncConnection, job_id: int, started: jobs.Started) -> None:
-        """The import transaction: the rows, then the job's `succeeded` and the upload's deletion; COMMIT."""
-        bulk = DevelopersBulkService(
-            session,
-            max_rows=self.settings.bulk_max_rows,
-            statement_timeout_ms=self.settings.bulk_statement_timeout_ms,
-            metrics=self.metrics.bulk,
-        )
-        rows = parse(started.media_type, uploads.read(status, job_id), self.settings.bulk_max_rows)
-        result = await bulk.import_rows(_reporting(rows, status, job_id), started.on_conflict)
-        if not await jobs.succeed(session, job_id, result):
-            raise ImportCancelled()
-        await uploads.delete(session, job_id)
-        await session.commit()
-
-
-async def _reporting(
-    chunks: AsyncIterator[list[Row]], status: AsyncConnection, job_id: int
-) -> AsyncIterator[list[Row]]:
-    """`chunks`, recording the rows done after each (one round trip a chunk); ImportCancelled once asked to."""
-    done = 0
-    async for chunk in chunks:
-        done += len(chunk)
-        if await jobs.progress(status, job_id, done):
-            raise ImportCancelled()
-        yield chunk
-
-
-def _gave_up(attempts: int, exc: BaseException | None = None) -> dict[str, Any]:
-    reason = "" if exc is None else f" (the last: {type(exc).__name__})"
-    detail = f"gave up after {attempts} attempts{reason}; nothing was written"
-    return {"status": 500, "title": "Internal Server Error", "detail": detail}

@@ -18,6 +18,7 @@ from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import FORMATS, bulk, encode, people
 from tests.developers.feed_client import running, sse
 from tests.imports.api import as_user, client_of, job, quick, reset, submit, submitted, until_job
+from tests.imports.faults import until_queue_empty
 from tests.polling import until
 
 
@@ -130,13 +131,6 @@ async def test_a_cancelled_job_is_skipped_by_a_worker(
         await until_queue_empty(database_url)
     assert (await job(idle, job_id))["status"] == "cancelled"
     assert await fetchval(database_url, "SELECT count(*) FROM developers") == 0
-
-
-async def until_queue_empty(database_url: str) -> None:
-    async def empty() -> bool:
-        return bool(await fetchval(database_url, "SELECT count(*) FROM pgqueuer") == 0)
-
-    await until(empty, "the queue to empty")
 
 
 async def test_cancel_while_running_writes_nothing(api: httpx.AsyncClient, database_url: str) -> None:

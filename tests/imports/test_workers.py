@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
 import pytest
 
 from service.settings import Settings
-from tests.database import connect, fetchval
+from tests.database import fetchval
 from tests.developers.api import people
 from tests.imports.api import client_of, submitted, until_job
+from tests.imports.faults import hold_row_5000
 from tests.imports.workers import health, worker_process
 
 pytestmark = pytest.mark.slow
@@ -26,15 +26,6 @@ async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.Asyn
     """The API in process, without a worker: the workers are the processes each test starts."""
     async with client_of(settings, database_url) as client:
         yield client
-
-
-async def hold_row_5000(database_url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:
-    """An open transaction holding the email of row 5,000: an import of people(ROWS) waits there, midway."""
-    connection = await connect(database_url)
-    transaction = connection.transaction()
-    await transaction.start()
-    await connection.execute("INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')")
-    return connection, transaction
 
 
 async def test_a_job_whose_worker_is_killed_is_finished_by_another_exactly_once(

@@ -66,6 +66,12 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
+    async def stop(self) -> None:
+        """SIGTERM, and wait for the process to end (it gives a running job WORKER_SHUTDOWN_SECONDS)."""
+        self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            await self.process.wait()
+
 
 @contextlib.asynccontextmanager
 async def worker_process(database_url: str, **env: str) -> AsyncIterator[WorkerProcess]:
