@@ -18,6 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.db import isolation
+from service.db.queue import ENTRYPOINT, SETTINGS
 from service.developers.schemas import BulkCreateResult, OnConflict
 from service.imports import queue, uploads
 from service.imports.errors import ImportJobFinished, ImportJobNotFound
@@ -79,7 +80,7 @@ _REQUEUE = text("""
 _ORPHANED = text(f"""
     SELECT id FROM import_jobs j
     WHERE finished_at IS NULL AND status IN ('queued', 'running') AND NOT EXISTS (
-        SELECT FROM {queue.SETTINGS.queue_table} q
+        SELECT FROM {SETTINGS.queue_table} q
         WHERE q.entrypoint = :entrypoint AND q.payload = convert_to(j.id::text, 'UTF8'))
     ORDER BY id LIMIT :batch""")  # noqa: S608
 _DELETE_FINISHED = text("""
@@ -202,7 +203,7 @@ async def requeue(connection: AsyncConnection, job_id: int, *, refund: bool) -> 
 
 async def orphaned(connection: AsyncConnection, batch: int = 1000) -> list[int]:
     """Up to `batch` jobs, queued or running, that have no queue entry; their ids, in order."""
-    params = {"entrypoint": queue.ENTRYPOINT, "batch": batch}
+    params = {"entrypoint": ENTRYPOINT, "batch": batch}
     return [int(job_id) for job_id in (await connection.execute(_ORPHANED, params)).scalars()]
 
 

@@ -1,7 +1,4 @@
-"""The job queue: pgqueuer's tables, names and entrypoint, in one place for the migration, the API and the worker.
-
-pgqueuer reads its object names from PGQUEUER_* environment variables unless they are given: every name is given
-here, so the schema the migration (0005) created is the one every process uses, whatever the environment says.
+"""The job queue: pgqueuer's queries under the names of service.db.queue, for the API and the worker.
 
 pgqueuer's trigger wakes the workers (NOTIFY) when an entry is inserted or deleted, not when one is updated: its
 retries are UPDATEs, so a retry also sends the trigger's NOTIFY itself, and an idle worker takes a job given back
@@ -18,24 +15,9 @@ from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
 from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment, QueryQueueBuilder, QuerySchedulerBuilder
 from pgqueuer.adapters.persistence.queries import Queries
 from pgqueuer.domain.models import Job, TracebackRecord
-from pgqueuer.domain.settings import DBSettings, Durability
-from pgqueuer.domain.types import Channel
 
-ENTRYPOINT = "import_developers"  # the queue entry's payload is the job id, as ASCII digits
-SETTINGS = DBSettings(
-    prefix="",
-    db_schema=None,
-    channel=Channel("ch_pgqueuer"),
-    function="fn_pgqueuer_changed",
-    statistics_table="pgqueuer_statistics",
-    queue_status_type="pgqueuer_status",
-    queue_table="pgqueuer",
-    queue_table_log="pgqueuer_log",
-    trigger="tg_pgqueuer_changed",
-    schedules_table="pgqueuer_schedules",
-    durability=Durability.durable,
-)
-TABLES = ("pgqueuer", "pgqueuer_log", "pgqueuer_schedules", "pgqueuer_statistics")
+from service.db.queue import ENTRYPOINT, SETTINGS
+
 # The payload pgqueuer's trigger sends (fn_pgqueuer_changed), for an UPDATE.
 _CHANGED = """SELECT pg_notify($1, json_build_object(
     'channel', $1::text, 'operation', 'update', 'sent_at', now(), 'table', $2::text, 'type', 'table_changed_event'
@@ -60,12 +42,9 @@ def queries(connection: asyncpg.Connection) -> Queries:
 
 
 def install_sql() -> str:
-    """pgqueuer's own DDL for its tables, type, indexes and trigger (what `pgq install` runs)."""
+    """pgqueuer's own DDL for its tables, type, indexes and trigger (what `pgq install` runs), which migration 0005
+    holds as text (a test compares the two)."""
     return QueryBuilderEnvironment(SETTINGS).build_install_query(create_schema=False)
-
-
-def uninstall_sql() -> str:
-    return QueryBuilderEnvironment(SETTINGS).build_uninstall_query()
 
 
 async def enqueue(connection: asyncpg.Connection, *job_ids: int) -> None:

@@ -49,6 +49,7 @@ from pgqueuer.qm import QueueManager
 from pgqueuer.sm import SchedulerManager
 
 from service.db.config import sqlalchemy_config
+from service.db.queue import ENTRYPOINT, SETTINGS
 from service.imports import queue, scheduler
 from service.imports.runner import JobRunner
 from service.settings import Settings
@@ -156,10 +157,8 @@ class Worker:
         self.connections += 1
         self.queue_pid = connection.get_server_pid()
         queries = queue.queries(connection)
-        manager = _QueueManager(
-            queries, channel=Channel(queue.SETTINGS.channel), per_worker=self.settings.worker_concurrency
-        )
-        manager.entrypoint(queue.ENTRYPOINT)(self._handle)
+        manager = _QueueManager(queries, channel=Channel(SETTINGS.channel), per_worker=self.settings.worker_concurrency)
+        manager.entrypoint(ENTRYPOINT)(self._handle)
         periodic = SchedulerManager(queries)
         scheduler.register(periodic, self.engine, self.settings)
 

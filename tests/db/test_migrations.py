@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 
 import asyncpg
 import pytest
@@ -14,8 +15,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import service.db.models  # noqa: F401
-from service.db.config import VERSION_TABLE, sqlalchemy_config
-from service.imports import queue
+from service.db import queue
+from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, sqlalchemy_config
+from service.imports.queue import install_sql
 from service.settings import Settings
 from tests.database import connect, fetch, fresh_database, run_sql
 
@@ -109,3 +111,23 @@ def test_0003_stops_on_emails_that_only_differ_in_unicode_form(pg_server: str) -
         )
         with pytest.raises(RuntimeError, match=r"different Unicode forms.*ids 1, 2"):
             _migrate(url, "head")
+
+
+def _migration(name: str) -> object:
+    path = MIGRATIONS_DIR / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _statements(sql: str) -> list[str]:
+    return [line for line in sql.splitlines() if line.strip() and not line.startswith("--")]
+
+
+def test_the_queue_migration_is_the_installed_pgqueuers_ddl() -> None:
+    """Migration 0005 holds pgqueuer's DDL as text; a pgqueuer whose DDL differs needs a migration of its own."""
+    frozen = _migration("0005_import_jobs").PGQUEUER_INSTALL  # type: ignore[attr-defined]
+    assert _statements(frozen) == _statements(install_sql()), "pgqueuer's DDL changed: write a migration for it"

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import service.db.models  # noqa: F401  (registers the tables on the metadata)
-from service.imports import queue
+from service.db import queue
 
 config = context.config
 
