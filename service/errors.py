@@ -7,6 +7,7 @@ Services raise these without knowing HTTP; service.problems turns any of them in
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 # How many items (rows, emails, ids) an error lists in `extra` at most; the detail gives the full count.
@@ -20,6 +21,13 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 problem a route answers this error with, as a dict (a background import's `error`)."""
+        body: dict[str, Any] = {"status": self.status, "title": HTTPStatus(self.status).phrase, "detail": self.detail}
+        if self.extra:
+            body["extra"] = self.extra
+        return body
 
 
 class InvalidInput(DomainError):

@@ -4,41 +4,24 @@ Any other Content-Type is a 415, checked where Litestar decodes a JSON body, so 
 covered without a declaration to forget, and no other route pays for the check. A form or plain-text body, which
 a browser may send cross-site without asking, never reaches a handler as JSON.
 
-msgspec reports two faults of a body with errors other than `msgspec.DecodeError`: invalid UTF-8 inside a string
-raises UnicodeDecodeError, and arrays or objects nested near Python's recursion limit (a 2 KB body of brackets)
-raise RecursionError. Both are the client's mistake, so they are caught right around the decoding of a body,
-where nothing else can raise them, and answered 400 like any malformed JSON. Anywhere else a RecursionError is
-a bug of ours and stays a 500.
+A body that is not valid UTF-8 inside a string, or nests near Python's recursion limit, is answered 400 like any
+malformed JSON (service.decoding says why those two need catching).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 from litestar import Request
 from litestar.exceptions import ClientException, SerializationException
 
-T = TypeVar("T")
+from service.decoding import MALFORMED, NOT_UTF8, TOO_DEEP
 
-MALFORMED = "the body is not valid UTF-8 JSON"
-NOT_UTF8 = "a string holds bytes that are not UTF-8"
-TOO_DEEP = "arrays or objects nest too deeply"
 MEDIA_TYPE = "application/json"
 UTF8 = frozenset({"utf-8", "utf8"})
 # RFC 9110 (15.5.16): a 415 may say which media types the method takes; Accept-Patch is RFC 5789's header for
 # PATCH, Accept-Post the Linked Data Platform's for POST.
 _ACCEPT = {"PATCH": {"Accept-Patch": MEDIA_TYPE}, "POST": {"Accept-Post": MEDIA_TYPE}}
-
-
-def decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
-    """`decoder.decode(data)`, with every fault of the data a `msgspec.DecodeError`."""
-    try:
-        return decoder.decode(data)
-    except UnicodeDecodeError as exc:
-        raise msgspec.DecodeError(NOT_UTF8) from exc
-    except RecursionError as exc:
-        raise msgspec.DecodeError(TOO_DEEP) from exc
 
 
 class JSONBodyRequest(Request[Any, Any, Any]):

@@ -130,15 +130,6 @@ def _domain(exc: DomainError, retry_after: int | None = None) -> ProblemDetailsE
     )
 
 
-def problem_body(exc: DomainError) -> dict[str, Any]:
-    """The body of the problem a route answers `exc` with, as a dict (a background import's `error`)."""
-    problem = _domain(exc)
-    body: dict[str, Any] = {"status": problem.status_code, "title": problem.title, "detail": problem.detail}
-    if problem.extra:
-        body["extra"] = problem.extra
-    return body
-
-
 def _unavailable(retry_after: int, metrics: Metrics | None) -> Callable[[Exception], ProblemDetailsException]:
     headers = {"Retry-After": str(retry_after)}
     # An outage fails every request alike: the first 503 of a kind is logged at once, then one line per interval.

@@ -21,6 +21,21 @@ from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.errors import DomainError
+from service.problems import problem_response
+
+TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
+# What the routes that stream an upload (this import, and the import submission) answer beyond COMMON_RESPONSES.
+STREAMED = TOO_LARGE | {
+    408: problem_response(
+        "The body stalled for BODY_IDLE_TIMEOUT_SECONDS, or arrived slower than BODY_MIN_BYTES_PER_SECOND; "
+        "nothing was written."
+    ),
+    503: problem_response(
+        "BULK_MAX_CONCURRENT uploads are streaming to this server already, no database connection came free "
+        "within DB_POOL_TIMEOUT, or the database is down (or ended the upload's session); retry after the "
+        "`Retry-After` seconds."
+    ),
+}
 
 
 def media_type(request: Request[Any, Any, Any], accepted: tuple[str, ...]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Reference, Schema
 
-from service.developers.bulk.parsers import CSV_HEADER
+from service.developers.schemas import CSV_HEADER
 
 _ROW = Reference(ref="#/components/schemas/DeveloperCreate")
 _DOCUMENTED = {

@@ -111,3 +111,7 @@ class BulkDeleteResult(msgspec.Struct, frozen=True):
 
     deleted: int
     not_found: list[int]
+
+
+# A developer's row in the import's and the export's formats: DeveloperCreate's fields, in the CSV header's order.
+CSV_HEADER: tuple[str, ...] = DeveloperCreate.__struct_fields__

@@ -22,7 +22,6 @@ from service import request_body
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
-from service.developers.bulk.controller import STREAMED
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
@@ -30,6 +29,7 @@ from service.imports.errors import InvalidJobCursor
 from service.imports.schemas import ImportJob, ImportJobPage
 from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, problem_response
+from service.request_body import STREAMED
 from service.routes import delete, get, post
 from service.validation import ID_MAX
 

@@ -47,7 +47,6 @@ from service.developers.bulk.rows import Row
 from service.developers.bulk.service import DevelopersBulkService
 from service.errors import DomainError
 from service.imports import jobs, uploads
-from service.problems import problem_body
 from service.settings import Settings
 from service.system.instruments import WorkerMetrics
 
@@ -163,7 +162,7 @@ class JobRunner:
             raise
         except DomainError as exc:
             await session.rollback()
-            problem = problem_body(exc)
+            problem = exc.problem()
             await self._record(lambda connection: jobs.finish(connection, job, "failed", problem))
             logger.info("import job %d failed by worker %s: %s", job, self.name, exc.detail)
             raise _Failed() from exc

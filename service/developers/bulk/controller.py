@@ -22,21 +22,9 @@ from service.developers.schemas import BulkCreateResult, BulkDelete, BulkDeleteR
 from service.errors import REPORTED
 from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.request_body import STREAMED, TOO_LARGE
 from service.routes import post
 
-TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
-# What the routes that stream an upload (this import, and the import submission) answer beyond COMMON_RESPONSES.
-STREAMED = TOO_LARGE | {
-    408: problem_response(
-        "The body stalled for BODY_IDLE_TIMEOUT_SECONDS, or arrived slower than BODY_MIN_BYTES_PER_SECOND; "
-        "nothing was written."
-    ),
-    503: problem_response(
-        "BULK_MAX_CONCURRENT uploads are streaming to this server already, no database connection came free "
-        "within DB_POOL_TIMEOUT, or the database is down (or ended the upload's session); retry after the "
-        "`Retry-After` seconds."
-    ),
-}
 IMPORT_RESPONSES = (
     COMMON_RESPONSES
     | STREAMED

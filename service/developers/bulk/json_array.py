@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from service import json_body
+from service.decoding import MALFORMED, decode
 from service.errors import InvalidInput
 
 MAX_ITEM = 64 * 1024
@@ -98,13 +98,13 @@ class ArraySplitter:
     def _decode(self, piece: bytes, *, final: bool) -> list[msgspec.Raw] | None:
         placeholder = b"[null" if self.items else b"["
         try:
-            items = json_body.decode(_ITEMS, placeholder + piece)
+            items = decode(_ITEMS, placeholder + piece)
         except msgspec.DecodeError as exc:
             if not final:
                 return None  # cut inside a string or a nested value: try another cut, or wait for more
             start = self.offset - len(placeholder)
             message = _BYTE.sub(lambda m: f"(byte {int(m[1]) + start})", str(exc))
-            raise _invalid(f"{json_body.MALFORMED} after item {self.items}: {message}") from exc
+            raise _invalid(f"{MALFORMED} after item {self.items}: {message}") from exc
         return items[1:] if self.items else items
 
     def _taken(self, items: list[msgspec.Raw], used: int) -> Iterator[msgspec.Raw]:

@@ -20,17 +20,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import msgspec
 
-from service import json_body
+from service.decoding import decode
 from service.developers.bulk.json_array import MAX_ITEM, ArraySplitter
 from service.developers.bulk.rows import Row
 from service.developers.errors import InvalidRows, TooManyRows
-from service.developers.schemas import DeveloperCreate
+from service.developers.schemas import CSV_HEADER, DeveloperCreate
 from service.validation import named_field, readable
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
 FIRST_CHUNK_ROWS = 1_000  # the first COPY starts early, so PostgreSQL's work overlaps the parsing of the rest
 MAX_LINE = MAX_ITEM  # no valid record comes near this; a longer line (or JSON item) is refused instead of buffered
-CSV_HEADER = ("name", "email", "specialty")
 _YIELD_EVERY = 250  # rows parsed between two turns of the event loop, for the chunk writer's task
 
 _ONE = msgspec.json.Decoder(DeveloperCreate)
@@ -100,7 +99,7 @@ async def _ndjson_rows(body: AsyncIterator[bytes], max_rows: int) -> AsyncIterat
 
 def _decode(item: bytes, row_no: int, line_no: int | None = None) -> Row:
     try:
-        developer = json_body.decode(_ONE, item)
+        developer = decode(_ONE, item)
     except msgspec.ValidationError as exc:
         message, _, field = _split(str(exc))
         raise invalid_row(row_no, message, field, line=line_no) from exc

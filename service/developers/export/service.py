@@ -34,8 +34,8 @@ from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from service.developers.bulk.parsers import CSV_HEADER
 from service.developers.errors import ExportsBusy
+from service.developers.schemas import CSV_HEADER
 from service.validation import nfc
 
 Format = Literal["csv", "ndjson"]
