@@ -27,11 +27,12 @@ from service.developers.schemas import (
     DeveloperUpdate,
 )
 from service.errors import REPORTED
+from service.path_ids import PathId
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post
-from service.validation import ID_MAX, TEXT_PATTERN
+from service.validation import TEXT_PATTERN
 
-DeveloperId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The developer's id.")]
+DeveloperId = Annotated[PathId, Parameter(description="The developer's id.")]
 
 NOT_FOUND = COMMON_RESPONSES | {404: problem_response("No developer has this id.")}
 ONE_BODY_MAX = 64 * 1024
@@ -78,7 +79,7 @@ class DevelopersController(Controller):
         return json_bytes_answer(await developer_reads.page(specialty=specialty, limit=limit, cursor=cursor))
 
     @get(
-        "/{developer_id:int}",
+        "/{developer_id:str}",
         summary="Get one developer",
         guards=[READ_DEVELOPERS],
         responses=NOT_FOUND | {200: ResponseSpec(Developer, description="The developer.")},
@@ -93,7 +94,7 @@ class DevelopersController(Controller):
         return await developers_service.create(data)
 
     @patch(
-        "/{developer_id:int}",
+        "/{developer_id:str}",
         summary="Change any of name, email, specialty",
         guards=[WRITE_DEVELOPERS],
         responses=NOT_FOUND | CONFLICT,
@@ -104,7 +105,7 @@ class DevelopersController(Controller):
     ) -> Developer:
         return await developers_service.update(developer_id, data)
 
-    @delete("/{developer_id:int}", summary="Remove a developer", guards=[WRITE_DEVELOPERS], responses=NOT_FOUND)
+    @delete("/{developer_id:str}", summary="Remove a developer", guards=[WRITE_DEVELOPERS], responses=NOT_FOUND)
     async def delete_developer(self, developers_service: DevelopersServiceDep, developer_id: DeveloperId) -> None:
         await developers_service.delete(developer_id)
 
