@@ -60,5 +60,9 @@ class Resync(msgspec.Struct, frozen=True, tag="resync", tag_field="op"):
     detail: str
 
 
-class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op"):
-    """A WebSocket keepalive on an idle stream (SSE sends a comment line instead)."""
+class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op", omit_defaults=True):
+    """A WebSocket keepalive on an idle stream (SSE sends a comment line instead). `after`, when present: events
+    this subscriber is not shown (another account's import jobs, other specialties) went by, and it has been sent
+    every event up to this cursor that it is shown; resume after it."""
+
+    after: str | None = None
