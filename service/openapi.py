@@ -7,7 +7,8 @@ Litestar's generator rounds or leaves out.
 - Ids in paths. They are read by a type of their own (service.path_ids), which the document shows as the integer
   it is, with its bounds.
 - Closed bodies. msgspec rejects unknown fields of a Struct declared with `forbid_unknown_fields=True`; the
-  document says so with `additionalProperties: false`.
+  document says so with `additionalProperties: false`, and with `minProperties` when the Struct declares a
+  `min_properties` its users enforce.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
             )
             schema = builder.to_openapi_schema(field_definition, schema_creator)
             schema.additional_properties = False
+            schema.min_properties = getattr(field_definition.annotation, "min_properties", None)
             return schema
         if field_definition.annotation is PathId:
             return Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=ID_MAX)

@@ -37,12 +37,12 @@ _FORMAT = (
 # The bidirectional embeddings, overrides and isolates, and the deprecated format controls after them.
 _REORDERING = r"\u202a-\u202e\u2066-\u206f"
 # The end of the string in both dialects: Python's `$` also matches just before a final newline.
-_END = r"$(?!\n)"
+END = r"$(?!\n)"
 # At least one visible character, no NUL (PostgreSQL text cannot hold one), nothing that reorders the display.
-TEXT_PATTERN = rf"^[^\x00{_REORDERING}]*[^{_SPACE}{_FORMAT}\x00][^\x00{_REORDERING}]*{_END}"
+TEXT_PATTERN = rf"^[^\x00{_REORDERING}]*[^{_SPACE}{_FORMAT}\x00][^\x00{_REORDERING}]*{END}"
 # Deliberately loose: one @, a dot in the domain, no spaces, nothing invisible. Deliverability is not knowable here.
 _EMAIL_CHARACTER = rf"[^@{_SPACE}{_FORMAT}\x00]"
-EMAIL_PATTERN = rf"^{_EMAIL_CHARACTER}+@{_EMAIL_CHARACTER}+\.{_EMAIL_CHARACTER}+{_END}"
+EMAIL_PATTERN = rf"^{_EMAIL_CHARACTER}+@{_EMAIL_CHARACTER}+\.{_EMAIL_CHARACTER}+{END}"
 
 # Every id column is a PostgreSQL bigint identity: ids run from 1 to this.
 ID_MAX = 2**63 - 1
@@ -81,7 +81,7 @@ Password = Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSW
 Id = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
 # An id written out (a path segment, a cursor), as the service writes one: 1 to ID_MAX in canonical decimal.
 ID_DIGITS = decimal_pattern(1, ID_MAX)
-ID_PATTERN = f"^{ID_DIGITS}$"
+ID_PATTERN = f"^{ID_DIGITS}{END}"
 
 # msgspec reports a failed pattern by quoting the regex; clients get the rule in words instead.
 _RULES = {

@@ -69,9 +69,8 @@ class DevelopersController(Controller):
         cursor: Annotated[
             str | None,
             Parameter(
-                min_length=1,
-                max_length=keyset.MAX_LENGTH,
-                pattern=keyset.PATTERN,
+                # Checked by keyset.decode, whose 400 says what a cursor is rather than quote the pattern.
+                schema_extra={"pattern": keyset.PATTERN, "max_length": keyset.MAX_LENGTH},
                 description="`next_cursor` of the previous page; omit for the first page.",
             ),
         ] = None,

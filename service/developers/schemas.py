@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -78,7 +78,11 @@ class BulkCreateResult(msgspec.Struct, frozen=True):
 
 
 class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """One item of a batch update: the developer's id and any of the fields to change."""
+    """One item of a batch update: the developer's id and at least one of the fields to change."""
+
+    # The id and a field to change: an item without one is refused (400) by the batch update, and the API
+    # document says so with `minProperties` (service.openapi).
+    min_properties: ClassVar[int] = 2
 
     id: Id
     name: Name | msgspec.UnsetType = msgspec.UNSET

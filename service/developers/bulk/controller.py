@@ -37,6 +37,13 @@ IMPORT_RESPONSES = (
 )
 
 
+# The CSV body is described by its rows, as the NDJSON one is by its lines.
+CSV_ROWS = (
+    "RFC 4180 CSV in UTF-8: a header row naming name, email and specialty (in any order and case), then one "
+    "developer a row, each field as DeveloperCreate has it. A body that is not such rows is 400, naming the row."
+)
+
+
 @dataclass
 class ImportOperation(Operation):
     """The import route's OpenAPI operation: its body is streamed by the handler, so Litestar cannot infer it."""
@@ -53,8 +60,7 @@ class ImportOperation(Operation):
                     schema=row, example='{"name": "Ada", "email": "ada@x.io", "specialty": "compilers"}'
                 ),
                 "text/csv": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING, description="A header row, then one developer a row."),
-                    example=example_csv,
+                    schema=Schema(type=OpenAPIType.ARRAY, items=row, description=CSV_ROWS), example=example_csv
                 ),
             },
         )

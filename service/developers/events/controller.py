@@ -19,6 +19,7 @@ import msgspec
 from litestar import Request, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEventMessage
 from litestar.response.streaming import ASGIStreamingResponse
@@ -31,6 +32,7 @@ from service.db.models import SPECIALTY_MAX
 from service.developers.deps import FeedDep
 from service.developers.events import cursor as cursors
 from service.developers.events.cursor import Cursor
+from service.developers.events.document import EventStreamOperation
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
 from service.developers.events.store import Audience, StoredEvent
@@ -40,19 +42,24 @@ from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
 from service.validation import TEXT_PATTERN, nfc
 
+# Cursors are checked by the handlers (service.developers.events.cursor.parse), which name the parameter as the
+# client sent it (`Last-Event-ID`, not Litestar's `last_event_id`); the document states their form all the same.
+# On the WebSocket route a parameter that failed Litestar's validation would be refused at the handshake, with a
+# bare HTTP 403 a browser's WebSocket cannot even read: there it is checked once the socket is accepted.
+_CURSOR_FORM = {"pattern": cursors.PATTERN, "max_length": cursors.MAX_LENGTH}
 After = Annotated[
     str | None,
     Parameter(
-        pattern=cursors.PATTERN,
-        max_length=40,
+        schema_extra=_CURSOR_FORM,
         description="Replay every event after this one (an event's `id`), then continue live; omit to start now.",
     ),
 ]
-# On the WebSocket route `after` is checked by the handler, once the socket is accepted: a parameter that fails
-# validation is refused at the handshake, with a bare HTTP 403 a browser's WebSocket cannot even read.
 SocketAfter = Annotated[
     str | None,
-    Parameter(description="Replay every event after this one (an event's `id`); closes with 4400 if malformed."),
+    Parameter(
+        schema_extra=_CURSOR_FORM,
+        description="Replay every event after this one (an event's `id`); closes with 4400 if malformed.",
+    ),
 ]
 Specialty = Annotated[
     str | None,
@@ -65,7 +72,12 @@ Specialty = Annotated[
 ]
 LastEventId = Annotated[
     str | None,
-    HeaderParameter(name="Last-Event-ID", max_length=40, description="Sent by an EventSource that reconnects."),
+    HeaderParameter(
+        name="Last-Event-ID",
+        # A header is a string or absent, never JSON's null (Litestar writes `str | None` as one of the two).
+        schema_extra=_CURSOR_FORM | {"one_of": None, "type": OpenAPIType.STRING},
+        description="Sent by an EventSource that reconnects.",
+    ),
 ]
 GONE = {
     410: problem_response(
@@ -94,6 +106,8 @@ class EventsController(Controller):
             "not shown carries an `id:` with the cursor to resume from."
         ),
         guards=[READ_DEVELOPERS],
+        operation_class=EventStreamOperation,
+        # The Event here puts its schema among the document's components; the operation describes the stream.
         responses=COMMON_RESPONSES
         | GONE
         | {200: ResponseSpec(Event, media_type="text/event-stream", description="A stream of events.")},
@@ -110,8 +124,8 @@ class EventsController(Controller):
         # header is the newer of the two.
         resume = (
             cursors.parse(last_event_id, source="header", key="Last-Event-ID")
-            if last_event_id
-            else (cursors.parse(after) if after else None)
+            if last_event_id is not None
+            else (None if after is None else cursors.parse(after))
         )
         if resume is not None:
             await feed.resumable(resume)
@@ -128,7 +142,7 @@ class EventsController(Controller):
         offered = socket.scope.get("subprotocols") or []
         await socket.accept(subprotocols="bearer" if "bearer" in offered else None)
         try:
-            resume = cursors.parse(after) if after else None
+            resume = None if after is None else cursors.parse(after)
             if resume is not None:
                 await feed.resumable(resume)
         except DomainError as exc:
