@@ -9,6 +9,7 @@ import time
 import httpx
 import msgspec
 from litestar import Litestar
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.app import create_app
 from service.settings import Settings
@@ -71,6 +72,14 @@ async def test_label_values_stay_bounded_whatever_the_client_sends(client: httpx
     assert requests(after, "GET", ONE, 400) - requests(before, "GET", ONE, 400) == 1
     labels = {dict(labels).get(name) for name, labels in after for name in ("method", "path")}
     assert not labels & {"BREW", "/no/such/route", "/another/one", "/api/developers/abc"}
+
+
+async def test_the_content_type_is_prometheus_text_with_one_charset(client: httpx.AsyncClient) -> None:
+    response = await client.get("/metrics")
+    (content_type,) = response.headers.get_list("content-type")
+    assert content_type.count("charset=") == 1, content_type  # was `...; charset=utf-8; charset=utf-8`
+    parameters = [part.strip() for part in content_type.split(";")]
+    assert sorted(parameters) == sorted(CONTENT_TYPE_LATEST.split("; "))  # what prometheus_client declares
 
 
 async def test_the_duration_histogram_is_cumulative_and_adds_up(client: httpx.AsyncClient) -> None:
