@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -79,6 +80,10 @@ def _run(first: str, rest: str, count: int, *, at_least: int | None = None) -> s
 Email = Annotated[str, msgspec.Meta(max_length=EMAIL_MAX, pattern=EMAIL_PATTERN, examples=["ada@example.com"])]
 Password = Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=ID_MAX)]
+# The API document's examples for the fields answers share (no rule: they are never decoded from a client), as
+# the API writes them: timestamps in UTC, with their zone.
+Timestamp = Annotated[datetime, msgspec.Meta(examples=["2025-03-14T09:26:53.589793Z"])]
+ShownEmail = Annotated[str, msgspec.Meta(examples=["ada@example.com"])]
 # An id written out (a path segment, a cursor), as the service writes one: 1 to ID_MAX in canonical decimal.
 ID_DIGITS = decimal_pattern(1, ID_MAX)
 ID_PATTERN = f"^{ID_DIGITS}{END}"

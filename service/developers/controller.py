@@ -56,7 +56,8 @@ class DevelopersController(Controller):
     @get(
         summary="List developers, by name, one keyset page at a time",
         guards=[READ_DEVELOPERS],
-        responses=COMMON_RESPONSES | {200: ResponseSpec(DeveloperPage, description="One page of developers.")},
+        responses=COMMON_RESPONSES
+        | {200: ResponseSpec(DeveloperPage, description="One page of developers.", generate_examples=False)},
     )
     async def list_developers(
         self,
@@ -81,7 +82,7 @@ class DevelopersController(Controller):
         "/{developer_id:str}",
         summary="Get one developer",
         guards=[READ_DEVELOPERS],
-        responses=NOT_FOUND | {200: ResponseSpec(Developer, description="The developer.")},
+        responses=NOT_FOUND | {200: ResponseSpec(Developer, description="The developer.", generate_examples=False)},
     )
     async def get_developer(self, developer_reads: DeveloperReadsDep, developer_id: DeveloperId) -> ASGIResponse:
         return json_bytes_answer(await developer_reads.one(developer_id))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
-from service.validation import TEXT_PATTERN, Email, Id, normalize_fields
+from service.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timestamp, normalize_fields
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
 Specialty = Annotated[
@@ -19,12 +18,12 @@ Specialty = Annotated[
 class Developer(msgspec.Struct, frozen=True):
     """A developer as the API shows it; rows become one by column name (service.developers.service)."""
 
-    id: int
-    name: str
-    email: str
-    specialty: str
-    created_at: datetime
-    updated_at: datetime
+    id: Annotated[int, msgspec.Meta(examples=[42])]
+    name: Annotated[str, msgspec.Meta(examples=["Ada Lovelace"])]
+    email: ShownEmail
+    specialty: Annotated[str, msgspec.Meta(examples=["compilers"])]
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 # Every developer body puts its text in NFC as it is decoded (service.validation).
@@ -61,7 +60,7 @@ class DeveloperPage(msgspec.Struct, frozen=True):
     """One page of a listing; pass `next_cursor` back as `cursor` for the next one (null on the last page)."""
 
     items: list[Developer]
-    next_cursor: str | None
+    next_cursor: Annotated[str | None, msgspec.Meta(examples=["416461204c6f76656c616365.42"])]  # ("Ada Lovelace", 42)
 
 
 # Bulk routes

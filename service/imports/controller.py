@@ -39,7 +39,7 @@ SUBMIT_RESPONSES = (
     COMMON_RESPONSES
     | TOO_LARGE
     | {
-        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL."),
+        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL.", generate_examples=False),
         408: problem_response("The body stalled for BODY_IDLE_TIMEOUT_SECONDS; nothing was queued."),
         415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
     }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
+
+from service.validation import Timestamp
 
 ImportStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -33,9 +34,9 @@ class ImportJob(ImportJobSummary, frozen=True):
 
     error: dict[str, Any] | None
     cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class ImportJobPage(msgspec.Struct, frozen=True):

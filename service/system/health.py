@@ -91,7 +91,7 @@ class HealthController(Controller):
     @get(
         "/ready",
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
-        responses={503: ResponseSpec(data_container=Readiness, description="Not ready: database or schema.")},
+        responses={503: ResponseSpec(Readiness, description="Not ready: database or schema.", generate_examples=False)},
     )
     async def ready(self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[Feed]) -> Response[Readiness]:
         expected = migration_head()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import service.problems
 import service.system.health
 from service.developers import keyset
 from service.developers.events import cursor as cursors
+from service.validation import EMAIL_PATTERN
 
 API = {"400", "401", "403", "503"}  # every route behind a token
 JSON_BODY = {"415"}  # every route with a JSON body
@@ -238,3 +240,38 @@ async def test_openapi_describes_the_export(client: httpx.AsyncClient) -> None:
     assert (parameters["format"]["required"], parameters["format"]["schema"]["enum"]) == (True, ["csv", "ndjson"])
     assert parameters["specialty"]["schema"]["maxLength"] == 100
     assert "EXPORT_MAX_CONCURRENT" in export["responses"]["503"]["description"]
+
+
+def examples_in(node: Any, schema: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], Any]]:
+    """Every (schema, example) pair of a document: each value listed in a schema's `examples`."""
+    if isinstance(node, list):
+        return [pair for item in node for pair in examples_in(item)]
+    if not isinstance(node, dict):
+        return []
+    is_schema = any(key in node for key in ("type", "$ref", "oneOf", "anyOf"))
+    found = [(node, example) for example in node.get("examples", [])] if is_schema else []
+    return found + [pair for key, value in node.items() if key != "examples" for pair in examples_in(value)]
+
+
+async def test_the_document_s_examples_look_like_what_the_api_sends(client: httpx.AsyncClient) -> None:
+    """No invented examples (Litestar's were random: `"email": "psxSmwtEmkVBOmIxyHqA"`, timestamps without a
+    zone): each example is valid for its schema, a timestamp has its zone, an email is one."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    pairs = examples_in(doc)
+    assert len(pairs) >= 25  # the main bodies have examples
+    for schema, example in pairs:
+        validator = jsonschema_rs.validator_for(schema | {"components": doc["components"]}, validate_formats=True)
+        assert validator.is_valid(example), (schema, example)
+        if "date-time" in {schema.get("format"), *(one.get("format") for one in schema.get("oneOf", []))}:
+            assert datetime.fromisoformat(example).tzinfo is not None, example
+        assert not (isinstance(example, str) and re.fullmatch(r"[A-Za-z]{20}", example)), example  # generated
+    schemas = doc["components"]["schemas"]
+    emails = [
+        example for name in ("Developer", "Account") for example in schemas[name]["properties"]["email"]["examples"]
+    ]
+    assert emails
+    assert all(re.search(EMAIL_PATTERN, email) for email in emails)
+    for name in ("Developer", "ImportJob", "Account", "Event"):
+        stamps = [p for p in schemas[name]["properties"].values() if "date-time" in str(p)]
+        assert stamps, name
+        assert all("examples" in str(stamp) for stamp in stamps), name

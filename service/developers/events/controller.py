@@ -110,7 +110,7 @@ class EventsController(Controller):
         # The Event here puts its schema among the document's components; the operation describes the stream.
         responses=COMMON_RESPONSES
         | GONE
-        | {200: ResponseSpec(Event, media_type="text/event-stream", description="A stream of events.")},
+        | {200: ResponseSpec(Event, media_type="text/event-stream", description="Events.", generate_examples=False)},
     )
     async def follow(
         self,
