@@ -20,14 +20,19 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from service import path_ids
+
 
 class Controller(litestar.Controller):
-    """A Litestar controller whose paths answer OPTIONS with a complete `Allow` header and without a token.
+    """A Litestar controller whose paths answer OPTIONS with a complete `Allow` header and without a token, and
+    whose routes read ids in paths strictly (service.path_ids).
 
     Guards belong on the route handlers, not on the controller: a controller's guards bind to OPTIONS too.
     Controllers that share a path go in one Router, their domain's (router.py): registered on the app itself, two
     of them would each bring an OPTIONS handler for the path, and Litestar refuses to start.
     """
+
+    type_decoders = path_ids.TYPE_DECODERS
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
         handlers = super().get_route_handlers()

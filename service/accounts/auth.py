@@ -15,11 +15,13 @@ from typing import Any
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
 from service.db.models import Role
 from service.settings import Settings
+from service.validation import ID_MAX
 
 TOKEN_URL = "/api/access/token"  # noqa: S105 (a path, not a password); the sign-in route is served here
 
@@ -42,21 +44,31 @@ class Principal(msgspec.Struct, frozen=True):
     scopes: frozenset[str]
 
 
+_MAX_DIGITS = len(str(ID_MAX))
+
+
 async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-    try:
-        return Principal(id=int(token.sub), scopes=frozenset(token.extras.get("scopes", ())))
-    except (TypeError, ValueError):
-        return None  # not one of our tokens: Litestar answers 401
+    """The caller, if the token's subject is an account id as this service writes one (ASCII digits, at most
+    ID_MAX: a larger one would reach PostgreSQL as an integer out of bigint's range); else None, and Litestar
+    answers 401."""
+    subject, scopes = token.sub, token.extras.get("scopes", ())
+    if not (subject.isascii() and subject.isdigit() and len(subject) <= _MAX_DIGITS and int(subject) <= ID_MAX):
+        return None
+    if not isinstance(scopes, list | tuple) or not all(isinstance(scope, str) for scope in scopes):
+        return None
+    return Principal(id=int(subject), scopes=frozenset(scopes))
 
 
 class VerifiedTokenCache(JWTAuthenticationMiddleware):
     """Litestar's JWT middleware, remembering the tokens it has verified until they expire.
 
-    It reads the token from the Authorization header only. OAuth2PasswordBearerAuth's own middleware also takes
-    one from a cookie, which a browser sends by itself on cross-site requests; the cookie's name it passes here
-    is ignored. A WebSocket handshake without the header may offer the token as its second subprotocol
-    (`Sec-WebSocket-Protocol: bearer, <token>`), the one header a browser's WebSocket lets a page set; a page
-    cannot make another site's page send it, unlike a cookie.
+    It reads the token from the Authorization header only, and only with the Bearer scheme (RFC 6750; the scheme's
+    name in any case, RFC 7235): Litestar's own reading takes whatever follows the first space, so `Token <jwt>`
+    or `Basic <jwt>` passed as Bearer. OAuth2PasswordBearerAuth's own middleware also takes one from a cookie,
+    which a browser sends by itself on cross-site requests; the cookie's name it passes here is ignored. A
+    WebSocket handshake without the header may offer the token as its second subprotocol (`Sec-WebSocket-Protocol:
+    bearer, <token>`), the one header a browser's WebSocket lets a page set; a page cannot make another site's
+    page send it, unlike a cookie.
 
     A client sends the same token with every request for its whole lifetime, and checking the signature and
     decoding the claims is most of what the auth layer costs per request. The cache is keyed by the whole
@@ -72,11 +84,18 @@ class VerifiedTokenCache(JWTAuthenticationMiddleware):
         self._verified: OrderedDict[str, tuple[float, AuthenticationResult]] = OrderedDict()
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        if connection.scope["type"] == ScopeType.WEBSOCKET and not connection.headers.get(self.auth_header):
+        header = connection.headers.get(self.auth_header)
+        if connection.scope["type"] == ScopeType.WEBSOCKET and not header:
             offered = [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
             if len(offered) == 2 and offered[0] == "bearer" and offered[1]:
                 return await self.authenticate_token(offered[1], connection)
-        return await super().authenticate_request(connection)
+        if not header:
+            raise NotAuthorizedException("No JWT token found in request header")
+        scheme, _, credentials = header.partition(" ")
+        encoded_token = credentials.lstrip(" ")  # `credentials = auth-scheme [ 1*SP token68 ]`
+        if scheme.lower() != "bearer" or not encoded_token:
+            raise NotAuthorizedException("the Authorization header must use the Bearer scheme")
+        return await self.authenticate_token(encoded_token, connection)
 
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]

@@ -17,11 +17,12 @@ from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
 from service.controller import Controller
 from service.db.models import EMAIL_MAX
+from service.path_ids import PathId
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post
-from service.validation import ID_MAX, PASSWORD_MAX
+from service.validation import PASSWORD_MAX
 
-AccountId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The account's id.")]
+AccountId = Annotated[PathId, Parameter(description="The account's id.")]
 
 ADMIN = COMMON_RESPONSES  # 403 when the token lacks users:admin
 NOT_FOUND = {404: problem_response("No account has this id.")}
@@ -82,7 +83,7 @@ class UsersController(Controller):
         return await accounts_service.create(data)
 
     @patch(
-        "/{account_id:int}",
+        "/{account_id:str}",
         summary="Change an account's role, active flag or password",
         guards=[ADMIN_USERS],
         responses=ADMIN | NOT_FOUND | CONFLICT | JSON_BODY_RESPONSES,
@@ -93,7 +94,7 @@ class UsersController(Controller):
         return await accounts_service.update(account_id, data)
 
     @delete(
-        "/{account_id:int}", summary="Remove an account", guards=[ADMIN_USERS], responses=ADMIN | NOT_FOUND | CONFLICT
+        "/{account_id:str}", summary="Remove an account", guards=[ADMIN_USERS], responses=ADMIN | NOT_FOUND | CONFLICT
     )
     async def delete_account(self, accounts_service: AccountsServiceDep, account_id: AccountId) -> None:
         await accounts_service.delete(account_id)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 from service.db.models import EMAIL_MAX, Role
-from service.validation import PASSWORD_MAX, Email, Password, normalize_fields
+from service.validation import PASSWORD_MAX, Email, Password, ShownEmail, Timestamp, normalize_fields
 
 # Put in NFC as they are decoded, as every email is (service.validation).
 _EMAIL = {"email": EMAIL_MAX}
@@ -18,12 +17,12 @@ _USERNAME = {"username": EMAIL_MAX}  # so that it finds the account whatever for
 class Account(msgspec.Struct, frozen=True):
     """An account as it is shown: never its password or hash."""
 
-    id: int
-    email: str
+    id: Annotated[int, msgspec.Meta(examples=[7])]
+    email: ShownEmail
     role: Role
     is_active: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class AccountCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -7,6 +7,10 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Reference, Sche
 
 from service.developers.schemas import CSV_HEADER
 
+CSV_ROWS = (
+    "RFC 4180 CSV in UTF-8: a header row naming name, email and specialty (in any order and case), then one "
+    "developer a row, each field as DeveloperCreate has it. A body that is not such rows is 400, naming the row."
+)
 _ROW = Reference(ref="#/components/schemas/DeveloperCreate")
 _DOCUMENTED = {
     "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=_ROW)),
@@ -14,7 +18,8 @@ _DOCUMENTED = {
         schema=_ROW, example='{"name":"Ada Lovelace","email":"ada@example.com","specialty":"compilers"}'
     ),
     "text/csv": OpenAPIMediaType(
-        schema=Schema(type=OpenAPIType.STRING, description="A header row, then one developer a row."),
+        # Described by its rows, as NDJSON is by its lines: what a row must hold is DeveloperCreate's rules.
+        schema=Schema(type=OpenAPIType.ARRAY, items=_ROW, description=CSV_ROWS),
         example=f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n",
     ),
 }

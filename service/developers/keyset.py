@@ -1,54 +1,55 @@
-"""Opaque keyset cursors: the (name, id) of the last row of a page, so the next page starts right after it.
+"""Keyset cursors: the (name, id) of the last row of a page, so the next page starts right after it.
 
 Keyset pagination reads only the rows it returns (an index range scan from the cursor), where OFFSET would read
 and discard every row before the page; and rows inserted or deleted between pages cannot shift it.
+
+A cursor is `<name>.<id>`: the name's UTF-8 bytes in lowercase hex, a dot, the id in decimal. It is safe in a URL
+as it is, and its form is one the API document can state exactly (PATTERN): each string of that form is a place
+in (name, id) order, answered with the page after it, and any other string is 400. (A cursor of base64 JSON had
+forms the document could not tell apart: `cursor=0` was schema-valid and refused.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
-
-import msgspec
+import re
 
 from service.db.models import NAME_MAX
 from service.errors import InvalidInput
-from service.validation import ID_MAX
+from service.validation import END, ID_DIGITS, ID_MAX
 
-# The cursor's form, for the API document and the parameter's validation: unpadded URL-safe base64 of the JSON
-# array [name, id]. Its longest: a name of NAME_MAX characters that JSON escapes to six bytes each (control
-# characters become \u00XX), the 19 digits of the largest id, and the brackets, quotes and comma.
-PATTERN = r"^[A-Za-z0-9_-]+$"
-MAX_LENGTH = math.ceil((NAME_MAX * 6 + len(str(ID_MAX)) + 5) * 4 / 3)
+# One character of a name, as UTF-8 in hex: any Unicode scalar value but NUL (PostgreSQL text cannot hold one),
+# in its shortest form, so that the bytes always decode.
+_CHARACTER = (
+    "(?:0[1-9a-f]|[1-7][0-9a-f]"  # U+0001 to U+007F
+    "|(?:c[2-9a-f]|d[0-9a-f])[89ab][0-9a-f]"  # to U+07FF
+    "|e0[ab][0-9a-f][89ab][0-9a-f]"  # to U+0FFF
+    "|(?:e[1-9a-c]|e[ef])[89ab][0-9a-f][89ab][0-9a-f]"  # to U+CFFF, U+E000 to U+FFFF
+    "|ed[89][0-9a-f][89ab][0-9a-f]"  # U+D000 to U+D7FF (never a surrogate)
+    "|f0[9ab][0-9a-f](?:[89ab][0-9a-f]){2}"  # U+10000 to U+3FFFF
+    "|f[1-3](?:[89ab][0-9a-f]){3}"  # to U+FFFFF
+    "|f48[0-9a-f](?:[89ab][0-9a-f]){2})"  # to U+10FFFF
+)
+PATTERN = rf"^{_CHARACTER}*\.{ID_DIGITS}{END}"
+_FORM = re.compile(PATTERN)
+# The longest: a name of NAME_MAX characters of four UTF-8 bytes each, the dot, the largest id.
+MAX_LENGTH = NAME_MAX * 8 + 1 + len(str(ID_MAX))
 
 
 class InvalidCursor(InvalidInput):
-    """The cursor was not made by this service (or was altered)."""
+    """The cursor is not of the form next_cursor has."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self) -> None:
+        message = "not a `next_cursor` of this API: the name in UTF-8 hex, a dot, the id"
         super().__init__("Validation failed", [{"key": "cursor", "source": "query", "message": message}])
 
 
-class _Position(msgspec.Struct, array_like=True, frozen=True):
-    name: str
-    id: int
-
-
 def encode(name: str, id_: int) -> str:
-    raw = msgspec.json.encode(_Position(name, id_))
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return f"{name.encode().hex()}.{id_}"
 
 
 def decode(cursor: str) -> tuple[str, int]:
-    # A position holds at most a name and an id; anything longer is not ours.
-    if len(cursor) > MAX_LENGTH:
-        raise InvalidCursor("cursor is too long")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position = msgspec.json.decode(raw, type=_Position)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidCursor("cursor is not valid") from exc
-    if not 1 <= position.id <= ID_MAX or "\x00" in position.name:
-        raise InvalidCursor("cursor is not valid")
-    return position.name, position.id
+    """The (name, id) of a cursor; InvalidCursor if it is not of the form PATTERN states."""
+    if len(cursor) > MAX_LENGTH or not _FORM.match(cursor):
+        raise InvalidCursor()
+    name, _, id_ = cursor.rpartition(".")
+    return bytes.fromhex(name).decode(), int(id_)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from service.db import models
 from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
-from service.validation import TEXT_PATTERN, Email, Id, normalize_fields
+from service.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timestamp, normalize_fields
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
 Specialty = Annotated[
@@ -20,12 +19,12 @@ Specialty = Annotated[
 class Developer(msgspec.Struct, frozen=True):
     """A developer as the API shows it; rows become one by column name (service.developers.service)."""
 
-    id: int
-    name: str
-    email: str
-    specialty: str
-    created_at: datetime
-    updated_at: datetime
+    id: Annotated[int, msgspec.Meta(examples=[42])]
+    name: Annotated[str, msgspec.Meta(examples=["Ada Lovelace"])]
+    email: ShownEmail
+    specialty: Annotated[str, msgspec.Meta(examples=["compilers"])]
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 # Every developer body puts its text in NFC as it is decoded (service.validation).
@@ -62,7 +61,7 @@ class DeveloperPage(msgspec.Struct, frozen=True):
     """One page of a listing; pass `next_cursor` back as `cursor` for the next one (null on the last page)."""
 
     items: list[Developer]
-    next_cursor: str | None
+    next_cursor: Annotated[str | None, msgspec.Meta(examples=["416461204c6f76656c616365.42"])]  # ("Ada Lovelace", 42)
 
 
 # Bulk routes
@@ -79,7 +78,11 @@ class BulkCreateResult(msgspec.Struct, frozen=True):
 
 
 class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """One item of a batch update: the developer's id and any of the fields to change."""
+    """One item of a batch update: the developer's id and at least one of the fields to change."""
+
+    # The id and a field to change: an item without one is refused (400) by the batch update, and the API
+    # document says so with `minProperties` (service.openapi).
+    min_properties: ClassVar[int] = 2
 
     id: Id
     name: Name | msgspec.UnsetType = msgspec.UNSET

@@ -25,21 +25,21 @@ from service.controller import Controller
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
-from service.imports.errors import InvalidJobCursor
 from service.imports.schemas import ImportJob, ImportJobPage
 from service.openapi import streamed
+from service.path_ids import PathId
 from service.problems import COMMON_RESPONSES, problem_response
 from service.request_body import STREAMED
 from service.routes import delete, get, post
-from service.validation import ID_MAX
+from service.validation import ID_PATTERN
 
-JobId = Annotated[int, Parameter(ge=1, le=ID_MAX, description="The job's id.")]
+JobId = Annotated[PathId, Parameter(description="The job's id.")]
 NOT_FOUND = {404: problem_response("No such job, or not one of yours (admins see every job).")}
 SUBMIT_RESPONSES = (
     COMMON_RESPONSES
     | STREAMED
     | {
-        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL."),
+        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL.", generate_examples=False),
         415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
     }
 )
@@ -108,24 +108,20 @@ class ImportsController(Controller):
         cursor: Annotated[
             str | None,
             Parameter(
-                min_length=1,
-                max_length=19,
-                pattern=r"^[0-9]+$",
-                description="`next_cursor` of the previous page; omit for the first page.",
+                pattern=ID_PATTERN,
+                description="`next_cursor` of the previous page (a job's id: the page holds older jobs); omit for "
+                "the first page.",
             ),
         ] = None,
     ) -> ImportJobPage:
-        before = None if cursor is None else int(cursor)
-        if before is not None and not 1 <= before <= ID_MAX:
-            raise InvalidJobCursor()
-        return await import_jobs.list(viewer, before, limit)
+        return await import_jobs.list(viewer, None if cursor is None else int(cursor), limit)
 
-    @get("/{job_id:int}", summary="Get an import job", guards=[READ_DEVELOPERS], responses=COMMON_RESPONSES | NOT_FOUND)
+    @get("/{job_id:str}", summary="Get an import job", guards=[READ_DEVELOPERS], responses=COMMON_RESPONSES | NOT_FOUND)
     async def get_import(self, import_jobs: ImportJobsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
         return await import_jobs.get(job_id, viewer)
 
     @delete(
-        "/{job_id:int}",
+        "/{job_id:str}",
         status_code=200,
         summary="Cancel an import job",
         description=(

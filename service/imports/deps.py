@@ -18,10 +18,14 @@ def provide_import_jobs(db_session: NamedDependency[AsyncSession]) -> ImportJobs
     return ImportJobs(db_session)
 
 
-def provide_viewer(request: Request[Any, Principal, Any]) -> int | None:
-    """Whose jobs the caller may see: its own (its account id), or every job (None) for an admin."""
-    principal = request.user
+def viewer_of(principal: Principal) -> int | None:
+    """Whose jobs `principal` may see: its own (its account id), or every job (None) for an admin. The one rule
+    for the jobs routes and for the change feed's `import.*` events."""
     return None if ADMIN_SCOPE in principal.scopes else principal.id
+
+
+def provide_viewer(request: Request[Any, Principal, Any]) -> int | None:
+    return viewer_of(request.user)
 
 
 DEPENDENCIES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, NotFound
 
 
 class ImportJobNotFound(NotFound):
@@ -15,8 +15,3 @@ class ImportJobNotFound(NotFound):
 class ImportJobFinished(Conflict):
     def __init__(self, job_id: int, status: str) -> None:
         super().__init__(f"import job {job_id} has already finished ({status}); there is nothing to cancel")
-
-
-class InvalidJobCursor(InvalidInput):
-    def __init__(self) -> None:
-        super().__init__("Validation failed", [{"key": "cursor", "source": "query", "message": "cursor is not valid"}])

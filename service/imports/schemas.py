@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from service.db.models import ImportStatus, OnConflict
+from service.validation import Timestamp
 
 
 class ImportJobSummary(msgspec.Struct, frozen=True):
@@ -33,9 +33,9 @@ class ImportJob(ImportJobSummary, frozen=True):
 
     error: dict[str, Any] | None
     cancel_requested: bool
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class ImportJobPage(msgspec.Struct, frozen=True):

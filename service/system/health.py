@@ -3,6 +3,12 @@
 `/health` answers as long as the process serves requests: it touches nothing else, so a slow database never
 gets a healthy pod restarted. `/ready` answers 200 only when the database answers and its schema is at the
 migration head this code was built for, so a pod never takes traffic before the migration Job has run.
+
+When it cannot read the database, `/ready` says why in words an operator acts on: `unreachable` (no connection,
+or no answer in time: the network, the host, the port), `authentication failed` (PostgreSQL refused the
+credentials: SQLSTATE class 28, a wrong password, an unknown role, no pg_hba.conf entry) or `rejected`
+(PostgreSQL answered with another error: no such database, too many connections, starting up); `detail` names
+the driver's error and its SQLSTATE, never its message, which can name the user and the host.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.controller import Controller
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
+from service.db.errors import driver_error
 from service.developers.events.feed import Feed
 
 READY_TIMEOUT_SECONDS = 2.0
@@ -50,6 +57,18 @@ def migration_head() -> str:
     return head
 
 
+def unready_database(exc: BaseException) -> tuple[str, str]:
+    """The database's state and the detail /ready gives for `exc`, raised while reading the schema revision."""
+    if isinstance(exc, TimeoutError):
+        return "unreachable", f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+    error = driver_error(exc)
+    sqlstate = getattr(error, "sqlstate", None)
+    if not isinstance(sqlstate, str):
+        return "unreachable", type(error).__name__
+    state = "authentication failed" if sqlstate.startswith("28") else "rejected"
+    return state, f"{type(error).__name__} (SQLSTATE {sqlstate})"
+
+
 async def _schema_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -72,7 +91,7 @@ class HealthController(Controller):
     @get(
         "/ready",
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
-        responses={503: ResponseSpec(data_container=Readiness, description="Not ready: database or schema.")},
+        responses={503: ResponseSpec(Readiness, description="Not ready: database or schema.", generate_examples=False)},
     )
     async def ready(self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[Feed]) -> Response[Readiness]:
         expected = migration_head()
@@ -80,8 +99,9 @@ class HealthController(Controller):
             # Bounded: a probe must answer within its own timeout even when the pool is starved.
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 revision = await _schema_revision(db_engine)
-        except Exception as exc:  # noqa: BLE001  (any failure to reach the database means "not ready")
-            body = Readiness("unavailable", "unreachable", expected, detail=type(exc).__name__, change_feed=feed.state)
+        except Exception as exc:  # noqa: BLE001  (any failure to read the database means "not ready")
+            database, detail = unready_database(exc)
+            body = Readiness("unavailable", database, expected, detail=detail, change_feed=feed.state)
             return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         if revision != expected:
             body = Readiness("unavailable", "schema not at head", expected, revision=revision, change_feed=feed.state)

@@ -61,6 +61,9 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 JOBS_QUERY_SECONDS = 1.0
 REPLAYED = tuple(operation for operation, declared in WRITES.items() if declared.replay)
 _JOBS = text("SELECT status, count(*) FROM import_jobs GROUP BY status")
+# Litestar adds `; charset=utf-8` to a text/* media type itself: given prometheus_client's whole Content-Type, the
+# answer had the parameter twice.
+MEDIA_TYPE = "; ".join(part for part in CONTENT_TYPE_LATEST.split("; ") if not part.startswith("charset="))
 
 
 class Metrics:
@@ -193,7 +196,7 @@ class MetricsController(PrometheusController):
             snapshot = CollectorRegistry()
             snapshot.register(_Snapshot(jobs))
             body += generate_latest(snapshot)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(body, media_type=MEDIA_TYPE)
 
 
 class _Snapshot(Collector):

@@ -199,3 +199,35 @@ async def test_a_remembered_token_still_expires(app: Litestar) -> None:
         assert_unauthorized(await client.get("/api/developers", headers={"Authorization": f"Bearer {tampered(short)}"}))
         await asyncio.sleep(2.5)
         assert_unauthorized(await client.get("/api/developers", headers=headers))
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Basic", "JWT", "Bearer:", ""])
+async def test_only_the_bearer_scheme_carries_a_token(app: Litestar, scheme: str) -> None:
+    async with serve(app, bearer=None) as client:
+        genuine = token("admin")
+        refused = {"Authorization": f"{scheme} {genuine}".lstrip()}
+        for method, path in [("GET", "/api/developers"), ("GET", "/api/users/me"), ("POST", "/api/developers")]:
+            assert_unauthorized(await client.request(method, path, json=DEV, headers=refused))
+
+
+@pytest.mark.parametrize("written", ["Bearer {}", "bearer {}", "BEARER {}", "Bearer   {}"])
+async def test_the_bearer_scheme_in_any_case_and_spacing_rfc_7235_allows(app: Litestar, written: str) -> None:
+    async with serve(app, bearer=None) as client:
+        headers = {"Authorization": written.format(token("admin"))}
+        assert (await client.get("/api/developers", headers=headers)).status_code == 200
+        assert_unauthorized(await client.get("/api/developers", headers={"Authorization": written.format("")}))
+
+
+@pytest.mark.parametrize("subject", [str(2**70), str(2**63), "\u0661", " 1", "1 ", "+1", "-1", "1e3", ""])
+async def test_a_signed_token_whose_subject_is_no_account_id_is_401(app: Litestar, subject: str) -> None:
+    # Signed with the service's own key: only the subject is wrong. 2**70 reached PostgreSQL as a bigint: a 500.
+    claims = {"sub": subject, "extras": {"scopes": ["developers:read", "developers:write", "users:admin"]}}
+    headers = {"Authorization": f"Bearer {forged(claims=claims)}"}
+    async with serve(app, bearer=None) as client:
+        assert_unauthorized(await client.get("/api/users/me", headers=headers))
+        submitted = await client.post(
+            "/api/developers/imports", content=b"", headers=headers | {"content-type": "application/x-ndjson"}
+        )
+        assert_unauthorized(submitted)
+        largest = {"Authorization": f"Bearer {forged(claims=claims | {'sub': str(2**63 - 1)})}"}
+        assert_problem(await client.get("/api/users/me", headers=largest), 404)  # an id, of no account

@@ -81,7 +81,7 @@ async def test_get_unknown_and_invalid_ids(client: httpx.AsyncClient) -> None:
     assert "999" in assert_problem(await client.get("/api/developers/999"), 404)["detail"]
     assert_problem(await client.get("/api/developers/0"), 400)
     assert_problem(await client.get(f"/api/developers/{2**63}"), 400)
-    assert_problem(await client.get("/api/developers/abc"), 404)  # no such route
+    assert_problem(await client.get("/api/developers/abc"), 400)  # not an id (tests/test_path_ids.py)
 
 
 async def test_patch_changes_only_given_fields_and_moves_updated_at(client: httpx.AsyncClient) -> None:

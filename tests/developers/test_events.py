@@ -21,6 +21,7 @@ from service.developers.bulk.parsers import CHUNK_ROWS, FIRST_CHUNK_ROWS
 from service.developers.events import retention
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Resync
+from service.developers.events.store import Audience
 from service.settings import Settings
 from tests.client import assert_problem, token
 from tests.database import connect, fetch, fetchval, run_sql
@@ -506,7 +507,7 @@ async def test_a_subscriber_that_falls_behind_gets_a_resync_and_loses_nothing(se
     suspended after its first event, which is exactly where a blocked send leaves a stream's."""
     writes = 50
     async with running(settings, events_queue_size=5, events_keepalive_seconds=60.0) as run, sse(run) as reader:
-        slow = run.feed.events(None, None)
+        slow = run.feed.events(None, Audience(specialty=None, viewer=None))
         first = asyncio.create_task(anext(slow))
         await subscribers(run.feed, 2)
         seen = []
@@ -671,7 +672,8 @@ async def test_a_subscriber_that_comes_before_the_feed_has_started_misses_nothin
     await feed.engine.dispose()
     pool = feed.engine.sync_engine.pool
     fresh = Feed(feed.engine, msgspec.structs.replace(settings, events_keepalive_seconds=30.0))
-    live, resumed = fresh.events(None, None), fresh.events(cursor(old["id"]), None)
+    everything = Audience(specialty=None, viewer=None)
+    live, resumed = fresh.events(None, everything), fresh.events(cursor(old["id"]), everything)
     waiting = [asyncio.create_task(anext(live)), asyncio.create_task(anext(resumed))]
     # The subscriber from now has read where the outbox ends (the only use of the pool so far), and both wait.
     await until(lambda: pool.checkedin() == 1 and pool.checkedout() == 0, "the subscriber to look at the outbox")

@@ -48,8 +48,9 @@ async def test_a_replay_is_in_numeric_transaction_order(connection: asyncpg.Conn
     everything = await store.read(connection, (0, 0), 100)
     replayed = []
     after = (0, 0)
-    while page := await store.read_between(connection, after, everything[-1].cursor, "s", 1):
+    audience = store.Audience(specialty="s", viewer=None)
+    while page := await store.read_between(connection, after, everything[-1].cursor, audience, 1):
         replayed.extend(page)
         after = page[-1].cursor
     assert replayed == everything
-    assert await store.count_between(connection, (0, 0), everything[-1].cursor, 100) == len(XIDS)
+    assert await store.count_between(connection, (0, 0), everything[-1].cursor, audience, 100) == len(XIDS)

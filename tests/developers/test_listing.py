@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import pytest
 
 from service.developers import keyset
+from tests.client import assert_problem
 from tests.database import run_sql
 from tests.developers.api import create
 
@@ -117,19 +119,37 @@ async def test_forged_cursors_are_400(client: httpx.AsyncClient, cursor: str) ->
 
 
 async def test_cursor_round_trip() -> None:
-    for name in ["Ann", "Zoë Ñandú", "quote\"'and,comma", "x" * 200]:
+    for name in ["Ann", "Zoë Ñandú", "quote\"'and,comma", "x" * 200, "\U0010ffff\ud7ff\ue000\x01 \U0001f9d1"]:
         assert keyset.decode(keyset.encode(name, 42)) == (name, 42)
 
 
+async def test_every_cursor_of_the_documented_form_is_a_place_to_page_from(client: httpx.AsyncClient) -> None:
+    # `cursor=0` was of the documented form, and 400: now the document says what a cursor is, and each one is a
+    # place in (name, id) order, whoever wrote it.
+    for i, name in enumerate(["Ann", "Bob", "Cy"]):
+        await create(client, name=name, email=f"{i}@x.io", specialty="s")
+    pages = {".1": ["Ann", "Bob", "Cy"], "426f62.1": ["Bob", "Cy"], "426f62.2": ["Cy"], "4379.3": []}  # "Bob", "Cy"
+    for cursor, names in pages.items():
+        assert re.match(keyset.PATTERN, cursor)
+        response = await client.get("/api/developers", params={"cursor": cursor})
+        assert [item["name"] for item in response.json()["items"]] == names, cursor
+    not_cursors = ["0", "41", "4.1", "41.0", "41.01", "41.1\n", "4G.1", "41.-1", f"41.{2**63}"]
+    not_cursors += ["c3.1", "00.1", "eda080.1", "c0af.1"]  # a cut character, NUL, a surrogate, an overlong form
+    for cursor in not_cursors:
+        assert not re.match(keyset.PATTERN, cursor), cursor
+        problem = assert_problem(await client.get("/api/developers", params={"cursor": cursor}), 400)
+        assert problem["extra"][0]["key"] == "cursor", cursor
+
+
 async def test_the_page_after_the_longest_name_is_reachable(client: httpx.AsyncClient) -> None:
-    # JSON escapes each control character to six bytes: the longest cursor a valid name can make.
-    longest = "\x01" * 200
+    # Characters of four UTF-8 bytes each: the longest cursor a valid name can make.
+    longest = "\U0001f9d1" * 200
     first = await create(client, name=longest, email="a@x.io", specialty="s")
     second = await create(client, name=longest, email="b@x.io", specialty="s")
     page = (await client.get("/api/developers?limit=1")).json()
     assert [item["id"] for item in page["items"]] == [first["id"]]
     cursor = page["next_cursor"]
-    assert len(cursor) > 1600  # the bound the cursor check had before
+    assert len(cursor) == keyset.MAX_LENGTH - len(str(2**63 - 1)) + len(str(first["id"]))
     following = await client.get("/api/developers", params={"limit": 1, "cursor": cursor})
     assert following.status_code == 200, following.text
     assert [item["id"] for item in following.json()["items"]] == [second["id"]]

@@ -66,3 +66,51 @@ async def test_text_longer_than_its_limit_once_in_nfc_is_400(client: httpx.Async
     problem = assert_problem(await client.post("/api/developers", json=body), 400)
     assert problem["extra"][0]["key"] == "name"
     assert_problem(await bulk(client, "ndjson", [body]), 400)
+
+
+# Each makes an email read as another, or two emails read the same: U+202E RIGHT-TO-LEFT OVERRIDE, U+200D ZERO
+# WIDTH JOINER, U+200B ZERO WIDTH SPACE, U+FEFF ZERO WIDTH NO-BREAK SPACE, U+00AD SOFT HYPHEN, U+E0041 TAG LATIN
+# CAPITAL LETTER A.
+INVISIBLE = ["\u202e", "\u200d", "\u200b", "\ufeff", "\u00ad", "\U000e0041"]
+
+
+@pytest.mark.parametrize("character", INVISIBLE)
+async def test_an_email_with_an_invisible_character_is_400_on_every_write_path(
+    client: httpx.AsyncClient, database_url: str, character: str
+) -> None:
+    email = f"ad{character}a@example.com"
+    body = {"name": "Ada", "email": email, "specialty": "math"}
+    problem = assert_problem(await client.post("/api/developers", json=body), 400)
+    assert problem["extra"][0]["key"] == "email"
+    assert "invisible" in problem["extra"][0]["message"]
+    for fmt in FORMATS:
+        assert_problem(await bulk(client, fmt, [body]), 400)
+    ada = await create(client, name="Ada", email="ada@example.com", specialty="math")
+    assert_problem(await client.patch(f"/api/developers/{ada['id']}", json={"email": email}), 400)
+    assert_problem(await client.patch("/api/developers", json=[{"id": ada["id"], "email": email}]), 400)
+    account = {"email": email, "password": "a password long enough", "role": "viewer"}
+    assert_problem(await client.post("/api/users", json=account), 400)
+    assert await stored(database_url) == [("Ada", "ada@example.com", "math")]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u202eecalevoL adA",  # RIGHT-TO-LEFT OVERRIDE: displayed reversed, and everything after it
+        "Ada \u2066Lovelace",  # LEFT-TO-RIGHT ISOLATE
+        "\u200b",  # nothing visible at all
+        "\u200d\u2060",
+    ],
+)
+async def test_a_name_that_reorders_the_display_or_shows_nothing_is_400(client: httpx.AsyncClient, name: str) -> None:
+    for field in ("name", "specialty"):
+        body = {"name": "Ada", "email": "ada@example.com", "specialty": "math"} | {field: name}
+        assert assert_problem(await client.post("/api/developers", json=body), 400)["extra"][0]["key"] == field
+
+
+async def test_names_keep_the_joiners_writing_needs(client: httpx.AsyncClient) -> None:
+    # A zero-width non-joiner spells Persian; a joiner builds an emoji; a right-to-left mark places punctuation.
+    for i, name in enumerate(
+        ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "Ada \U0001f9d1\u200d\U0001f4bb", "\u05d0\u200f!"]
+    ):
+        assert (await create(client, name=name, email=f"n{i}@example.com", specialty=name))["name"] == name

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import msgspec
 
 import service.accounts.schemas
@@ -13,6 +15,8 @@ import service.developers.schemas
 import service.problems
 import service.system.health
 from service.developers import keyset
+from service.developers.events import cursor as cursors
+from service.validation import EMAIL_PATTERN
 
 API = {"400", "401", "403", "503"}  # every route behind a token
 JSON_BODY = {"415"}  # every route with a JSON body
@@ -111,7 +115,11 @@ async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> N
     row = resolve(content["application/json"]["schema"]["items"])
     assert set(row["required"]) == {"name", "email", "specialty"}
     assert resolve(content["application/x-ndjson"]["schema"]) == row
-    assert content["text/csv"]["schema"]["type"] == "string"
+    # CSV is described by its rows too (what any string would not say: a garbage CSV is 400).
+    csv_body = content["text/csv"]["schema"]
+    assert (csv_body["type"], resolve(csv_body["items"])) == ("array", row)
+    assert "header row" in csv_body["description"]
+    assert not jsonschema_rs.validator_for(csv_body | {"components": doc["components"]}).is_valid("garbage,\n\x01")
     (on_conflict,) = [p for p in imports["parameters"] if p["name"] == "on_conflict"]
     assert on_conflict["in"] == "query"
     assert on_conflict["schema"]["enum"] == ["error", "skip", "update"]
@@ -183,9 +191,41 @@ async def test_the_cursor_parameter_has_the_form_of_a_cursor(client: httpx.Async
     doc = (await client.get("/schema/openapi.json")).json()
     (cursor,) = [p for p in doc["paths"]["/api/developers"]["get"]["parameters"] if p["name"] == "cursor"]
     schema = cursor["schema"]
-    assert (schema["minLength"], schema["maxLength"]) == (1, keyset.MAX_LENGTH)
+    assert (schema["pattern"], schema["maxLength"]) == (keyset.PATTERN, keyset.MAX_LENGTH)
     assert re.fullmatch(schema["pattern"], keyset.encode("Zoë Ñandú", MAX_ID))
-    assert not re.fullmatch(schema["pattern"], "a+b/c=")  # standard base64 and padding are not ours
+    assert not re.fullmatch(schema["pattern"], "0")  # was schema-valid, and 400
+
+
+async def test_each_cursor_and_batch_item_states_its_real_form(client: httpx.AsyncClient) -> None:
+    """The forms the handlers check, stated in the document: what it allows is accepted (tests/system/test_fuzz.py
+    checks the answers)."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    events = {p["name"]: p["schema"] for p in doc["paths"]["/api/developers/events"]["get"]["parameters"]}
+    for name in ("after", "Last-Event-ID"):
+        assert (events[name]["pattern"], events[name]["maxLength"]) == (cursors.PATTERN, 39), name
+        for value in ("0-0", "6266-6", f"{MAX_ID}-{MAX_ID}"):
+            assert cursors.parse(value) == tuple(map(int, value.split("-")))
+            assert jsonschema_rs.validator_for(events[name]).is_valid(value)
+        for value in ("0" * 40, "0", "01-1", "1-1\n", f"{MAX_ID + 1}-1", "\u0661-1"):
+            assert not jsonschema_rs.validator_for(events[name]).is_valid(value), (name, value)
+    assert events["Last-Event-ID"]["type"] == "string"  # a header is never null
+    imports = {p["name"]: p["schema"] for p in doc["paths"]["/api/imports"]["get"]["parameters"]}
+    assert jsonschema_rs.validator_for(imports["cursor"]).is_valid(str(MAX_ID))
+    for value in ("0", "01", str(MAX_ID + 1), "1\n"):
+        assert not jsonschema_rs.validator_for(imports["cursor"]).is_valid(value), value
+    batch_item = doc["components"]["schemas"]["DeveloperBatchUpdate"]
+    assert batch_item["minProperties"] == 2  # the id and a field to change: [{"id": 1}] is 400
+    assert not jsonschema_rs.validator_for(batch_item).is_valid({"id": 1})
+
+
+async def test_the_event_stream_is_described_event_by_event(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    stream = doc["paths"]["/api/developers/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    change, resync = stream["schema"]["oneOf"]
+    assert change["properties"]["event"]["const"] == "message"
+    assert change["properties"]["data"]["contentSchema"]["$ref"] == "#/components/schemas/Event"
+    assert change["properties"]["id"]["pattern"] == cursors.PATTERN
+    assert resync["properties"]["event"]["const"] == "resync"
 
 
 async def test_problem_schema_has_no_invented_examples(client: httpx.AsyncClient) -> None:
@@ -204,3 +244,38 @@ async def test_openapi_describes_the_export(client: httpx.AsyncClient) -> None:
     assert (parameters["format"]["required"], parameters["format"]["schema"]["enum"]) == (True, ["csv", "ndjson"])
     assert parameters["specialty"]["schema"]["maxLength"] == 100
     assert "EXPORT_MAX_CONCURRENT" in export["responses"]["503"]["description"]
+
+
+def examples_in(node: Any, schema: dict[str, Any] | None = None) -> list[tuple[dict[str, Any], Any]]:
+    """Every (schema, example) pair of a document: each value listed in a schema's `examples`."""
+    if isinstance(node, list):
+        return [pair for item in node for pair in examples_in(item)]
+    if not isinstance(node, dict):
+        return []
+    is_schema = any(key in node for key in ("type", "$ref", "oneOf", "anyOf"))
+    found = [(node, example) for example in node.get("examples", [])] if is_schema else []
+    return found + [pair for key, value in node.items() if key != "examples" for pair in examples_in(value)]
+
+
+async def test_the_document_s_examples_look_like_what_the_api_sends(client: httpx.AsyncClient) -> None:
+    """No invented examples (Litestar's were random: `"email": "psxSmwtEmkVBOmIxyHqA"`, timestamps without a
+    zone): each example is valid for its schema, a timestamp has its zone, an email is one."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    pairs = examples_in(doc)
+    assert len(pairs) >= 25  # the main bodies have examples
+    for schema, example in pairs:
+        validator = jsonschema_rs.validator_for(schema | {"components": doc["components"]}, validate_formats=True)
+        assert validator.is_valid(example), (schema, example)
+        if "date-time" in {schema.get("format"), *(one.get("format") for one in schema.get("oneOf", []))}:
+            assert datetime.fromisoformat(example).tzinfo is not None, example
+        assert not (isinstance(example, str) and re.fullmatch(r"[A-Za-z]{20}", example)), example  # generated
+    schemas = doc["components"]["schemas"]
+    emails = [
+        example for name in ("Developer", "Account") for example in schemas[name]["properties"]["email"]["examples"]
+    ]
+    assert emails
+    assert all(re.search(EMAIL_PATTERN, email) for email in emails)
+    for name in ("Developer", "ImportJob", "Account", "Event"):
+        stamps = [p for p in schemas[name]["properties"].values() if "date-time" in str(p)]
+        assert stamps, name
+        assert all("examples" in str(stamp) for stamp in stamps), name

@@ -16,41 +16,50 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import WebSocket, websocket
+from litestar import Request, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEventMessage
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Send
 
+from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
 from service.db.models import SPECIALTY_MAX
 from service.developers.deps import FeedDep
 from service.developers.events import cursor as cursors
 from service.developers.events.cursor import Cursor
+from service.developers.events.document import EventStreamOperation
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
-from service.developers.events.store import StoredEvent
+from service.developers.events.store import Audience, StoredEvent
 from service.errors import DomainError
+from service.imports.deps import viewer_of
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
 from service.validation import TEXT_PATTERN, nfc
 
+# Cursors are checked by the handlers (service.developers.events.cursor.parse), which name the parameter as the
+# client sent it (`Last-Event-ID`, not Litestar's `last_event_id`); the document states their form all the same.
+# On the WebSocket route a parameter that failed Litestar's validation would be refused at the handshake, with a
+# bare HTTP 403 a browser's WebSocket cannot even read: there it is checked once the socket is accepted.
+_CURSOR_FORM = {"pattern": cursors.PATTERN, "max_length": cursors.MAX_LENGTH}
 After = Annotated[
     str | None,
     Parameter(
-        pattern=cursors.PATTERN,
-        max_length=40,
+        schema_extra=_CURSOR_FORM,
         description="Replay every event after this one (an event's `id`), then continue live; omit to start now.",
     ),
 ]
-# On the WebSocket route `after` is checked by the handler, once the socket is accepted: a parameter that fails
-# validation is refused at the handshake, with a bare HTTP 403 a browser's WebSocket cannot even read.
 SocketAfter = Annotated[
     str | None,
-    Parameter(description="Replay every event after this one (an event's `id`); closes with 4400 if malformed."),
+    Parameter(
+        schema_extra=_CURSOR_FORM,
+        description="Replay every event after this one (an event's `id`); closes with 4400 if malformed.",
+    ),
 ]
 Specialty = Annotated[
     str | None,
@@ -63,7 +72,12 @@ Specialty = Annotated[
 ]
 LastEventId = Annotated[
     str | None,
-    HeaderParameter(name="Last-Event-ID", max_length=40, description="Sent by an EventSource that reconnects."),
+    HeaderParameter(
+        name="Last-Event-ID",
+        # A header is a string or absent, never JSON's null (Litestar writes `str | None` as one of the two).
+        schema_extra=_CURSOR_FORM | {"one_of": None, "type": OpenAPIType.STRING},
+        description="Sent by an EventSource that reconnects.",
+    ),
 ]
 GONE = {
     410: problem_response(
@@ -87,44 +101,54 @@ class EventsController(Controller):
             "`?after=` replays every event committed after it, without gaps, then continues live. Bulk work "
             "arrives as one summary event per statement (`op: bulk`). Idle streams get a comment line every "
             "EVENTS_KEEPALIVE_SECONDS; a subscriber that falls too far behind gets an `event: resync` with the "
-            "cursor to resume from, and the stream ends."
+            "cursor to resume from, and the stream ends. An import job's events (`import.*`) go to its submitter "
+            "and to admins only, as `GET /api/imports/{job_id}` does; a keepalive after events the subscriber is "
+            "not shown carries an `id:` with the cursor to resume from."
         ),
         guards=[READ_DEVELOPERS],
+        operation_class=EventStreamOperation,
+        # The Event here puts its schema among the document's components; the operation describes the stream.
         responses=COMMON_RESPONSES
         | GONE
-        | {200: ResponseSpec(Event, media_type="text/event-stream", description="A stream of events.")},
+        | {200: ResponseSpec(Event, media_type="text/event-stream", description="Events.", generate_examples=False)},
     )
     async def follow(
-        self, feed: FeedDep, after: After = None, specialty: Specialty = None, last_event_id: LastEventId = None
+        self,
+        request: Request[Principal, Any, Any],
+        feed: FeedDep,
+        after: After = None,
+        specialty: Specialty = None,
+        last_event_id: LastEventId = None,
     ) -> EventStream:
         # An EventSource reconnects with the URL it started with and the id of the last event it got: the
         # header is the newer of the two.
         resume = (
             cursors.parse(last_event_id, source="header", key="Last-Event-ID")
-            if last_event_id
-            else (cursors.parse(after) if after else None)
+            if last_event_id is not None
+            else (None if after is None else cursors.parse(after))
         )
         if resume is not None:
             await feed.resumable(resume)
-        return EventStream(_as_sse(feed.events(resume, specialty and nfc(specialty))))
+        return EventStream(_as_sse(feed.events(resume, _audience(request.user, specialty))))
 
     @websocket("/ws", guards=[READ_DEVELOPERS])
     async def follow_socket(
         self, socket: WebSocket[Any, Any, Any], feed: FeedDep, after: SocketAfter = None, specialty: Specialty = None
     ) -> None:
-        """The same events as JSON text messages; `{"op": "ping"}` on idle streams, `{"op": "resync", ...}`
-        before the server closes a subscriber that fell too far behind. Closes with 4400 for a malformed
-        `after` and 4410 for an expired one."""
+        """The same events as JSON text messages; `{"op": "ping"}` on idle streams (with `after`, the cursor to
+        resume from, when events the subscriber is not shown went by), `{"op": "resync", ...}` before the server
+        closes a subscriber that fell too far behind. Closes with 4400 for a malformed `after` and 4410 for an
+        expired one."""
         offered = socket.scope.get("subprotocols") or []
         await socket.accept(subprotocols="bearer" if "bearer" in offered else None)
         try:
-            resume = cursors.parse(after) if after else None
+            resume = None if after is None else cursors.parse(after)
             if resume is not None:
                 await feed.resumable(resume)
         except DomainError as exc:
             await socket.close(code=_CLOSE_GONE if exc.status == 410 else _CLOSE_INVALID, reason=exc.detail[:120])
             return
-        await _serve_socket(socket, feed, resume, specialty and nfc(specialty))
+        await _serve_socket(socket, feed, resume, _audience(socket.user, specialty))
 
 
 class EventStream(ASGIStreamingResponse):
@@ -148,13 +172,17 @@ class EventStream(ASGIStreamingResponse):
             await self.events.aclose()
 
 
+def _audience(principal: Principal, specialty: str | None) -> Audience:
+    return Audience(specialty and nfc(specialty), viewer_of(principal))
+
+
 async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGenerator[bytes]:
     try:
         async for item in items:
             if isinstance(item, StoredEvent):
                 message = ServerSentEventMessage(data=item.json.decode(), id=item.event.id)
             elif isinstance(item, Ping):
-                message = ServerSentEventMessage(data=None, comment="keepalive")
+                message = ServerSentEventMessage(data=None, comment="keepalive", id=item.after)
             else:
                 message = ServerSentEventMessage(data=_ENCODER.encode(item).decode(), event="resync")  # the end
             yield message.encode()
@@ -163,9 +191,9 @@ async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGe
 
 
 async def _serve_socket(
-    socket: WebSocket[Any, Any, Any], feed: Feed, resume: Cursor | None, specialty: str | None
+    socket: WebSocket[Any, Any, Any], feed: Feed, resume: Cursor | None, audience: Audience
 ) -> None:
-    events = feed.events(resume, specialty)
+    events = feed.events(resume, audience)
     sender = asyncio.create_task(_send(socket, events))
     receiver = asyncio.create_task(_until_closed(socket))
     done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)

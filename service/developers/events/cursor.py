@@ -1,7 +1,9 @@
 """Event cursors: `<xid>-<id>`, the writer's transaction id and the event's id, in the order events are served.
 
 An event's `id` is its cursor; `?after=` and SSE's `Last-Event-ID` take one back. Cursors compare as pairs of
-integers (`parse` gives the pair), never as strings.
+integers (`parse` gives the pair), never as strings. PATTERN is their exact form, for the API document and for
+`parse`: both parts in canonical decimal, each at most 2**63 - 1 (both are 64-bit in PostgreSQL; xid8 is
+unsigned, but far from its top). `0-0` is before every event.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import re
 
 from service.errors import InvalidInput
+from service.validation import END, decimal_pattern
 
 Cursor = tuple[int, int]
 START: Cursor = (0, 0)  # before every event
-PATTERN = r"^[0-9]{1,20}-[0-9]{1,19}$"
+_PART = decimal_pattern(0, 2**63 - 1)
+PATTERN = f"^{_PART}-{_PART}{END}"
+MAX_LENGTH = 2 * len(str(2**63 - 1)) + 1
 _FORM = re.compile(PATTERN)
-_MAX = 2**63 - 1  # both parts are 64-bit in PostgreSQL (xid8 is unsigned, but far from its top)
 
 
 class InvalidCursor(InvalidInput):
@@ -31,7 +35,4 @@ def parse(text: str, *, source: str = "query", key: str = "after") -> Cursor:
     if not _FORM.match(text):
         raise InvalidCursor(source, key)
     xid, _, event_id = text.partition("-")
-    cursor = (int(xid), int(event_id))
-    if cursor[0] > _MAX or cursor[1] > _MAX:
-        raise InvalidCursor(source, key)
-    return cursor
+    return int(xid), int(event_id)

@@ -9,6 +9,11 @@ When the listener's connection is lost (a terminated backend, a restart, a failo
 backoff (0.1 s doubling to 2 s), LISTENs again and catches up from its cursor; until then it polls through the
 request pool every EVENTS_POLL_SECONDS, so events keep flowing.
 
+Each subscriber is shown only what its audience (service.developers.events.store.Audience) may see: the events
+its specialty filter matches, and no other account's import jobs. An event it is not shown still moves it on:
+its keepalive carries the cursor it has been given everything up to (SSE's `id:`, a WebSocket ping's `after`),
+so a reconnect resumes past the events it was not shown, and its distance behind counts only those it is.
+
 Each subscriber has a bounded queue of EVENTS_QUEUE_SIZE events, so a slow client never grows the process's
 memory or holds up the others. When a subscriber's queue overflows (a burst, such as the events a long import held
 back), its stream leaves the live queue and catches up from the outbox a page at a time, then rejoins; one that is
@@ -34,7 +39,7 @@ from service.developers.errors import CursorExpired
 from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
 from service.developers.events.schemas import Ping, Resync
-from service.developers.events.store import StoredEvent
+from service.developers.events.store import Audience, StoredEvent
 from service.log_throttle import LogThrottle
 from service.settings import Settings
 
@@ -60,18 +65,27 @@ State = Literal["starting", "listening", "polling", "stopped"]
 
 
 class Subscription:
-    """One subscriber's place in the feed: a bounded queue of events after `start`; None in it means resync."""
+    """One subscriber's place in the feed: a bounded queue of events after `start`; None in it means resync.
 
-    __slots__ = ("overflowed", "queue", "specialty", "start")
+    `passed` is the newest event it was not shown that came while its queue was empty, so when every event before
+    it that it is shown had been taken from the queue: the cursor it may resume from, once those have been sent.
+    """
 
-    def __init__(self, specialty: str | None, size: int, start: Cursor) -> None:
-        self.specialty = specialty
+    __slots__ = ("audience", "overflowed", "passed", "queue", "start")
+
+    def __init__(self, audience: Audience, size: int, start: Cursor) -> None:
+        self.audience = audience
         self.start = start
+        self.passed = start
         self.queue: asyncio.Queue[StoredEvent | None] = asyncio.Queue(size + 1)  # + 1: room for the resync mark
         self.overflowed = False
 
     def offer(self, event: StoredEvent) -> None:
-        if self.overflowed or event.cursor <= self.start or not event.matches(self.specialty):
+        if self.overflowed or event.cursor <= self.start:
+            return
+        if not event.shown_to(self.audience):
+            if self.queue.empty():
+                self.passed = event.cursor
             return
         if self.queue.qsize() >= self.queue.maxsize - 1:
             self.cut()
@@ -134,9 +148,10 @@ class Feed:
 
     # Subscribers
 
-    async def events(self, after: Cursor | None, specialty: str | None) -> AsyncGenerator[StoredEvent | Resync | Ping]:
-        """Every event after `after` (or from now), then live ones, filtered by specialty; a Ping after each
-        EVENTS_KEEPALIVE_SECONDS without one, and a final Resync if the subscriber falls too far behind.
+    async def events(self, after: Cursor | None, audience: Audience) -> AsyncGenerator[StoredEvent | Resync | Ping]:
+        """Every event after `after` (or from now), then live ones, those `audience` is shown; a Ping after each
+        EVENTS_KEEPALIVE_SECONDS without one (with the cursor it has been given everything up to, when events it
+        was not shown moved it on), and a final Resync if the subscriber falls too far behind.
 
         Check `after` with `resumable` first: this generator starts only once the answer has started.
         """
@@ -155,17 +170,20 @@ class Feed:
                         await self._started.wait()
                 if not self._started.is_set():
                     yield Ping()
-        subscription = self._subscribe(specialty)
+        subscription = self._subscribe(audience)
         try:
             last = subscription.start if after is None else after
             while True:
-                async for event in self._replayed(last, subscription.start, specialty):
+                async for event in self._replayed(last, subscription.start, audience):
                     yield event
                     last = event.cursor
                 last = max(last, subscription.start)
                 while (queued := await self._next(subscription)) is not None:
                     if isinstance(queued, Ping):
-                        yield queued
+                        # The queue has been empty for a while: whatever it was shown before `passed` is sent.
+                        moved = subscription.passed > last
+                        last = max(last, subscription.passed)
+                        yield Ping(after=format_cursor(last)) if moved else queued
                     elif queued.cursor > last:
                         yield queued
                         last = queued.cursor
@@ -173,16 +191,16 @@ class Feed:
                 # behind, its own stream catches it up from the outbox, as a reconnect with `after` would, and
                 # puts it back on the live queue; other subscribers never wait for it.
                 self.subscriptions.discard(subscription)
-                if self.state == "stopped" or await self._behind(last) > RESYNC_FACTOR * self.queue_size:
+                if self.state == "stopped" or await self._behind(last, audience) > RESYNC_FACTOR * self.queue_size:
                     sent = None if last == START else format_cursor(last)
                     yield Resync(after=sent, detail="this subscriber fell too far behind; resume from `after`")
                     return
-                subscription = self._subscribe(specialty)
+                subscription = self._subscribe(audience)
         finally:
             self.subscriptions.discard(subscription)
 
-    def _subscribe(self, specialty: str | None) -> Subscription:
-        subscription = Subscription(specialty, self.queue_size, self.cursor)
+    def _subscribe(self, audience: Audience) -> Subscription:
+        subscription = Subscription(audience, self.queue_size, self.cursor)
         self.subscriptions.add(subscription)
         return subscription
 
@@ -194,20 +212,22 @@ class Feed:
         except TimeoutError:
             return Ping()
 
-    async def _replayed(self, after: Cursor, upto: Cursor, specialty: str | None) -> AsyncIterator[StoredEvent]:
-        """The events in (after, upto] from the outbox, a page at a time (the feed has served them already)."""
+    async def _replayed(self, after: Cursor, upto: Cursor, audience: Audience) -> AsyncIterator[StoredEvent]:
+        """The events in (after, upto] `audience` is shown, from the outbox, a page at a time (the feed has served
+        them already)."""
         while after < upto:
-            page = await self._replay(after, upto, specialty)
+            page = await self._replay(after, upto, audience)
             if not page:
                 return
             for event in page:
                 yield event
             after = page[-1].cursor
 
-    async def _behind(self, last: Cursor) -> int:
-        """How many events the feed has served after `last` (counted up to a bound)."""
+    async def _behind(self, last: Cursor, audience: Audience) -> int:
+        """How many events the feed has served after `last` that `audience` is shown (counted up to a bound)."""
+        bound = RESYNC_FACTOR * self.queue_size + 1
         async with self._pooled() as connection:
-            return await store.count_between(connection, last, self.cursor, RESYNC_FACTOR * self.queue_size + 1)
+            return await store.count_between(connection, last, self.cursor, audience, bound)
 
     async def resumable(self, after: Cursor) -> None:
         """Raise CursorExpired if events after `after` may have been deleted by retention (410)."""
@@ -305,9 +325,9 @@ class Feed:
             for event in batch:
                 subscription.offer(event)
 
-    async def _replay(self, after: Cursor, upto: Cursor, specialty: str | None) -> list[StoredEvent]:
+    async def _replay(self, after: Cursor, upto: Cursor, audience: Audience) -> list[StoredEvent]:
         async with self._pooled() as connection:
-            return await store.read_between(connection, after, upto, specialty, PAGE)
+            return await store.read_between(connection, after, upto, audience, PAGE)
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[asyncpg.Connection]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from service.developers.schemas import Developer
 from service.imports.schemas import ImportJobSummary
+from service.validation import Timestamp
 
 Op = Literal[
     "created",
@@ -42,12 +42,12 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     the job's summary in `job` (every specialty filter lets these through).
     """
 
-    id: str
+    id: Annotated[str, msgspec.Meta(examples=["6266-6"])]
     op: Op
     developer: Developer | None
     developer_id: int | None
     specialty: str | None
-    at: datetime
+    at: Timestamp
     bulk: BulkSummary | None
     job: ImportJobSummary | None = None  # left out of developer events (the only field with a default)
 
@@ -60,5 +60,9 @@ class Resync(msgspec.Struct, frozen=True, tag="resync", tag_field="op"):
     detail: str
 
 
-class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op"):
-    """A WebSocket keepalive on an idle stream (SSE sends a comment line instead)."""
+class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op", omit_defaults=True):
+    """A WebSocket keepalive on an idle stream (SSE sends a comment line instead). `after`, when present: events
+    this subscriber is not shown (another account's import jobs, other specialties) went by, and it has been sent
+    every event up to this cursor that it is shown; resume after it."""
+
+    after: str | None = None

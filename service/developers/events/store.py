@@ -8,12 +8,18 @@ is either visible now or never will be. An event served later always has an xid 
 (xid, id) cursors never skip one. The price: an event waits while any transaction that began writing before it is
 still open, however unrelated; the feed polls briefly while such events are pending.
 
+A subscriber is shown the events that match its `specialty` filter, if any, and that its `viewer` may read: an
+import job's events (`import.*`) only to the job's submitter and to admins (`viewer` None), the rule of
+`GET /api/imports/{id}`; every other event to everyone. Replays and counts apply the same rule in SQL as the feed
+does in process (`StoredEvent.shown_to`).
+
 Each function takes an asyncpg connection and makes one round trip.
 """
 
 from __future__ import annotations
 
 from datetime import UTC
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -33,14 +39,14 @@ _SERVABLE = "xid < pg_snapshot_xmin(pg_current_snapshot())"
 _AFTER = "(xid, id) > ($1::text::xid8, $2)"
 
 _READ = f"SELECT {_COLUMNS} FROM developer_events WHERE {_AFTER} AND {_SERVABLE} ORDER BY xid, id LIMIT $3"  # noqa: S608
-_READ_FOR = (
-    f"SELECT {_COLUMNS} FROM developer_events WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) "  # noqa: S608
-    "AND (specialties IS NULL OR $5::text IS NULL OR $5 = ANY(specialties)) ORDER BY xid, id LIMIT $6"
+# Events in (after, upto] shown to a subscriber with the `specialty` filter $5 and the viewer $6.
+_SHOWN_BETWEEN = (
+    f"{_AFTER} AND (xid, id) <= ($3::text::xid8, $4) "
+    "AND (specialties IS NULL OR $5::text IS NULL OR $5 = ANY(specialties)) "
+    "AND (job IS NULL OR $6::bigint IS NULL OR (job->>'submitted_by')::bigint = $6)"
 )
-_COUNT = (
-    "SELECT count(*) FROM (SELECT 1 FROM developer_events "  # noqa: S608
-    f"WHERE {_AFTER} AND (xid, id) <= ($3::text::xid8, $4) LIMIT $5) AS behind"
-)
+_READ_FOR = f"SELECT {_COLUMNS} FROM developer_events WHERE {_SHOWN_BETWEEN} ORDER BY xid, id LIMIT $7"  # noqa: S608
+_COUNT = f"SELECT count(*) FROM (SELECT 1 FROM developer_events WHERE {_SHOWN_BETWEEN} LIMIT $7) AS behind"  # noqa: S608
 _PENDING = f"SELECT EXISTS (SELECT 1 FROM developer_events WHERE {_AFTER} AND NOT {_SERVABLE})"  # noqa: S608
 _LATEST = (
     f"SELECT xid::text AS xid_text, id FROM developer_events WHERE {_SERVABLE} "  # noqa: S608
@@ -53,6 +59,14 @@ _BULK = msgspec.json.Decoder(BulkSummary)
 _JOB = msgspec.json.Decoder(ImportJobSummary)
 
 
+class Audience(NamedTuple):
+    """Who a subscriber is: its specialty filter (None: none), and whose import jobs it may read: an account's id,
+    or None for an admin, who may read every job."""
+
+    specialty: str | None
+    viewer: int | None
+
+
 class StoredEvent(msgspec.Struct, frozen=True):
     """An event as the feed handles it: its cursor, the specialties a filter matches (None: any), its JSON."""
 
@@ -61,8 +75,11 @@ class StoredEvent(msgspec.Struct, frozen=True):
     event: Event
     json: bytes
 
-    def matches(self, specialty: str | None) -> bool:
-        return specialty is None or self.specialties is None or specialty in self.specialties
+    def shown_to(self, audience: Audience) -> bool:
+        job = self.event.job
+        if job is not None and audience.viewer is not None and job.submitted_by != audience.viewer:
+            return False
+        return audience.specialty is None or self.specialties is None or audience.specialty in self.specialties
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -100,17 +117,24 @@ async def read(connection: asyncpg.Connection, after: Cursor, limit: int) -> lis
 
 
 async def read_between(
-    connection: asyncpg.Connection, after: Cursor, upto: Cursor, specialty: str | None, limit: int
+    connection: asyncpg.Connection,
+    after: Cursor,
+    upto: Cursor,
+    audience: Audience,
+    limit: int,
 ) -> list[StoredEvent]:
-    """Up to `limit` events in (after, upto] that a `specialty` filter matches: a replay, below a cursor the
-    feed has already served (so all of them are servable)."""
-    rows = await connection.fetch(_READ_FOR, str(after[0]), after[1], str(upto[0]), upto[1], specialty, limit)
+    """Up to `limit` events in (after, upto] shown to the subscriber `audience` (its specialty filter and viewer):
+    a replay, below a cursor the feed has already served (so all of them are servable)."""
+    rows = await connection.fetch(_READ_FOR, str(after[0]), after[1], str(upto[0]), upto[1], *audience, limit)
     return [_stored(row) for row in rows]
 
 
-async def count_between(connection: asyncpg.Connection, after: Cursor, upto: Cursor, bound: int) -> int:
-    """How many events lie in (after, upto], counting no further than `bound`."""
-    count: int = await connection.fetchval(_COUNT, str(after[0]), after[1], str(upto[0]), upto[1], bound)
+async def count_between(
+    connection: asyncpg.Connection, after: Cursor, upto: Cursor, audience: Audience, bound: int
+) -> int:
+    """How many events in (after, upto] are shown to the subscriber `audience`, counting no further than `bound`:
+    how far behind it is (events it is not shown cannot put it behind)."""
+    count: int = await connection.fetchval(_COUNT, str(after[0]), after[1], str(upto[0]), upto[1], *audience, bound)
     return count
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIResponse
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
@@ -78,9 +78,9 @@ class DevelopersExportController(Controller):
         request: Request[Any, Any, Any],
         developer_exports: DeveloperExportsDep,
         settings: SettingsDep,
-        export_format: Annotated[
-            Format, QueryParameter(name="format", description="`csv` (text/csv) or `ndjson` (application/x-ndjson).")
-        ],
+        # Named as the query parameter is: a validation error names the handler's parameter (`export_format`
+        # was what a client was told to fix).
+        format: Annotated[Format, Parameter(description="`csv` (text/csv) or `ndjson` (application/x-ndjson).")],
         specialty: Annotated[
             str | None,
             Parameter(min_length=1, max_length=SPECIALTY_MAX, pattern=TEXT_PATTERN, description="Only this specialty."),
@@ -92,7 +92,7 @@ class DevelopersExportController(Controller):
                 detail=f"unknown parameters: {', '.join(unknown)}",
                 extra=[{"key": name, "source": "query", "message": "unknown parameter"} for name in unknown],
             )
-        export = await developer_exports.start(export_format, specialty)
+        export = await developer_exports.start(format, specialty)
         return ExportStream(export, idle_timeout=settings.export_idle_timeout_seconds)
 
 
