@@ -4,12 +4,19 @@ Litestar's ProblemDetailsPlugin renders HTTP exceptions; this module adds what i
 from the services (service.errors.DomainError, each with its own status), and database trouble, which is the
 server's state rather than the client's mistake: pool starvation and an unreachable database are 503 with
 Retry-After, never a hang and never a 500.
+
+Every conversion then clears the locals of the finished frames in the exception's traceback (and its cause's and
+context's): something may outlive the request and keep the exception. SQLAlchemy's SessionTransaction.rollback
+keeps its own error in a reference cycle, chained to the request's when the rollback fails while that is answered
+(a backend killed mid-import), and its frames would keep an import's rows, megabytes per 503, until a full
+collection.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import traceback
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, cast
@@ -224,4 +231,26 @@ def problem_details_config(retry_after_seconds: int, metrics: Metrics | None = N
         OSError: unavailable,
         Exception: _internal,
     }
-    return ProblemDetailsConfig(exception_to_problem_detail_map=mapping)
+    released = {cls: _then_release_frames(convert) for cls, convert in mapping.items()}
+    return ProblemDetailsConfig(exception_to_problem_detail_map=released)
+
+
+def _then_release_frames(convert: Callable[[Any], ProblemDetailsException]) -> Callable[[Any], ProblemDetailsException]:
+    def answer(exc: Exception) -> ProblemDetailsException:
+        try:
+            return convert(exc)
+        finally:
+            _release_frames(exc)
+
+    return answer
+
+
+def _release_frames(exc: BaseException) -> None:
+    # Frames still running are left alone; a traceback formatted later (a log line) needs no locals.
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        if (error := pending.pop()) is not None and id(error) not in seen:
+            seen.add(id(error))
+            traceback.clear_frames(error.__traceback__)
+            pending += (error.__cause__, error.__context__)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import traceback
+import weakref
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -54,6 +56,34 @@ def test_other_database_errors_stay_500(through_sqlalchemy: bool) -> None:
 def test_recursion_errors_outside_body_decoding_stay_500() -> None:
     # Bodies nested too deeply are 400s where they are decoded (service.json_body); anywhere else it is our bug.
     assert convert(RecursionError("maximum recursion depth exceeded")).status_code == 500
+
+
+class Rows(list[tuple[str, str, str]]):
+    """A chunk of an import's rows that a test can watch (a plain list cannot be weakly referenced)."""
+
+
+def test_an_answered_error_keeps_no_locals_of_its_frames() -> None:
+    # Something outside the request may keep its error (SQLAlchemy's failed rollback does, in a reference cycle):
+    # once answered, the error must not keep the request's data alive through its frames or its cause's.
+    watched: list[weakref.ref[Rows]] = []
+
+    def copy() -> None:
+        rows = Rows([("Ada", "ada@x.io", "compilers")])
+        watched.append(weakref.ref(rows))
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    def import_rows() -> None:
+        try:
+            copy()
+        except asyncpg.PostgresError as exc:
+            raise sa_exc.InterfaceError("COPY", None, exc) from exc
+
+    with pytest.raises(sa_exc.InterfaceError) as raised:
+        import_rows()
+    assert watched[0]() is not None  # held by the frame of copy(), in the traceback of the error's cause
+    assert convert(raised.value).status_code == 503
+    assert watched[0]() is None
+    assert "in copy" in "".join(traceback.format_exception(raised.value))  # the traceback can still be logged
 
 
 @pytest.fixture

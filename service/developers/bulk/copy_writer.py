@@ -65,9 +65,12 @@ class CopyWriter:
                     if chunk:
                         await writing
                         writing = asyncio.create_task(self._write(chunk))
+            await writing  # an error from the last chunk's write
         finally:
             await asyncio.wait([writing])
-        writing.result()  # an error from the last chunk's write
+            # A failed task keeps its exception, whose traceback holds this frame: kept here, the task would close
+            # a reference cycle that holds the rows until the garbage collector's next full pass.
+            del writing
 
     async def _write(self, chunk: list[Row]) -> None:
         if self.direct:
