@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.db.models import EMAIL_MAX
+from service.limits import EMAIL_MAX
 from service.validation import Email, Password, normalize_fields
 
 SECRET_KEY_MIN = 32

@@ -43,6 +43,12 @@ class Principal(msgspec.Struct, frozen=True):
     id: int
     scopes: frozenset[str]
 
+    @property
+    def sees_owner(self) -> int | None:
+        """Whose records (import jobs, and their `import.*` events) the caller may read: its own (its account
+        id), or everyone's (None) for an admin. The one rule for the jobs routes and the change feed."""
+        return None if "users:admin" in self.scopes else self.id
+
 
 _MAX_DIGITS = len(str(ID_MAX))
 

@@ -16,7 +16,7 @@ from service.accounts.deps import AccountsServiceDep, TokenIssuerDep
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
 from service.controller import Controller
-from service.db.models import EMAIL_MAX
+from service.limits import EMAIL_MAX
 from service.path_ids import PathId
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post

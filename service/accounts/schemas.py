@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.db.models import EMAIL_MAX, Role
+from service.db.models import Role
+from service.limits import EMAIL_MAX
 from service.validation import PASSWORD_MAX, Email, Password, ShownEmail, Timestamp, normalize_fields
 
 # Put in NFC as they are decoded, as every email is (service.validation).

@@ -25,9 +25,8 @@ from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
-NAME_MAX = 200
-SPECIALTY_MAX = 100
-EMAIL_MAX = 254  # the longest address SMTP can carry (RFC 5321 path limit)
+from service.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
+
 # An account's role decides the scopes of its tokens (service.accounts.auth.ROLE_SCOPES).
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -15,7 +15,6 @@ from litestar.response.base import ASGIResponse
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.controller import Controller
-from service.db.models import SPECIALTY_MAX
 from service.developers import keyset
 from service.developers.deps import BulkServiceDep, DeveloperReadsDep, DevelopersServiceDep
 from service.developers.schemas import (
@@ -27,6 +26,7 @@ from service.developers.schemas import (
     DeveloperUpdate,
 )
 from service.errors import REPORTED
+from service.limits import SPECIALTY_MAX
 from service.path_ids import PathId
 from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.routes import delete, get, patch, post

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-from service.db.models import NAME_MAX
 from service.errors import InvalidInput
+from service.limits import NAME_MAX
 from service.validation import END, ID_DIGITS, ID_MAX
 
 # One character of a name, as UTF-8 in hex: any Unicode scalar value but NUL (PostgreSQL text cannot hold one),

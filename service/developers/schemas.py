@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 import msgspec
 
 from service.db import models
-from service.db.models import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
+from service.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 from service.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timestamp, normalize_fields
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]

@@ -6,23 +6,8 @@ from typing import Any
 
 import msgspec
 
-from service.db.models import ImportStatus, OnConflict
+from service.developers.events.schemas import ImportJobSummary
 from service.validation import Timestamp
-
-
-class ImportJobSummary(msgspec.Struct, frozen=True):
-    """A background import's state, as the change feed's `import.*` events carry it; `GET /api/imports/{id}`
-    answers the whole job (ImportJob)."""
-
-    id: int
-    status: ImportStatus
-    on_conflict: OnConflict
-    rows_total: int | None
-    rows_done: int
-    created: int | None
-    updated: int | None
-    skipped: int | None
-    submitted_by: int | None
 
 
 class ImportJob(ImportJobSummary, frozen=True):

@@ -28,7 +28,6 @@ from litestar.types import Receive, Send
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
-from service.db.models import SPECIALTY_MAX
 from service.developers.deps import FeedDep
 from service.developers.events import cursor as cursors
 from service.developers.events.cursor import Cursor
@@ -37,7 +36,7 @@ from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
 from service.developers.events.store import Audience, StoredEvent
 from service.errors import DomainError
-from service.imports.deps import viewer_of
+from service.limits import SPECIALTY_MAX
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
 from service.validation import TEXT_PATTERN, nfc
@@ -173,7 +172,7 @@ class EventStream(ASGIStreamingResponse):
 
 
 def _audience(principal: Principal, specialty: str | None) -> Audience:
-    return Audience(specialty and nfc(specialty), viewer_of(principal))
+    return Audience(specialty and nfc(specialty), principal.sees_owner)
 
 
 async def _as_sse(items: AsyncGenerator[StoredEvent | Resync | Ping]) -> AsyncGenerator[bytes]:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from service.db.models import ImportStatus, OnConflict
 from service.developers.schemas import Developer
-from service.imports.schemas import ImportJobSummary
 from service.validation import Timestamp
 
 Op = Literal[
@@ -21,6 +21,21 @@ Op = Literal[
     "import.failed",
     "import.cancelled",
 ]
+
+
+class ImportJobSummary(msgspec.Struct, frozen=True):
+    """A background import's state, as the change feed's `import.*` events carry it; `GET /api/imports/{id}`
+    answers the whole job (ImportJob)."""
+
+    id: int
+    status: ImportStatus
+    on_conflict: OnConflict
+    rows_total: int | None
+    rows_done: int
+    created: int | None
+    updated: int | None
+    skipped: int | None
+    submitted_by: int | None
 
 
 class BulkSummary(msgspec.Struct, frozen=True):

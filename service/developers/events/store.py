@@ -25,9 +25,8 @@ import asyncpg
 import msgspec
 
 from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event
+from service.developers.events.schemas import BulkSummary, Event, ImportJobSummary
 from service.developers.schemas import Developer
-from service.imports.schemas import ImportJobSummary
 
 # The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
 # "139119" sorts before "6260".

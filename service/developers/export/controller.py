@@ -23,10 +23,10 @@ from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
 from service.accounts.guards import READ_DEVELOPERS
 from service.controller import Controller
-from service.db.models import SPECIALTY_MAX
 from service.developers.deps import DeveloperExportsDep, SettingsDep
 from service.developers.export.service import Export, Format
 from service.developers.formats import documented
+from service.limits import SPECIALTY_MAX
 from service.openapi import streamed
 from service.problems import COMMON_RESPONSES, problem_response
 from service.routes import get
