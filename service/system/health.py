@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.controller import Controller
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
 from service.db.errors import driver_error
-from service.developers.events.feed import Feed
+from service.system.instruments import FeedProbe
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -93,7 +93,9 @@ class HealthController(Controller):
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
         responses={503: ResponseSpec(Readiness, description="Not ready: database or schema.", generate_examples=False)},
     )
-    async def ready(self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[Feed]) -> Response[Readiness]:
+    async def ready(
+        self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[FeedProbe]
+    ) -> Response[Readiness]:
         expected = migration_head()
         try:
             # Bounded: a probe must answer within its own timeout even when the pool is starved.

@@ -8,8 +8,8 @@ per job, never per row or per read.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sized
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -91,6 +91,23 @@ class WorkerMetrics:
 
     def watch(self, ready: ReadyProbe) -> None:
         self.registry.register(_WorkerState(ready))
+
+
+@runtime_checkable  # the readiness probe's dependency, which Litestar checks with isinstance
+class FeedProbe(Protocol):
+    """What the metrics and the readiness probe read of the change feed (service.developers.events.feed.Feed),
+    without importing the feed: its state, its subscribers, the events it delivered, and a hook for its lag."""
+
+    lag_observer: Callable[[float], None] | None
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def subscriptions(self) -> Sized: ...
+
+    @property
+    def delivered(self) -> int: ...
 
 
 class ReadyProbe(Protocol):

@@ -43,8 +43,7 @@ from sqlalchemy.pool import QueuePool
 from service.db.isolation import WRITES
 from service.db.models import IMPORT_STATUSES
 from service.db.pool import ReadyFirstPool
-from service.developers.events.feed import Feed
-from service.system.instruments import PREFIX, BulkMetrics
+from service.system.instruments import PREFIX, BulkMetrics, FeedProbe
 from service.system.requests import LoopHistogram, RequestMetrics
 
 logger = logging.getLogger("service.system.metrics")
@@ -115,7 +114,7 @@ class Metrics:
     def retried(self, operation: str) -> None:
         self.retries.labels(operation).inc()
 
-    def watch(self, engine: AsyncEngine, feed: Feed) -> None:
+    def watch(self, engine: AsyncEngine, feed: FeedProbe) -> None:
         """Report `engine`'s pool and `feed` as they are at each scrape, and time waits for the pool and the
         feed's deliveries."""
         pool = engine.sync_engine.pool
@@ -146,7 +145,7 @@ class Metrics:
 
 
 class _LiveState(Collector):
-    def __init__(self, engine: AsyncEngine, feed: Feed) -> None:
+    def __init__(self, engine: AsyncEngine, feed: FeedProbe) -> None:
         self.engine = engine
         self.feed = feed
 

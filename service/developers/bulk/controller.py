@@ -42,7 +42,7 @@ IMPORT_RESPONSES = (
 IMPORT_BODY = RequestBody(
     required=True,
     description="Developers to add, in one of three formats. NDJSON and CSV are streamed.",
-    content=documented(*MEDIA_TYPES),
+    content=documented(*MEDIA_TYPES, body=True),
 )
 
 
