@@ -16,7 +16,7 @@ from pathlib import Path
 
 from litestar.cli.main import litestar_group
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 
 APP_PATH = "service.app:create_app"
 DEV_DATABASE = "devdir"

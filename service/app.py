@@ -15,9 +15,8 @@ from service.accounts.auth import build_auth
 from service.accounts.bootstrap import first_admin
 from service.accounts.cli import AccountsCLIPlugin
 from service.accounts.router import router as accounts_router
-from service.body_timeout import BodyArrival
+from service.core.settings import Settings
 from service.db.config import engine_disposer, sqlalchemy_config
-from service.db.transaction import CommitBeforeAnswer
 from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
@@ -25,18 +24,19 @@ from service.developers.router import router as developers_router
 from service.imports.cli import WorkersCLIPlugin
 from service.imports.router import router as imports_router
 from service.imports.worker import Worker
-from service.json_body import JSONBodyRequest
-from service.openapi import ExactSchemaPlugin, api_document
-from service.problems import problem_details_config, problem_for
-from service.request_body import StreamedUploads
-from service.request_log import logging_config
-from service.settings import Settings
-from service.system.instruments import WorkerMetrics
-from service.system.metrics import Metrics
-from service.system.requests import ObservedRequests, answer_starts
+from service.observability.instruments import WorkerMetrics
+from service.observability.metrics import Metrics
+from service.observability.request_log import logging_config
+from service.observability.traces import tracing
 from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector
-from service.system.traces import tracing
+from service.web.body_timeout import BodyArrival
+from service.web.json_body import JSONBodyRequest
+from service.web.openapi import ExactSchemaPlugin, api_document
+from service.web.problems import problem_details_config, problem_for
+from service.web.request_body import StreamedUploads
+from service.web.requests import ObservedRequests, answer_starts
+from service.web.transaction import CommitBeforeAnswer
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -49,10 +49,11 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
 
     auth = build_auth(settings)
     db = sqlalchemy_config(settings)
-    # Prometheus metrics (service.system.metrics): requests by route template, the pool, the feed, 503s by kind.
+    # Prometheus metrics (service.observability.metrics): requests by route template, the pool, the feed, 503s by kind.
     metrics = Metrics() if settings.metrics_enabled else None
     problems = problem_details_config(settings.retry_after_seconds, metrics)
-    # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (service.system.traces): else None, nothing added.
+    # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (service.observability.traces): else None, nothing
+    # added.
     traces = tracing(settings, db.get_engine(), span_processor)
     # One change feed per process: a listener connection of its own, fanned out to every subscriber.
     feed = Feed(db.get_engine(), settings)
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
         state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "uploads": uploads}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps. A body
-        # that stalls or trickles is 408, one cut short 400 (service.body_timeout).
+        # that stalls or trickles is 408, one cut short 400 (service.web.body_timeout).
         middleware=([traces.route_namer] if traces is not None else [])
         + [
             CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,
         # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included;
-        # the request's id too, when requests are logged (service.system.requests).
+        # the request's id too, when requests are logged (service.web.requests).
         before_send=[answer_starts],
         plugins=[
             SQLAlchemyPlugin(config=db),
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         debug=settings.debug,
     )
     # Request ids, counts and log lines, outside Litestar's router and exception handling, so that 404s, 405s and
-    # 401s are seen too, with the status the client is sent (service.system.requests).
+    # 401s are seen too, with the status the client is sent (service.web.requests).
     if metrics is not None or settings.log_requests:
         app.asgi_handler = ObservedRequests(
             app.asgi_handler, None if metrics is None else metrics.requests, log=settings.log_requests

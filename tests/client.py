@@ -11,8 +11,8 @@ import httpx
 from litestar import Litestar
 
 from service.accounts.auth import TokenIssuer, build_auth
+from service.core.settings import Settings
 from service.db.models import Role
-from service.settings import Settings
 
 TEST_SECRET = "a-test-signing-key-of-forty-characters!!"
 

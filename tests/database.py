@@ -15,9 +15,9 @@ import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
 from sqlalchemy.engine import make_url
 
+from service.core.settings import Settings
 from service.db import embedded
 from service.db.config import async_url, sqlalchemy_config
-from service.settings import Settings
 
 
 async def connect(url: str) -> asyncpg.Connection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from service.problems import problem_details_config
+from service.web.problems import problem_details_config
 
 
 def convert(exc: Exception) -> ProblemDetailsException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.log_throttle import LogThrottle
+from service.observability.log_throttle import LogThrottle
 
 
 def test_first_line_at_once_then_one_per_interval_with_the_count() -> None:

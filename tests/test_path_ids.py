@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.path_ids import MESSAGE
+from service.web.path_ids import MESSAGE
 from tests.client import assert_problem
 from tests.database import run_sql
 from tests.developers.api import create

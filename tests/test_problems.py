@@ -15,7 +15,7 @@ from litestar.exceptions import InternalServerException
 from sqlalchemy import exc as sa_exc
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.db.unreachable import unreachable_app
 from tests.problems import convert
@@ -54,7 +54,7 @@ def test_other_database_errors_stay_500(through_sqlalchemy: bool) -> None:
 
 
 def test_recursion_errors_outside_body_decoding_stay_500() -> None:
-    # Bodies nested too deeply are 400s where they are decoded (service.json_body); anywhere else it is our bug.
+    # Bodies nested too deeply are 400s where they are decoded (service.web.json_body); anywhere else it is our bug.
     assert convert(RecursionError("maximum recursion depth exceeded")).status_code == 500
 
 

@@ -4,8 +4,8 @@ once, every other request keeps being served, and the trickle is cut (BODY_MIN_B
 
 from __future__ import annotations
 
+from service.core.settings import Settings
 from service.developers.bulk.parsers import FIRST_CHUNK_ROWS
-from service.settings import Settings
 from tests.database import fetch
 from tests.developers.api import encode, people
 from tests.developers.export_support import serving

@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.accounts.api import account, sign_in
 from tests.client import serve
 

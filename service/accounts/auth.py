@@ -19,9 +19,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
+from service.core.settings import Settings
+from service.core.validation import ID_MAX
 from service.db.models import Role
-from service.settings import Settings
-from service.validation import ID_MAX
 
 TOKEN_URL = "/api/access/token"  # noqa: S105 (a path, not a password); the sign-in route is served here
 

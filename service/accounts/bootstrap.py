@@ -10,7 +10,7 @@ from litestar import Litestar
 from sqlalchemy import exc as sa_exc
 
 from service.accounts.service import AccountsService
-from service.settings import Settings
+from service.core.settings import Settings
 
 logger = logging.getLogger("service.accounts")
 

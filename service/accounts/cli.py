@@ -14,10 +14,10 @@ from litestar.plugins import CLIPluginProtocol
 from service.accounts.errors import AccountEmailTaken
 from service.accounts.schemas import Account, AccountCreate
 from service.accounts.service import AccountsService
+from service.core.settings import Settings
+from service.core.validation import PASSWORD_MIN
 from service.db.config import sqlalchemy_config
 from service.db.models import ROLES
-from service.settings import Settings
-from service.validation import PASSWORD_MIN
 
 PASSWORD_ENV = "DEVDIR_USER_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 

@@ -15,12 +15,12 @@ from service.accounts.auth import TOKEN_URL, Principal
 from service.accounts.deps import AccountsServiceDep, TokenIssuerDep
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
-from service.controller import Controller
-from service.limits import EMAIL_MAX
-from service.path_ids import PathId
-from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
-from service.routes import delete, get, patch, post
-from service.validation import PASSWORD_MAX
+from service.core.limits import EMAIL_MAX
+from service.core.validation import PASSWORD_MAX
+from service.web.controller import Controller
+from service.web.path_ids import PathId
+from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.web.routes import delete, get, patch, post
 
 AccountId = Annotated[PathId, Parameter(description="The account's id.")]
 

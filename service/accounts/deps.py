@@ -14,7 +14,7 @@ from service.accounts.service import AccountsService
 
 
 def provide_accounts_service(db_session: NamedDependency[AsyncSession], state: State) -> AccountsService:
-    metrics = state.get("metrics")  # service.system.metrics.Metrics, None when METRICS_ENABLED is off
+    metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
     return AccountsService(db_session, None if metrics is None else metrics.retried)
 
 

@@ -1,8 +1,8 @@
-"""What can go wrong with accounts, in the domain's words; service.problems answers each with its status."""
+"""What can go wrong with accounts, in the domain's words; service.web.problems answers each with its status."""
 
 from __future__ import annotations
 
-from service.errors import Conflict, NotFound
+from service.core.errors import Conflict, NotFound
 
 
 class AccountNotFound(NotFound):

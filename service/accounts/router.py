@@ -10,7 +10,7 @@ from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
 from service.accounts import deps
 from service.accounts.auth import Principal, TokenIssuer
 from service.accounts.controller import AccessController, UsersController
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def router(settings: Settings, auth: OAuth2PasswordBearerAuth[Principal, Token]) -> Router:

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from service.core.limits import EMAIL_MAX
+from service.core.validation import PASSWORD_MAX, Email, Password, ShownEmail, Timestamp, normalize_fields
 from service.db.models import Role
-from service.limits import EMAIL_MAX
-from service.validation import PASSWORD_MAX, Email, Password, ShownEmail, Timestamp, normalize_fields
 
-# Put in NFC as they are decoded, as every email is (service.validation).
+# Put in NFC as they are decoded, as every email is (service.core.validation).
 _EMAIL = {"email": EMAIL_MAX}
 _USERNAME = {"username": EMAIL_MAX}  # so that it finds the account whatever form of the email is typed
 

@@ -15,8 +15,8 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 
+from service.core.settings import Settings
 from service.db.pool import ReadyFirstPool
-from service.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_versions"
@@ -57,10 +57,10 @@ def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> S
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
         # The plugin's default handler closes the session as the answer starts, which rolls back anything not
-        # committed; commits are decided before that, by service.db.transaction.CommitBeforeAnswer (a 2xx is
+        # committed; commits are decided before that, by service.web.transaction.CommitBeforeAnswer (a 2xx is
         # sent only once COMMIT has succeeded; the plugin's "autocommit" handler sends it either way).
         before_send_handler=None,
-        # Errors become RFC 9457 problems in service.problems, not advanced-alchemy's default JSON.
+        # Errors become RFC 9457 problems in service.web.problems, not advanced-alchemy's default JSON.
         set_default_exception_handler=False,
         # Timestamps come from SQL: server defaults on INSERT, the models' `onupdate=func.now()` in a Core UPDATE
         # (the bulk paths' SQL text sets it itself); the ORM listeners that would do it in Python would only add

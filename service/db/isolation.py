@@ -13,7 +13,7 @@ costs no round trip.
 An operation declared `replay` runs its whole transaction, COMMIT included, inside `replayed()`: a serialization
 failure (40001) or a deadlock (40P01), at any statement or at COMMIT, rolls the attempt back, waits a jittered
 backoff and runs it again from what the request already holds in memory (its parsed body, never the socket), up
-to ATTEMPTS times; the last attempt's error becomes the usual 503 with Retry-After (service.problems). Only work
+to ATTEMPTS times; the last attempt's error becomes the usual 503 with Retry-After (service.web.problems). Only work
 that is safe to repeat is declared so: a streamed body was consumed as it was written, so the imports are not.
 """
 
@@ -54,7 +54,7 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 class Isolation:
     level: Level = "READ COMMITTED"
     # The whole transaction is run again on 40001/40P01 (replayed()); else it is the request's transaction,
-    # committed before the answer leaves (service.db.transaction), and a conflict is answered 503 at once.
+    # committed before the answer leaves (service.web.transaction), and a conflict is answered 503 at once.
     replay: bool = False
 
 

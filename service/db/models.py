@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import UserDefinedType
 
-from service.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
+from service.core.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 
 # An account's role decides the scopes of its tokens (service.accounts.auth.ROLE_SCOPES).
 Role = Literal["viewer", "editor", "admin"]
@@ -51,7 +51,7 @@ class Developer(IdentityBase):
         CheckConstraint(f"char_length(name) BETWEEN 1 AND {NAME_MAX}", name="name_length"),
         CheckConstraint(f"char_length(specialty) BETWEEN 1 AND {SPECIALTY_MAX}", name="specialty_length"),
         CheckConstraint(f"char_length(email) BETWEEN 3 AND {EMAIL_MAX}", name="email_length"),
-        # Equal emails in other Unicode forms would pass the unique index (service.validation; PostgreSQL 13+).
+        # Equal emails in other Unicode forms would pass the unique index (service.core.validation; PostgreSQL 13+).
         CheckConstraint("email IS NFC NORMALIZED", name="email_nfc"),
     )
 

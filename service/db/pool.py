@@ -65,7 +65,7 @@ class FairQueue(queue.AsyncAdaptedQueue[ConnectionPoolEntry]):
 
 class ReadyFirstPool(AsyncAdaptedQueuePool):
     _queue_class = FairQueue
-    # Told how long each checkout that found no idle connection took (service.system.metrics), if set.
+    # Told how long each checkout that found no idle connection took (service.observability.metrics), if set.
     wait_observer: Callable[[float], None] | None = None
 
     def _do_get(self) -> ConnectionPoolEntry:

@@ -14,7 +14,9 @@ from litestar.params import JSONBody, Parameter
 from litestar.response.base import ASGIResponse
 
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
-from service.controller import Controller
+from service.core.errors import REPORTED
+from service.core.limits import SPECIALTY_MAX
+from service.core.validation import TEXT_PATTERN
 from service.developers import keyset
 from service.developers.deps import BulkServiceDep, DeveloperReadsDep, DevelopersServiceDep
 from service.developers.schemas import (
@@ -25,12 +27,10 @@ from service.developers.schemas import (
     DeveloperPage,
     DeveloperUpdate,
 )
-from service.errors import REPORTED
-from service.limits import SPECIALTY_MAX
-from service.path_ids import PathId
-from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
-from service.routes import delete, get, patch, post
-from service.validation import TEXT_PATTERN
+from service.web.controller import Controller
+from service.web.path_ids import PathId
+from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.web.routes import delete, get, patch, post
 
 DeveloperId = Annotated[PathId, Parameter(description="The developer's id.")]
 

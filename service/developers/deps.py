@@ -11,12 +11,12 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.core.settings import Settings
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
 from service.developers.reads import DeveloperReads
 from service.developers.service import DevelopersService
-from service.settings import Settings
 
 
 def provide_developer_reads(db_engine: NamedDependency[AsyncEngine]) -> DeveloperReads:
@@ -30,7 +30,7 @@ def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> Dev
 def provide_bulk_service(
     db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings], state: State
 ) -> DevelopersBulkService:
-    metrics = state.get("metrics")  # service.system.metrics.Metrics, None when METRICS_ENABLED is off
+    metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
     return DevelopersBulkService(
         db_session,
         max_rows=settings.bulk_max_rows,

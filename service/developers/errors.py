@@ -1,10 +1,10 @@
-"""What can go wrong with developers, in the domain's words; service.problems answers each with its status."""
+"""What can go wrong with developers, in the domain's words; service.web.problems answers each with its status."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, TooLarge
+from service.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, TooLarge
 
 
 class DeveloperNotFound(NotFound):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-from service.errors import InvalidInput
-from service.limits import NAME_MAX
-from service.validation import END, ID_DIGITS, ID_MAX
+from service.core.errors import InvalidInput
+from service.core.limits import NAME_MAX
+from service.core.validation import END, ID_DIGITS, ID_MAX
 
 # One character of a name, as UTF-8 in hex: any Unicode scalar value but NUL (PostgreSQL text cannot hold one),
 # in its shortest form, so that the bytes always decode.

@@ -23,10 +23,10 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from service.core.validation import nfc
 from service.developers import keyset
 from service.developers.errors import DeveloperNotFound
 from service.developers.schemas import Developer, DeveloperPage
-from service.validation import nfc
 
 _PAGE_ENCODER = msgspec.json.Encoder()
 

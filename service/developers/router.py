@@ -1,7 +1,7 @@
 """The developers domain's routes: single-row, bulk, export and change-feed controllers, with their dependencies.
 
 One router, so that controllers sharing a path (`/api/developers`) bring one OPTIONS handler for it
-(service.controller). Its body size limit is BULK_MAX_BYTES, for the bulk routes and the batch update; the
+(service.web.controller). Its body size limit is BULK_MAX_BYTES, for the bulk routes and the batch update; the
 single-row routes set their own, far lower.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from litestar import Router
 
+from service.core.settings import Settings
 from service.developers import deps
 from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.developers.events.controller import EventsController
 from service.developers.export.controller import DevelopersExportController
 from service.developers.export.service import DeveloperExports
-from service.settings import Settings
 
 
 def router(settings: Settings, exports: DeveloperExports) -> Router:

@@ -6,9 +6,9 @@ from typing import Annotated, ClassVar
 
 import msgspec
 
+from service.core.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
+from service.core.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timestamp, normalize_fields
 from service.db import models
-from service.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
-from service.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timestamp, normalize_fields
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
 Specialty = Annotated[
@@ -27,7 +27,7 @@ class Developer(msgspec.Struct, frozen=True):
     updated_at: Timestamp
 
 
-# Every developer body puts its text in NFC as it is decoded (service.validation).
+# Every developer body puts its text in NFC as it is decoded (service.core.validation).
 _TEXT_FIELDS = {"name": NAME_MAX, "email": EMAIL_MAX, "specialty": SPECIALTY_MAX}
 
 
@@ -81,7 +81,7 @@ class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=Tr
     """One item of a batch update: the developer's id and at least one of the fields to change."""
 
     # The id and a field to change: an item without one is refused (400) by the batch update, and the API
-    # document says so with `minProperties` (service.openapi).
+    # document says so with `minProperties` (service.web.openapi).
     min_properties: ClassVar[int] = 2
 
     id: Id

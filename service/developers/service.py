@@ -6,7 +6,7 @@ reads back after writes. Each write here is one Core statement whose columns go 
 
 Round trips of a write, counted at the wire (tests/developers/test_round_trips.py): 3, BEGIN, the statement and
 COMMIT. The transaction is the request's, in the SQLAlchemy plugin's session: it commits before a 2xx answer
-leaves and rolls back on any error (service.db.transaction), and later writes of the request join it. Each write
+leaves and rolls back on any error (service.web.transaction), and later writes of the request join it. Each write
 begins it at its declared level (service.db.isolation: READ COMMITTED, and why that is enough).
 """
 

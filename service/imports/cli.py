@@ -11,10 +11,10 @@ import click
 from click import Group
 from litestar.plugins import CLIPluginProtocol
 
+from service.core.settings import Settings
 from service.imports import health
 from service.imports.worker import Worker
-from service.request_log import logging_config
-from service.settings import Settings
+from service.observability.request_log import logging_config
 
 
 class WorkersCLIPlugin(CLIPluginProtocol):

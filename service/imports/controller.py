@@ -18,20 +18,20 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
 
-from service import request_body
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
-from service.controller import Controller
+from service.core.validation import ID_PATTERN
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
 from service.imports.schemas import ImportJob, ImportJobPage
-from service.openapi import streamed
-from service.path_ids import PathId
-from service.problems import COMMON_RESPONSES, problem_response
-from service.request_body import STREAMED
-from service.routes import delete, get, post
-from service.validation import ID_PATTERN
+from service.web import request_body
+from service.web.controller import Controller
+from service.web.openapi import streamed
+from service.web.path_ids import PathId
+from service.web.problems import COMMON_RESPONSES, problem_response
+from service.web.request_body import STREAMED
+from service.web.routes import delete, get, post
 
 JobId = Annotated[PathId, Parameter(description="The job's id.")]
 NOT_FOUND = {404: problem_response("No such job, or not one of yours (admins see every job).")}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from litestar import Router
 
+from service.core.settings import Settings
 from service.imports import deps
 from service.imports.controller import ImportsController, ImportSubmitController
-from service.settings import Settings
 
 
 def router(settings: Settings) -> Router:

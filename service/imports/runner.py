@@ -39,16 +39,16 @@ from pgqueuer.domain.models import Job
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.core.errors import DomainError
+from service.core.settings import Settings
 from service.db import isolation
 from service.db.autocommit import autocommit
 from service.db.models import FINISHED
 from service.developers.bulk.parsers import parse
 from service.developers.bulk.rows import Row
 from service.developers.bulk.service import DevelopersBulkService
-from service.errors import DomainError
 from service.imports import jobs, uploads
-from service.settings import Settings
-from service.system.instruments import WorkerMetrics
+from service.observability.instruments import WorkerMetrics
 
 logger = logging.getLogger("service.imports")
 

@@ -23,10 +23,10 @@ from pgqueuer.domain.models import Schedule
 from pgqueuer.sm import SchedulerManager
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.core.settings import Settings
 from service.db.autocommit import autocommit
 from service.developers.events import retention
 from service.imports import jobs, queue
-from service.settings import Settings
 
 logger = logging.getLogger("service.imports")
 

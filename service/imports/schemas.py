@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
+from service.core.validation import Timestamp
 from service.developers.events.schemas import ImportJobSummary
-from service.validation import Timestamp
 
 
 class ImportJob(ImportJobSummary, frozen=True):

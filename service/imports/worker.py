@@ -48,12 +48,12 @@ from pgqueuer.domain.types import Channel
 from pgqueuer.qm import QueueManager
 from pgqueuer.sm import SchedulerManager
 
+from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from service.db.queue import ENTRYPOINT, SETTINGS
 from service.imports import queue, scheduler
 from service.imports.runner import JobRunner
-from service.settings import Settings
-from service.system.instruments import WorkerMetrics
+from service.observability.instruments import WorkerMetrics
 
 logger = logging.getLogger("service.imports")
 

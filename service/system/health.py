@@ -25,10 +25,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.controller import Controller
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
 from service.db.errors import driver_error
-from service.system.instruments import FeedProbe
+from service.observability.instruments import FeedProbe
+from service.web.controller import Controller
 
 READY_TIMEOUT_SECONDS = 2.0
 

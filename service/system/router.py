@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from litestar import Router
 
+from service.observability.metrics import Metrics
 from service.system.health import HealthController
-from service.system.metrics import Metrics, MetricsController
+from service.system.metrics import MetricsController
 
 
 def router(metrics: Metrics | None) -> Router:

@@ -10,7 +10,7 @@ import pytest
 
 from service.accounts.passwords import verify_password
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import fetch, fresh_database
 from tests.processes import DEVDIR, environment

@@ -13,7 +13,7 @@ from litestar.types import Guard
 from service.accounts.auth import ROLE_SCOPES, SCOPES
 from service.accounts.guards import ADMIN_USERS, READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.db.models import ROLES
-from service.problems import problem_details_config
+from service.web.problems import problem_details_config
 from tests.client import assert_problem
 
 GUARDS = [READ_DEVELOPERS, WRITE_DEVELOPERS, ADMIN_USERS]

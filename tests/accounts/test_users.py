@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import TEST_SECRET, assert_problem, serve
 from tests.database import fetch, run_sql

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 from service.accounts.auth import TokenIssuer, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.bench.servers import BIN, serving, thread_cpu_seconds, worker_pid
 from tests.database import connect, fresh_database, server_url
 

@@ -30,7 +30,7 @@ import httpx
 import msgspec
 
 from service.accounts.auth import TokenIssuer, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.bench.servers import BIN, descends, serving
 from tests.database import connect, fresh_database, run_sql, server_url
 

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from service.accounts.auth import TokenIssuer, build_auth
+from service.core.settings import Settings
 from service.developers.export.service import Format, copy_options, copy_query
-from service.settings import Settings
 from tests.bench.servers import BIN, memory_mb, serving, worker_pid
 from tests.database import connect, fresh_database, run_sql, server_url
 

@@ -62,8 +62,8 @@ from sqlalchemy.engine import make_url
 from websockets.typing import Subprotocol
 
 from service.accounts.auth import TokenIssuer, build_auth
+from service.core.settings import Settings
 from service.developers.events.feed import PENDING_POLL_SECONDS
-from service.settings import Settings
 from tests.bench.servers import BIN, cpu_seconds, memory_mb, serving, worker_pid
 from tests.database import connect, fetchval, fresh_database, run_sql, server_url
 

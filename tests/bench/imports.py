@@ -50,7 +50,7 @@ import msgspec
 import uvloop
 
 from service.accounts.auth import TokenIssuer, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.bench.servers import BIN, descends, serving, worker_pid
 from tests.database import connect, fetch, fetchval, fresh_database, run_sql, server_url
 from tests.processes import free_port

@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 import service.app
 from service.accounts.auth import ROLE_SCOPES, Principal, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 
 EVERYONE = Principal(id=0, scopes=frozenset(ROLE_SCOPES["admin"]))
 

@@ -13,10 +13,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from service.db.models import Developer
 from service.developers.schemas import BulkCreateResult, DeveloperCreate
-from service.settings import Settings
 
 
 @post("/orm/developers/bulk", request_max_body_size=None)

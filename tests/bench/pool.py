@@ -40,7 +40,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
 from service.accounts.auth import TokenIssuer, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.bench.__main__ import load
 from tests.bench.servers import BIN, serving
 from tests.database import fresh_database, server_url

@@ -23,7 +23,7 @@ import time
 import httpx
 
 from service.accounts.auth import TokenIssuer, build_auth
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.bench.servers import BIN, serving
 from tests.database import fetchval, fresh_database, server_url
 from tests.developers.api import encode, people

@@ -4,7 +4,7 @@ cost is measured within one process.
     granian --interface asgi tests.bench.switch_app:app     (DATABASE_URL and SECRET_KEY from the environment)
 
 `GET /observing?on=1` (or `on=0`) switches; the answer says the state. Off, a request goes straight past the
-observing layer (service.system.requests) to the app it wraps, and the pool's checkout wait is not timed: the
+observing layer (service.web.requests) to the app it wraps, and the pool's checkout wait is not timed: the
 requests take the very path of a service started with METRICS_ENABLED=false LOG_REQUESTS=false. The app's one
 `before_send` hook (security headers) runs either way, as it does in that service. Two processes of the same code
 differ here by up to 10% in requests/s for as long as they live, more than what is measured.
@@ -19,8 +19,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.app import create_app
 from service.db.pool import ReadyFirstPool
-from service.system.metrics import Metrics
-from service.system.requests import ObservedRequests
+from service.observability.metrics import Metrics
+from service.web.requests import ObservedRequests
 
 SWITCH = "/observing"
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
-from service.settings import Settings
 from tests.problems import convert
 
 SECRET = "ada.secret@x.io"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from service.core.settings import Settings
 from service.developers.bulk.parsers import FIRST_CHUNK_ROWS
-from service.settings import Settings
 from tests.database import fetch, run_sql
 from tests.developers.api import encode, people
 from tests.developers.export_support import serving

@@ -19,7 +19,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import connect, fetch, run_sql
 

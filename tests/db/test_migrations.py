@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import service.db.models  # noqa: F401
+from service.core.settings import Settings
 from service.db import queue
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, sqlalchemy_config
 from service.imports.queue import install_sql
-from service.settings import Settings
 from tests.database import connect, fetch, fresh_database, run_sql
 
 

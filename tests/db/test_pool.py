@@ -11,8 +11,8 @@ import sqlalchemy
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
-from service.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.db.unreachable import unreachable_app
 

@@ -2,7 +2,7 @@
 
 service/db/pool.py subclasses SQLAlchemy's AsyncAdaptedQueuePool (it overrides `_do_get`, sets `_queue_class` and
 takes connections from `_pool`) and its AsyncAdaptedQueue (it overrides `get` and `put_nowait` and calls
-`get_nowait`); service/db/transaction.py finds the request's session with advanced-alchemy's private
+`get_nowait`); service/web/transaction.py finds the request's session with advanced-alchemy's private
 `get_aa_scope_state`. pyproject.toml bounds both packages below their next minor version; raising a bound means
 running these first. (How the pool behaves with them is tested in test_pool.py.)
 """
@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 from sqlalchemy.util import concurrency, queue
 
+from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from service.db.pool import FairQueue, ReadyFirstPool
-from service.settings import Settings
 from tests.client import TEST_SECRET, serve
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

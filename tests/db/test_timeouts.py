@@ -6,7 +6,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, assert_problem, serve
 from tests.database import fetch, run_sql
 from tests.developers.api import encode, people

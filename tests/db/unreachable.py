@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET
 
 

@@ -10,7 +10,7 @@ import promql_parser
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.system.instruments import WorkerMetrics
+from service.observability.instruments import WorkerMetrics
 
 # Labels Prometheus adds to every scraped series (the PodMonitor's target labels), not the app.
 TARGET_LABELS = frozenset({"namespace", "pod", "container", "endpoint", "instance", "job"})

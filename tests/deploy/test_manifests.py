@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.deploy.manifests import K8S, documents, one, render, selects
 
 OVERLAYS = ("dev", "prod")
@@ -34,7 +34,7 @@ def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def setting(config: dict[str, str], name: str) -> float:
-    """A numeric setting as the pods see it: the ConfigMap's value read as service/settings.py reads it, else
+    """A numeric setting as the pods see it: the ConfigMap's value read as service/core/settings.py reads it, else
     its default there."""
     value = getattr(Settings.from_env({k: v for k, v in config.items() if k in Settings.env_names()}), name.lower())
     assert isinstance(value, int | float)

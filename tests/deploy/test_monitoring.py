@@ -14,7 +14,7 @@ import httpx
 import promql_parser
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.system.metrics import MetricsController
 from tests.deploy.manifests import documents, one, selects
 from tests.deploy.monitoring import KUBE_STATE_METRICS, exposed, parse, selectors, unknown, worker_exposed

@@ -16,8 +16,8 @@ import msgspec
 from litestar import Litestar
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.developers.export.service import DeveloperExports
-from service.settings import Settings
 from tests.database import connect, fetch, run_sql
 from tests.developers.feed_client import bearer
 from tests.server import served

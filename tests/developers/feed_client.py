@@ -19,8 +19,8 @@ from websockets.asyncio.client import ClientConnection
 
 from service.accounts.auth import build_auth
 from service.app import create_app
+from service.core.settings import Settings
 from service.developers.events.feed import Feed
-from service.settings import Settings
 from tests.client import TEST_SECRET, token
 from tests.database import fetch
 from tests.polling import WAIT, until

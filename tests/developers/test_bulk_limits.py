@@ -19,8 +19,8 @@ from litestar import Litestar
 from sqlalchemy.exc import DBAPIError
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.developers.bulk.parsers import CHUNK_ROWS
-from service.settings import Settings
 from tests.client import TEST_SECRET, assert_problem, serve, token
 from tests.database import fetch, run_sql
 from tests.developers.api import FORMATS, bulk, create, encode, people, table

@@ -17,12 +17,12 @@ from sqlalchemy.engine import make_url
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.developers.bulk.parsers import CHUNK_ROWS, FIRST_CHUNK_ROWS
 from service.developers.events import retention
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Resync
 from service.developers.events.store import Audience
-from service.settings import Settings
 from tests.client import assert_problem, token
 from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import bulk, create, people

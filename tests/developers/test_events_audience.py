@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.database import run_sql
 from tests.developers.api import create, people
 from tests.developers.feed_client import (

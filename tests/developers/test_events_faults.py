@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, token
 from tests.database import connect, fetch, fresh_database, run_sql
 from tests.developers.api import encode

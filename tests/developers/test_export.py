@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.developers.export.service import DeveloperExports
-from service.settings import Settings
 from tests.client import assert_problem, serve, token
 from tests.database import connect, fetchval, run_sql
 from tests.developers.api import bulk, people

@@ -9,8 +9,8 @@ import random
 import msgspec
 import pytest
 
+from service.core.errors import InvalidInput
 from service.developers.bulk.json_array import MAX_ITEM, ArraySplitter
-from service.errors import InvalidInput
 
 ITEMS = [
     {"name": "Plain", "email": "a@x.io", "specialty": "s"},

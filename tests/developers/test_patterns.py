@@ -10,7 +10,7 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from service.validation import EMAIL_PATTERN, TEXT_PATTERN
+from service.core.validation import EMAIL_PATTERN, TEXT_PATTERN
 from tests.client import assert_problem
 
 # Every character where the two dialects' `\s` could differ lies below U+3100, but for U+FEFF; then the format

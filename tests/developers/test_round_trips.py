@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.accounts.api import account
 from tests.client import TEST_SECRET, serve
 from tests.database import run_sql

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import serve, token
 from tests.database import run_sql
 from tests.developers.api import MEDIA, Person, encode

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.imports.worker import Worker
-from service.settings import Settings
 from tests.client import assert_problem, serve
 from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import FORMATS, bulk, encode, people

@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.database import fetchval
 from tests.developers.api import people
 from tests.imports.api import client_of, submitted, until_job

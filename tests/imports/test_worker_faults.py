@@ -11,10 +11,10 @@ import pytest
 from pgqueuer.sm import SchedulerManager
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.core.settings import Settings
 from service.db.config import async_url
 from service.imports import queue, scheduler
 from service.imports.worker import Worker
-from service.settings import Settings
 from tests.database import connect, fetchval, run_sql
 from tests.developers.api import people
 from tests.developers.feed_client import until

@@ -7,9 +7,9 @@ import httpx
 from litestar import Litestar
 
 from service.app import create_app
+from service.core.settings import Settings
 from service.imports import health
 from service.imports.worker import Worker
-from service.settings import Settings
 from tests.client import serve
 from tests.developers.api import people
 from tests.imports.api import quick, reset, submitted, until_job

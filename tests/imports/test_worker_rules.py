@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from service.core.settings import Settings
 from service.db.config import async_url
 from service.imports import scheduler
 from service.imports.worker import Worker
-from service.settings import Settings
 from tests.database import fetchval, run_sql
 from tests.developers.api import people
 from tests.imports.api import client_of, quick, submitted, until_job

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from service.request_log import JSONFormatter, writer
+from service.observability.request_log import JSONFormatter, writer
 
 
 class Lines:

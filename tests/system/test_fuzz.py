@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.accounts.passwords import hash_password
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import TEST_SECRET, token
 from tests.database import fetchval, run_sql
 

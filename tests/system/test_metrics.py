@@ -12,7 +12,7 @@ from litestar import Litestar
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import assert_problem, serve
 from tests.db.unreachable import unreachable_app
 from tests.developers.api import bulk, create, people

@@ -12,11 +12,11 @@ import msgspec
 
 import service.accounts.schemas
 import service.developers.schemas
-import service.problems
 import service.system.health
+import service.web.problems
+from service.core.validation import EMAIL_PATTERN
 from service.developers import keyset
 from service.developers.events import cursor as cursors
-from service.validation import EMAIL_PATTERN
 
 API = {"400", "401", "403", "503"}  # every route behind a token
 JSON_BODY = {"415"}  # every route with a JSON body
@@ -165,7 +165,7 @@ async def test_integer_bounds_are_exact(client: httpx.AsyncClient) -> None:
 
 
 def struct_types() -> dict[str, type[msgspec.Struct]]:
-    modules = [service.developers.schemas, service.accounts.schemas, service.problems, service.system.health]
+    modules = [service.developers.schemas, service.accounts.schemas, service.web.problems, service.system.health]
     return {
         name: value
         for module in modules

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from service.system.health import migration_head, unready_database
 from tests.client import TEST_SECRET, serve
 from tests.database import fresh_database, run_sql

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from service import request_log
-from service.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine
-from service.settings import Settings
+from service.core.settings import Settings
+from service.observability import request_log
+from service.observability.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import assert_problem, serve, token
 from tests.db.unreachable import unreachable_app

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.client import serve
 from tests.database import run_sql
 from tests.developers.api import create
@@ -116,7 +116,7 @@ async def test_no_endpoint_no_spans(settings: Settings, exporter: InMemorySpanEx
 PROBE = """
 import sys
 from service.app import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 create_app(Settings(database_url="postgresql://nobody@127.0.0.1:1/none", secret_key="x" * 40))
 print(" ".join(sorted(name for name in sys.modules if name.startswith("opentelemetry"))))
 """

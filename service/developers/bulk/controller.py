@@ -1,7 +1,7 @@
 """HTTP routes for bulk work on developers: import and bulk delete (the batch update is PATCH on the collection,
 in service.developers.controller). Their body size limit, BULK_MAX_BYTES, comes from the router they are mounted
 on (router.py). The import's body goes to the parsers as it streams in; what HTTP says about it (its Content-Type,
-its size, how many imports stream at once) is decided here, with service.request_body.
+its size, how many imports stream at once) is decided here, with service.web.request_body.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from litestar import Request
 from litestar.openapi.spec import RequestBody
 from litestar.params import JSONBody, Parameter
 
-from service import request_body
 from service.accounts.guards import WRITE_DEVELOPERS
-from service.controller import Controller
+from service.core.errors import REPORTED
 from service.developers.bulk.parsers import MEDIA_TYPES, parse
 from service.developers.deps import BulkServiceDep, SettingsDep
 from service.developers.formats import documented
 from service.developers.schemas import BulkCreateResult, BulkDelete, BulkDeleteResult, OnConflict
-from service.errors import REPORTED
-from service.openapi import streamed
-from service.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
-from service.request_body import STREAMED, TOO_LARGE
-from service.routes import post
+from service.web import request_body
+from service.web.controller import Controller
+from service.web.openapi import streamed
+from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
+from service.web.request_body import STREAMED, TOO_LARGE
+from service.web.routes import post
 
 IMPORT_RESPONSES = (
     COMMON_RESPONSES

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import msgspec
 
-from service.decoding import MALFORMED, decode
-from service.errors import InvalidInput
+from service.core.decoding import MALFORMED, decode
+from service.core.errors import InvalidInput
 
 MAX_ITEM = 64 * 1024
 _CUT_TRIES = 8  # `}` tried from the end of the data before waiting for more

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import msgspec
 
-from service.decoding import decode
+from service.core.decoding import decode
+from service.core.validation import named_field, readable
 from service.developers.bulk.json_array import MAX_ITEM, ArraySplitter
 from service.developers.bulk.rows import Row
 from service.developers.errors import InvalidRows, TooManyRows
 from service.developers.schemas import CSV_HEADER, DeveloperCreate
-from service.validation import named_field, readable
 
 CHUNK_ROWS = 10_000  # rows per COPY: large enough to amortise the round trip, small enough to keep memory flat
 FIRST_CHUNK_ROWS = 1_000  # the first COPY starts early, so PostgreSQL's work overlaps the parsing of the rest

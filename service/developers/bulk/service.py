@@ -23,6 +23,7 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.core.errors import REPORTED
 from service.db import isolation
 from service.db.errors import driver_error, violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
@@ -36,8 +37,7 @@ from service.developers.schemas import (
     DeveloperBatchUpdate,
     OnConflict,
 )
-from service.errors import REPORTED
-from service.system.instruments import BulkMetrics
+from service.observability.instruments import BulkMetrics
 
 _STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :ms, true)")
 

@@ -27,7 +27,9 @@ from litestar.types import Receive, Send
 
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS
-from service.controller import Controller
+from service.core.errors import DomainError
+from service.core.limits import SPECIALTY_MAX
+from service.core.validation import TEXT_PATTERN, nfc
 from service.developers.deps import FeedDep
 from service.developers.events import cursor as cursors
 from service.developers.events.cursor import Cursor
@@ -35,11 +37,9 @@ from service.developers.events.document import EventStreamOperation
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
 from service.developers.events.store import Audience, StoredEvent
-from service.errors import DomainError
-from service.limits import SPECIALTY_MAX
-from service.problems import COMMON_RESPONSES, problem_response
-from service.routes import get
-from service.validation import TEXT_PATTERN, nfc
+from service.web.controller import Controller
+from service.web.problems import COMMON_RESPONSES, problem_response
+from service.web.routes import get
 
 # Cursors are checked by the handlers (service.developers.events.cursor.parse), which name the parameter as the
 # client sent it (`Last-Event-ID`, not Litestar's `last_event_id`); the document states their form all the same.

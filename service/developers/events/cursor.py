@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from service.errors import InvalidInput
-from service.validation import END, decimal_pattern
+from service.core.errors import InvalidInput
+from service.core.validation import END, decimal_pattern
 
 Cursor = tuple[int, int]
 START: Cursor = (0, 0)  # before every event

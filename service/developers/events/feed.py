@@ -35,13 +35,13 @@ import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.core.settings import Settings
 from service.developers.errors import CursorExpired
 from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
 from service.developers.events.schemas import Ping, Resync
 from service.developers.events.store import Audience, StoredEvent
-from service.log_throttle import LogThrottle
-from service.settings import Settings
+from service.observability.log_throttle import LogThrottle
 
 logger = logging.getLogger("service.developers.events")
 

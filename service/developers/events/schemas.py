@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from service.core.validation import Timestamp
 from service.db.models import ImportStatus, OnConflict
 from service.developers.schemas import Developer
-from service.validation import Timestamp
 
 Op = Literal[
     "created",

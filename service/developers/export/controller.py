@@ -22,15 +22,15 @@ from litestar.response.base import ASGIResponse
 from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 
 from service.accounts.guards import READ_DEVELOPERS
-from service.controller import Controller
+from service.core.limits import SPECIALTY_MAX
+from service.core.validation import TEXT_PATTERN
 from service.developers.deps import DeveloperExportsDep, SettingsDep
 from service.developers.export.service import Export, Format
 from service.developers.formats import documented
-from service.limits import SPECIALTY_MAX
-from service.openapi import streamed
-from service.problems import COMMON_RESPONSES, problem_response
-from service.routes import get
-from service.validation import TEXT_PATTERN
+from service.web.controller import Controller
+from service.web.openapi import streamed
+from service.web.problems import COMMON_RESPONSES, problem_response
+from service.web.routes import get
 
 logger = logging.getLogger("service.developers.export")
 

@@ -34,9 +34,9 @@ from sqlalchemy.engine.interfaces import PoolProxiedConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from service.core.validation import nfc
 from service.developers.errors import ExportsBusy
 from service.developers.schemas import CSV_HEADER
-from service.validation import nfc
 
 Format = Literal["csv", "ndjson"]
 # Litestar adds `; charset=utf-8` to the text/csv of the answer.

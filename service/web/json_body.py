@@ -5,7 +5,7 @@ covered without a declaration to forget, and no other route pays for the check. 
 a browser may send cross-site without asking, never reaches a handler as JSON.
 
 A body that is not valid UTF-8 inside a string, or nests near Python's recursion limit, is answered 400 like any
-malformed JSON (service.decoding says why those two need catching).
+malformed JSON (service.core.decoding says why those two need catching).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request
 from litestar.exceptions import ClientException, SerializationException
 
-from service.decoding import MALFORMED, NOT_UTF8, TOO_DEEP
+from service.core.decoding import MALFORMED, NOT_UTF8, TOO_DEEP
 
 MEDIA_TYPE = "application/json"
 UTF8 = frozenset({"utf-8", "utf8"})

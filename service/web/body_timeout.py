@@ -18,7 +18,7 @@ make that a 500 with a traceback (InternalServerException). Either way the clien
 with a body is covered here, whatever reads it (JSON, the sign-in form, the streamed imports). When the body had
 a Content-Length, only the end of the connection can cut it short (HTTP/1.1 reads such a body to its length), so
 nobody receives the answer: the request is logged and counted as 499, nginx's "client closed request", a client
-error on every dashboard (service.system.requests). A cut chunked body cannot be told from a malformed one, and
+error on every dashboard (service.web.requests). A cut chunked body cannot be told from a malformed one, and
 is logged as the 400 it is answered.
 """
 
@@ -33,7 +33,7 @@ from litestar.exceptions import ClientException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
-from service.system.requests import client_gone
+from service.web.requests import client_gone
 
 WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 ENDED_EARLY = (

@@ -2,9 +2,9 @@
 that writes them.
 
 The request id is the client's `X-Request-ID` when it looks like one (1 to 128 letters, digits and `._:-`), else
-a new 32-digit hex id (`new_id`); service.system.requests echoes it in the answer and binds it to `request_id` for
+a new 32-digit hex id (`new_id`); service.web.requests echoes it in the answer and binds it to `request_id` for
 the request's lifetime, and a filter on the log handler copies it onto every record, whichever logger wrote it (the
-503 warnings of service.problems included).
+503 warnings of service.web.problems included).
 
 Every line is formatted and written by one thread of this process (`writer`), a batch every WRITE_INTERVAL
 seconds, never by the event loop, so a slow log reader never blocks a request. The request line is not even a

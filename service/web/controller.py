@@ -20,12 +20,12 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from service import path_ids
+from service.web import path_ids
 
 
 class Controller(litestar.Controller):
     """A Litestar controller whose paths answer OPTIONS with a complete `Allow` header and without a token, and
-    whose routes read ids in paths strictly (service.path_ids).
+    whose routes read ids in paths strictly (service.web.path_ids).
 
     Guards belong on the route handlers, not on the controller: a controller's guards bind to OPTIONS too.
     Controllers that share a path go in one Router, their domain's (router.py): registered on the app itself, two

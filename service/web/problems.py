@@ -1,7 +1,7 @@
 """Every error answer as an RFC 9457 problem: the mapping from exceptions to `application/problem+json`.
 
 Litestar's ProblemDetailsPlugin renders HTTP exceptions; this module adds what it cannot know: domain errors
-from the services (service.errors.DomainError, each with its own status), and database trouble, which is the
+from the services (service.core.errors.DomainError, each with its own status), and database trouble, which is the
 server's state rather than the client's mistake: pool starvation and an unreachable database are 503 with
 Retry-After, never a hang and never a 500.
 
@@ -28,11 +28,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException
 from sqlalchemy import exc as sa_exc
 
+from service.core.errors import DomainError
+from service.core.validation import named_field, readable
 from service.db.errors import driver_error
-from service.errors import DomainError
-from service.log_throttle import LogThrottle
-from service.system.metrics import ErrorKind, Metrics
-from service.validation import named_field, readable
+from service.observability.log_throttle import LogThrottle
+from service.observability.metrics import ErrorKind, Metrics
 
 logger = logging.getLogger("service.problems")
 UNAVAILABLE_LOG_INTERVAL = 10.0  # seconds between two log lines about the same kind of 503
@@ -71,7 +71,7 @@ COMMON_RESPONSES = {
     ),
 }
 
-# Every route with a JSON body can answer this too (service.json_body).
+# Every route with a JSON body can answer this too (service.web.json_body).
 JSON_BODY_RESPONSES = {
     415: problem_response(
         "The body is not `application/json` (UTF-8); `Accept-Post` or `Accept-Patch` names the type to send."

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.limits import EMAIL_MAX
-from service.validation import Email, Password, normalize_fields
+from service.core.limits import EMAIL_MAX
+from service.core.validation import Email, Password, normalize_fields
 
 SECRET_KEY_MIN = 32
 # Settings no longer read, with what replaced them: set, they stop the start rather than be silently ignored.
@@ -115,7 +115,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # GET /metrics (Prometheus) and the request metrics behind it; off, neither the route nor the middleware exists.
     metrics_enabled: bool = True
     # OpenTelemetry traces of requests and SQL, sent over OTLP/HTTP to this collector (`<endpoint>/v1/traces`);
-    # empty, nothing of OpenTelemetry is set up (service.system.traces).
+    # empty, nothing of OpenTelemetry is set up (service.observability.traces).
     otel_exporter_otlp_endpoint: str = ""
     # Seconds a 503 asks the client to wait before retrying.
     retry_after_seconds: Annotated[int, msgspec.Meta(ge=0)] = 1

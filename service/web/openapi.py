@@ -4,7 +4,7 @@ apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's genera
 - Integer bounds. Litestar writes `ge`/`le`/`gt`/`lt` as floats, so the largest id, 2**63 - 1, came out as
   9.223372036854776e+18, which is 2**63: a client trusting it would send an id the API refuses. Bounds set by
   `msgspec.Meta` on an item type (`list[DeveloperId]`) were dropped altogether.
-- Ids in paths. They are read by a type of their own (service.path_ids), which the document shows as the integer
+- Ids in paths. They are read by a type of their own (service.web.path_ids), which the document shows as the integer
   it is, with its bounds.
 - Closed bodies. msgspec rejects unknown fields of a Struct declared with `forbid_unknown_fields=True`; the
   document says so with `additionalProperties: false`, and with `minProperties` when the Struct declares a
@@ -24,8 +24,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
-from service.path_ids import PathId
-from service.validation import ID_MAX
+from service.core.validation import ID_MAX
+from service.web.path_ids import PathId
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator

@@ -4,7 +4,7 @@ msgspec reports two faults of a body with errors other than `msgspec.DecodeError
 raises UnicodeDecodeError, and arrays or objects nested near Python's recursion limit (a 2 KB body of brackets)
 raise RecursionError. Both are the client's mistake, so they are caught right around the decoding of client data,
 where nothing else can raise them; anywhere else a RecursionError is a bug of ours and stays one. The request
-bodies (service.json_body) and the bulk parsers decode through here.
+bodies (service.web.json_body) and the bulk parsers decode through here.
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ around it (`/api/developers/%D9%A1`, an Arabic-Indic one, and `/api/developers/1
 msgspec's lenient conversion of a `str` segment takes `1e0` and `1.0`. So id segments are declared `str` and read
 by this type's decoder, which takes the canonical form alone: any other segment is a 400 problem naming the
 parameter, as an id out of range is. The API document shows the parameter as the integer it is, with its bounds
-(service.openapi).
+(service.web.openapi).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from service.validation import ID_MAX
+from service.core.validation import ID_MAX
 
 _MAX_DIGITS = len(str(ID_MAX))
 MESSAGE = f"Expected an id: an integer from 1 to {ID_MAX}, in ASCII digits without sign, space or leading zero"
@@ -39,5 +39,5 @@ def _decode(_: type[PathId], value: Any) -> PathId:
     raise ValueError(MESSAGE)
 
 
-# For a controller's `type_decoders` (service.controller.Controller registers them for every route).
+# For a controller's `type_decoders` (service.web.controller.Controller registers them for every route).
 TYPE_DECODERS = [(_is_path_id, _decode)]

@@ -1,16 +1,16 @@
-"""Every request observed once, around the whole app: its id, its status and its duration, counted for /metrics
-and written as one log line.
+"""Every request observed once, around the whole app: its id, its status and its duration, counted for /metrics and
+written as one log line.
 
 One pure ASGI layer wraps the app's ASGI handler itself, outside Litestar's router and exception handling:
-middleware given to Litestar runs around each route only, so the router's 404 and 405 and the authentication's
-401 would never pass through it. Per request it reads the clock three times, scans the request headers once for
-X-Request-ID, sets one context variable, updates a few plain counters and hands the log writer one tuple, which
-the writer's thread formats (service.request_log). It does not wrap `send`: the app's one `before_send` hook,
-which adds the security headers to every answer anyway, also adds the id and notes the status in the scope
-(`answer_starts`); a request whose client left mid-body is noted 499 instead (`client_gone`), being no fault of
-the server's. A WebSocket gets an id too, on every line written while it is open, and one line when it
-closes (method WEBSOCKET, status 101 once accepted, 403 if refused at the handshake); it is not counted in the
-request metrics, having neither a status nor a duration of a request.
+middleware given to Litestar runs around each route only, so the router's 404 and 405 and the authentication's 401
+would never pass through it. Per request it reads the clock three times, scans the request headers once for
+X-Request-ID, sets one context variable, updates a few plain counters and hands the log writer one tuple, which the
+writer's thread formats (service.observability.request_log). It does not wrap `send`: the app's one `before_send`
+hook, which adds the security headers to every answer anyway, also adds the id and notes the status in the scope
+(`answer_starts`); a request whose client left mid-body is noted 499 instead (`client_gone`), being no fault of the
+server's. A WebSocket gets an id too, on every line written while it is open, and one line when it closes (method
+WEBSOCKET, status 101 once accepted, 403 if refused at the handshake); it is not counted in the request metrics,
+having neither a status nor a duration of a request.
 
 This replaces Litestar's PrometheusMiddleware, whose per-request work cost the hot read several times the budget
 for metrics and logs; the series keep the names and label values its users know
@@ -27,20 +27,14 @@ from __future__ import annotations
 
 import logging
 import time
-from bisect import bisect_left
-from collections.abc import Iterable
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from service.request_log import HEADER, RequestLine, client_id, logger, new_id, request_id, writer
-from service.security_headers import secure
-from service.system.instruments import PREFIX
+from service.observability.request_log import HEADER, RequestLine, client_id, logger, new_id, request_id, writer
+from service.observability.request_metrics import RequestMetrics
+from service.web.security_headers import secure
 
-# Seconds, for the request duration histogram: hot reads answer in about a millisecond, bulk imports in minutes.
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Requests to these are not counted: probes and scrapes would drown the API's own figures.
 UNCOUNTED = frozenset({"/metrics", "/health", "/ready"})
 # Label values are bounded: any other method (a client may send any token) is counted as OTHER, and a path that
@@ -48,69 +42,6 @@ UNCOUNTED = frozenset({"/metrics", "/health", "/ready"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 WEBSOCKET = "WEBSOCKET"  # the request line's method for a WebSocket, logged when it closes
-
-
-def cumulative(bounds: tuple[float, ...], counts: Iterable[float]) -> list[tuple[str, float]]:
-    """Per-bucket counts (the last one above every bound) as Prometheus' cumulative `le` buckets."""
-    total, buckets = 0.0, []
-    for bound, count in zip([*(str(bound) for bound in bounds), "+Inf"], counts, strict=True):
-        total += count
-        buckets.append((bound, total))
-    return buckets
-
-
-class LoopHistogram(Collector):
-    """A histogram without labels, observed on the event loop's thread only: plain counts, no lock. The pool's
-    checkout wait is observed on most requests of a busy pool; prometheus_client's Histogram takes a lock for its
-    sum and another for the bucket on each observation. Exposed under `name` as the same Prometheus histogram."""
-
-    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
-        self.name, self.documentation, self.buckets = name, documentation, buckets
-        self.counts = [0] * (len(buckets) + 1)  # the last one: above every bound (+Inf)
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.buckets, seconds)] += 1
-        self.sum += seconds
-
-    def collect(self) -> Iterable[Metric]:
-        buckets = cumulative(self.buckets, self.counts)
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
-
-
-class RequestMetrics(Collector):
-    """Requests by method, path template and status: a count, a duration histogram, and those in progress."""
-
-    def __init__(self) -> None:
-        # (method, path, status) -> [count, sum of seconds, then one count per bucket, the last one +Inf]
-        self.series: dict[tuple[str, str, int], list[float]] = {}
-        self.in_progress = 0
-
-    def observe(self, method: str, path: str, status: int, seconds: float) -> None:
-        key = (method, path, status)
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = [0.0] * (len(DURATION_BUCKETS) + 3)
-        series[0] += 1
-        series[1] += seconds
-        series[2 + bisect_left(DURATION_BUCKETS, seconds)] += 1
-
-    def collect(self) -> Iterable[Metric]:
-        labels = ["method", "path", "status_code"]
-        total = CounterMetricFamily(f"{PREFIX}_requests", "Requests answered, by route template", labels=labels)
-        duration = HistogramMetricFamily(
-            f"{PREFIX}_request_duration_seconds",
-            "Seconds from a request's arrival to its answer's last byte, by route template",
-            labels=labels,
-        )
-        for (method, path, status), series in sorted(self.series.items()):
-            values = [method, path, str(status)]
-            total.add_metric(values, series[0])
-            duration.add_metric(values, cumulative(DURATION_BUCKETS, series[2:]), sum_value=series[1])
-        yield total
-        yield duration
-        doc = "HTTP requests being served now, this scrape included"
-        yield GaugeMetricFamily(f"{PREFIX}_requests_in_progress", doc, self.in_progress)
 
 
 # What the layer and the hook share through the request's scope (ASGI lets an app add keys of its own to it).
@@ -123,14 +54,15 @@ CLIENT_CLOSED = 499
 
 def client_gone(scope: Scope) -> None:
     """The request's client has left, and its answer went nowhere: log and count it as CLIENT_CLOSED, whatever the
-    app answered. Called once the app has answered, by the layer that saw the client leave (service.body_timeout)."""
+    app answered. Called once the app has answered, by the layer that saw the client leave
+    (service.web.body_timeout)."""
     state: dict[str, Any] = scope  # type: ignore[assignment]  # the scope, keys of our own included
     state[STATUS_KEY] = CLIENT_CLOSED
 
 
 async def answer_starts(message: Message, scope: Scope) -> None:
     """The app's one Litestar `before_send` hook: on the start of every HTTP answer (errors included), the security
-    headers (service.security_headers) and the request's id, and its status noted for the layer.
+    headers (service.web.security_headers) and the request's id, and its status noted for the layer.
 
     One hook does all of it because each message the app sends awaits every hook in turn: a second hook, or a send
     wrapper of the layer's own, would be one more coroutine per message of every request."""

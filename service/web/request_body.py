@@ -3,7 +3,7 @@ the media type checked against what they accept (415), the body's pieces with it
 how many such uploads a process takes at once (503).
 
 Each of these uploads holds a connection of the request pool, in an open transaction, for as long as its body
-takes to arrive (service.body_timeout bounds how long that may be). At most BULK_MAX_CONCURRENT of them run at
+takes to arrive (service.web.body_timeout bounds how long that may be). At most BULK_MAX_CONCURRENT of them run at
 once per process, so uploads can never take every connection from the other requests; one more is answered 503
 with Retry-After before it reads its body or takes a connection. A slot is given back when the handler ends,
 right before its transaction commits.
@@ -20,8 +20,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from service.errors import DomainError
-from service.problems import problem_response
+from service.core.errors import DomainError
+from service.web.problems import problem_response
 
 TOO_LARGE = {413: problem_response("More rows than BULK_MAX_ROWS, or a body larger than BULK_MAX_BYTES.")}
 # What the routes that stream an upload (this import, and the import submission) answer beyond COMMON_RESPONSES.
@@ -52,7 +52,7 @@ def media_type(request: Request[Any, Any, Any], accepted: tuple[str, ...]) -> st
 
 async def pieces(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
     """The body as it arrives; 413 past the route's request_max_body_size (BULK_MAX_BYTES). (A body that stalls,
-    trickles or ends early is answered by service.body_timeout, under every route.)"""
+    trickles or ends early is answered by service.web.body_timeout, under every route.)"""
     try:
         async for data in request.stream():
             if data:

@@ -1,6 +1,6 @@
 """The one base of every domain error: what went wrong, the HTTP status it answers with, and the items concerned.
 
-Services raise these without knowing HTTP; service.problems turns any of them into an RFC 9457 problem with its
+Services raise these without knowing HTTP; service.web.problems turns any of them into an RFC 9457 problem with its
 `status`, its `detail`, and `extra` as the problem's `extra` member. Each domain names its own small subclasses
 (service.developers.errors, service.accounts.errors).
 """

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import msgspec
 
-from service.limits import EMAIL_MAX
+from service.core.limits import EMAIL_MAX
 
 # Whitespace, spelled out: msgspec applies patterns with Python's `re`, readers of the API document with ECMA-262
 # (JSON Schema's dialect), and their `\s` differ (\x1c-\x1f and \x85 are whitespace only to Python, \ufeff only

@@ -1,6 +1,6 @@
 """Metrics counted where the work happens, by services that know nothing of HTTP: bulk writes and import jobs.
 
-Plain prometheus_client objects in a registry the caller owns: the API's (service.system.metrics), or a worker
+Plain prometheus_client objects in a registry the caller owns: the API's (service.observability.metrics), or a worker
 process's own, which its probe server exposes (service.imports.health). Each is touched once per bulk request or
 per job, never per row or per read.
 """

@@ -1,6 +1,6 @@
 """Security headers on every answer the service sends: successes, problems, and Litestar's own 404s, 405s and 401s.
 
-Added by the app's one `before_send` hook (service.system.requests.answer_starts) rather than by a middleware:
+Added by the app's one `before_send` hook (service.web.requests.answer_starts) rather than by a middleware:
 Litestar runs an app's middleware around each route only, so the 404 and 405 of its router, and the 401 its
 authentication middleware raises, never pass through one; every message the app sends passes through its
 `before_send` hooks. The header lists are built once, here: per answer they cost a path test, one list, and on

@@ -1,0 +1,1 @@
+"""Alembic migrations: env.py and the frozen revisions under versions/."""

@@ -1,0 +1,1 @@
+"""Revisions: frozen text, importing nothing of the service (an import-linter contract)."""
