@@ -25,8 +25,8 @@ from service.imports.cli import WorkersCLIPlugin
 from service.imports.router import router as imports_router
 from service.imports.worker import Worker
 from service.observability.instruments import WorkerMetrics
+from service.observability.log_writer import logging_config
 from service.observability.metrics import Metrics
-from service.observability.request_log import logging_config
 from service.observability.traces import tracing
 from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector

@@ -10,7 +10,7 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.core.settings import Settings
-from service.observability.request_log import writer
+from service.observability.log_writer import writer
 from tests.client import TEST_SECRET, serve
 from tests.database import fresh_database, run_sql, server_url
 

@@ -14,7 +14,7 @@ from litestar.plugins import CLIPluginProtocol
 from service.core.settings import Settings
 from service.imports import health
 from service.imports.worker import Worker
-from service.observability.request_log import logging_config
+from service.observability.log_writer import logging_config
 
 
 class WorkersCLIPlugin(CLIPluginProtocol):

@@ -5,7 +5,7 @@ One pure ASGI layer wraps the app's ASGI handler itself, outside Litestar's rout
 middleware given to Litestar runs around each route only, so the router's 404 and 405 and the authentication's 401
 would never pass through it. Per request it reads the clock three times, scans the request headers once for
 X-Request-ID, sets one context variable, updates a few plain counters and hands the log writer one tuple, which the
-writer's thread formats (service.observability.request_log). It does not wrap `send`: the app's one `before_send`
+writer's thread formats (service.observability.log_writer). It does not wrap `send`: the app's one `before_send`
 hook, which adds the security headers to every answer anyway, also adds the id and notes the status in the scope
 (`answer_starts`); a request whose client left mid-body is noted 499 instead (`client_gone`), being no fault of the
 server's. A WebSocket gets an id too, on every line written while it is open, and one line when it closes (method
@@ -31,7 +31,9 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.observability.request_log import HEADER, RequestLine, client_id, logger, new_id, request_id, writer
+from service.observability.log_format import RequestLine, logger
+from service.observability.log_writer import writer
+from service.observability.request_ids import HEADER, client_id, new_id, request_id
 from service.observability.request_metrics import RequestMetrics
 from service.web.security_headers import secure
 

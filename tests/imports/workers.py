@@ -50,7 +50,7 @@ class WorkerProcess:
 
     async def logged(self, job_id: int, what: str, within: float = 15.0) -> None:
         """Wait until this worker's log says `what` of the job: a line reaches the log up to a second after it is
-        written (service.observability.request_log)."""
+        written (service.observability.log_writer)."""
         await until(
             lambda: any(job == job_id and said == what for job, said, _, _ in self.jobs()),
             lambda: f"worker {self.pid} to log job {job_id} {what}: {self.text()[-3000:]}",

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from service.observability.request_log import JSONFormatter, writer
+from service.observability.log_format import JSONFormatter
+from service.observability.log_writer import writer
 
 
 class Lines:

@@ -15,8 +15,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from service.core.settings import Settings
-from service.observability import request_log
-from service.observability.request_log import ConsoleFormatter, JSONFormatter, RequestIdFilter, RequestLine
+from service.observability import log_writer, request_ids
+from service.observability.log_format import ConsoleFormatter, JSONFormatter, RequestLine
+from service.observability.request_ids import RequestIdFilter
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import assert_problem, serve, token
 from tests.db.unreachable import unreachable_app
@@ -118,12 +119,12 @@ async def test_without_a_header_an_id_is_generated(client: httpx.AsyncClient, lo
 
 def test_generated_ids_differ_in_a_forked_process() -> None:
     # A granian worker is a forked child: its ids must not repeat its parent's, or a sibling's.
-    here = [request_log.new_id() for _ in range(3)]
+    here = [request_ids.new_id() for _ in range(3)]
     assert len(set(here)) == 3
     reader, writer_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover (the child process)
-        os.write(writer_end, request_log.new_id().encode())
+        os.write(writer_end, request_ids.new_id().encode())
         os._exit(0)
     os.close(writer_end)
     os.waitpid(child, 0)
@@ -235,8 +236,8 @@ def test_lines_outside_a_request_have_no_id() -> None:
 
 
 def test_a_log_reader_that_falls_behind_loses_lines_not_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(request_log, "MAX_PENDING", 3)
-    own = request_log.LineWriter()
+    monkeypatch.setattr(log_writer, "MAX_PENDING", 3)
+    own = log_writer.LineWriter()
     own.stream, own.formatter = io.StringIO(), JSONFormatter()
     for number in range(5):
         own.put(RequestLine(1_700_000_000.0, f"r{number}", "GET", "/api/developers", 200, 1.0, None))
