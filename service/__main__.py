@@ -5,6 +5,9 @@ plugins.
 Without DATABASE_URL it first starts the embedded PostgreSQL under DATA_DIR, and `devdir run` brings its schema
 to the migration head, so a fresh checkout serves with one command; that `run` also runs an import worker inside
 its own process (WORKER_IN_PROCESS), so background imports work without a second command.
+
+`devdir run` serves with granian's limits against slow clients and refuses a busy port (service.system.serving),
+and the workers it starts stop if it is killed (service.system.orphans).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from litestar.cli.main import litestar_group
 
 from service.settings import Settings, SettingsError
+from service.system.orphans import announce_devdir
+from service.system.serving import PortInUse, configure_server
 
 APP_PATH = "service.app:create_app"
 DEV_DATABASE = "devdir"
@@ -76,10 +81,13 @@ def main() -> None:
     os.environ.setdefault("LITESTAR_APP", APP_PATH)
     try:
         settings = Settings.from_env()
+        if sys.argv[1:2] == ["run"]:
+            configure_server(os.environ)
+            announce_devdir()
         if not settings.database_url:
             _use_embedded_database(settings, sys.argv[1:])
         litestar_group()
-    except SettingsError as exc:  # a setting is missing or wrong: say which, without a traceback
+    except (SettingsError, PortInUse) as exc:  # a setting is wrong, or the port is taken: say which
         sys.exit(f"devdir: {exc}")
 
 

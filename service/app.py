@@ -41,8 +41,10 @@ from service.settings import Settings
 from service.system.health import HealthController
 from service.system.instruments import WorkerMetrics
 from service.system.metrics import Metrics, MetricsController
+from service.system.orphans import stop_with_devdir
 from service.system.requests import ObservedRequests, answer_starts
 from service.system.runtime import tune_garbage_collector
+from service.system.serving import PortCheck
 from service.system.traces import tracing
 
 if TYPE_CHECKING:
@@ -111,7 +113,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
-        on_startup=[first_admin(settings, db), tune_garbage_collector],
+        # A granian worker of `devdir run` stops when `devdir` or granian's main process ends (service.system.orphans).
+        on_startup=[first_admin(settings, db), tune_garbage_collector, stop_with_devdir],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
         state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports}),
@@ -129,7 +132,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),
-            GranianPlugin(),
+            GranianPlugin(),  # `devdir run`, with granian's limits for slow clients (service.system.serving)
+            PortCheck(),  # `devdir run` refuses a port another server listens on
             AccountsCLIPlugin(),
             WorkersCLIPlugin(),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
