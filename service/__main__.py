@@ -5,22 +5,106 @@ plugins.
 Without DATABASE_URL it first starts the embedded PostgreSQL under DATA_DIR, and `devdir run` brings its schema
 to the migration head, so a fresh checkout serves with one command; that `run` also runs an import worker inside
 its own process (WORKER_IN_PROCESS), so background imports work without a second command.
+
+`devdir`, `devdir --help` and `devdir <command> --help` only print: the commands are listed from an app built
+from default settings (`help_app`), so help needs no database and no key, and starts and writes nothing.
+`devdir run` serves with granian's limits against slow clients and refuses a busy port (service.system.serving),
+and the workers it starts stop if it is killed (service.system.orphans).
+
+What usually goes wrong is said in one line, without a traceback: a setting, a busy port, a database that cannot
+be reached or refuses the login (service.db.unreachable). Ctrl-C before granian serves (granian then stops on
+it by itself) ends `devdir` at once with status 130, silently, whatever it was doing.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
-from litestar.cli.main import litestar_group
+if TYPE_CHECKING:  # imported when used, after the Ctrl-C handler is in place: they take a second or more
+    from litestar import Litestar
 
-from service.core.settings import Settings, SettingsError
+    from service.core.settings import Settings
 
 APP_PATH = "service.app:create_app"
+HELP_APP_PATH = "service.__main__:help_app"
+HELP_OPTIONS = {"--help", "-h"}
 DEV_DATABASE = "devdir"
 DEV_ADMIN = "admin@localhost"
+INTERRUPTED = 128 + signal.SIGINT
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, _interrupted)
+    argv = sys.argv[1:]
+    if _asks_for_help(argv):
+        os.environ["LITESTAR_APP"] = HELP_APP_PATH
+        _cli()
+        return
+    os.environ.setdefault("LITESTAR_APP", APP_PATH)
+    from service.core.settings import SettingsError
+    from service.system.serving import PortInUse
+
+    try:
+        _prepare(argv)
+        _cli()
+    except (SettingsError, PortInUse) as exc:  # a setting is wrong, or the port is taken: say which
+        sys.exit(f"devdir: {exc}")
+    except Exception as exc:
+        if (line := _unreachable_database(exc)) is None:
+            raise
+        sys.exit(f"devdir: {line}")
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(INTERRUPTED)  # unwinds like KeyboardInterrupt (atexit handlers run), but prints nothing
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    """`devdir` alone, or --help / -h anywhere before a `--`: click only prints help then."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return not argv or bool(HELP_OPTIONS.intersection(options))
+
+
+def help_app() -> Litestar:
+    """The app whose CLI plugins `--help` lists: built from default settings, never from the environment's (which
+    may lack a key, or name the embedded database), and never served; its URL and key are never used."""
+    from service.app import create_app
+    from service.core.settings import SECRET_KEY_MIN, Settings
+
+    return create_app(Settings(database_url="postgresql+asyncpg://localhost/devdir", secret_key="?" * SECRET_KEY_MIN))
+
+
+def _cli() -> None:
+    from litestar.cli.main import litestar_group
+
+    litestar_group()
+
+
+def _prepare(argv: list[str]) -> None:
+    from service.core.settings import Settings
+    from service.system.orphans import announce_devdir
+    from service.system.serving import configure_server
+
+    settings = Settings.from_env()
+    if argv[:1] == ["run"]:
+        configure_server(os.environ)
+        announce_devdir()
+    if not settings.database_url:
+        _use_embedded_database(settings, argv)
+
+
+def _unreachable_database(exc: Exception) -> str | None:
+    """The one line for a database that cannot be reached or refuses the login; None for any other error."""
+    from service.db.unreachable import unreachable_database
+
+    url = os.environ.get("DATABASE_URL")
+    return unreachable_database(exc, url) if url else None
 
 
 def _use_embedded_database(settings: Settings, argv: list[str]) -> None:
@@ -67,20 +151,10 @@ def _development_admin() -> None:
 def _upgrade_schema() -> None:
     from advanced_alchemy.alembic.commands import AlembicCommands
 
+    from service.core.settings import Settings
     from service.db.config import sqlalchemy_config
 
     AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings.from_env())).upgrade("head")
-
-
-def main() -> None:
-    os.environ.setdefault("LITESTAR_APP", APP_PATH)
-    try:
-        settings = Settings.from_env()
-        if not settings.database_url:
-            _use_embedded_database(settings, sys.argv[1:])
-        litestar_group()
-    except SettingsError as exc:  # a setting is missing or wrong: say which, without a traceback
-        sys.exit(f"devdir: {exc}")
 
 
 if __name__ == "__main__":

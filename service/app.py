@@ -28,8 +28,10 @@ from service.observability.instruments import WorkerMetrics
 from service.observability.log_writer import logging_config
 from service.observability.metrics import Metrics
 from service.observability.traces import tracing
+from service.system.orphans import stop_with_devdir
 from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector
+from service.system.serving import PortCheck
 from service.web.body_timeout import BodyArrival
 from service.web.json_body import JSONBodyRequest
 from service.web.openapi import ExactSchemaPlugin, api_document
@@ -91,7 +93,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],
-        on_startup=[first_admin(settings, db), tune_garbage_collector],
+        # A granian worker of `devdir run` stops when `devdir` or granian's main process ends (service.system.orphans).
+        on_startup=[first_admin(settings, db), tune_garbage_collector, stop_with_devdir],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
         state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "uploads": uploads}),
@@ -110,7 +113,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         plugins=[
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),
-            GranianPlugin(),
+            GranianPlugin(),  # `devdir run`, with granian's limits for slow clients (service.system.serving)
+            PortCheck(),  # `devdir run` refuses a port another server listens on
             AccountsCLIPlugin(),
             WorkersCLIPlugin(),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly

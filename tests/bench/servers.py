@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import descends
+
 BIN = Path(sys.executable).parent
 
 
@@ -32,19 +34,6 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subp
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def descends(child: int, ancestor: int) -> bool:
-    """Whether process `child` was started, directly or not, by `ancestor`."""
-    while child > 1:
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text()
-        except OSError:
-            return False
-        child = int(stat.rsplit(")", 1)[1].split()[1])
-        if child == ancestor:
-            return True
-    return False
 
 
 def worker_pid(server: int) -> int:

@@ -4,11 +4,8 @@ in production mode (a real PostgreSQL, no development defaults), then stops on S
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,12 +16,10 @@ import pytest
 
 from tests.client import TEST_SECRET, token
 from tests.database import fresh_database
-from tests.deploy.image import CONTAINERFILE, command, environment
+from tests.deploy.image import BIN, CONTAINERFILE, command, environment, production_command
 from tests.processes import free_port, wait_ready
 
 pytestmark = pytest.mark.slow  # starts processes
-
-BIN = Path(sys.executable).parent
 
 
 def test_containerfile_passes_hadolint() -> None:
@@ -41,16 +36,6 @@ def test_image_runs_as_non_root_with_tini_and_exposes_8000() -> None:
     assert "EXPOSE 8000" in text
     assert command()[:2] == ["tini", "--"]
     assert environment()["GRANIAN_WORKERS"] == "1"
-
-
-def production_command(port: int) -> tuple[list[str], dict[str, str]]:
-    """The image's command and environment, as a process here: the virtualenv's bin in PATH, the port moved."""
-    argv = command()
-    if shutil.which("tini") is None:  # tini only forwards signals and reaps; devdir handles SIGTERM itself
-        argv = argv[2:]
-    env = environment() | {"PATH": f"{BIN}:{os.environ['PATH']}", "GRANIAN_PORT": str(port)}
-    env["GRANIAN_HOST"] = "127.0.0.1"
-    return argv, env
 
 
 def test_production_start_migrate_serve_and_stop_without_a_failed_request(pg_server: str, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from service.core.settings import Settings
+from service.system.serving import BACKPRESSURE, SLOW_CLIENT_DEFAULTS
 from tests.deploy.manifests import K8S, documents, one, render, selects
 
 OVERLAYS = ("dev", "prod")
@@ -127,6 +128,16 @@ def test_configmap_and_secret_carry_exactly_the_settings() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_keeps_the_limits_of_devdir_run_for_slow_clients(overlay: str) -> None:
+    """HTTP/1.1 only, the header timeout and the connections per worker are `devdir run`'s defaults (the image
+    runs it): the ConfigMap may restate them, never weaken them (deploy/README.md, slow clients)."""
+    config = one(overlay, "ConfigMap", "devdir-config")["data"]
+    for name, value in SLOW_CLIENT_DEFAULTS.items():
+        assert config.get(name, value) == value, name
+    assert int(config.get("GRANIAN_BACKPRESSURE", BACKPRESSURE)) == BACKPRESSURE
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_and_service_account(overlay: str) -> None:
     policy = one(overlay, "NetworkPolicy", "devdir")["spec"]
     assert [port["port"] for rule in policy["ingress"] for port in rule["ports"]] == [8000]
@@ -164,7 +175,7 @@ def test_prod_pools_fit_under_max_connections() -> None:
     assert (replicas + surge) * per_pod + workers + 1 + reserved < max_connections
     # granian's backpressure caps accepted connections, idle keep-alive ones included: at the pool's size it
     # would starve every client past the pool's and the probes. The pool bounds the database work itself.
-    assert int(config["GRANIAN_BACKPRESSURE"]) >= 50 * pool
+    assert int(config.get("GRANIAN_BACKPRESSURE", BACKPRESSURE)) >= 50 * pool
     api = one("prod", "Deployment", "devdir-api")["spec"]["template"]["spec"]["containers"][0]
     (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
     assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator
