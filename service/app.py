@@ -13,7 +13,7 @@ from litestar_granian import GranianPlugin
 
 from service.accounts.auth import build_auth
 from service.accounts.bootstrap import first_admin
-from service.accounts.cli import AccountsCLIPlugin
+from service.accounts.cli import users_group
 from service.accounts.router import router as accounts_router
 from service.core.settings import Settings
 from service.db.config import engine_disposer, sqlalchemy_config
@@ -21,7 +21,7 @@ from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
 from service.developers.router import router as developers_router
-from service.imports.cli import WorkersCLIPlugin
+from service.imports.cli import workers_group
 from service.imports.router import router as imports_router
 from service.imports.worker import Worker
 from service.observability.instruments import WorkerMetrics
@@ -33,6 +33,7 @@ from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector
 from service.system.serving import PortCheck
 from service.web.body_timeout import BodyArrival
+from service.web.cli import CommandGroup
 from service.web.json_body import JSONBodyRequest
 from service.web.openapi import ExactSchemaPlugin, api_document
 from service.web.problems import problem_details_config, problem_for
@@ -115,8 +116,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
             ProblemDetailsPlugin(problems),
             GranianPlugin(),  # `devdir run`, with granian's limits for slow clients (service.system.serving)
             PortCheck(),  # `devdir run` refuses a port another server listens on
-            AccountsCLIPlugin(),
-            WorkersCLIPlugin(),
+            CommandGroup(users_group),
+            CommandGroup(workers_group),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly
             *([traces.plugin] if traces is not None else []),  # its middleware wraps the whole app
         ],

@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 
 import click
 import msgspec
-from click import Group
-from litestar.plugins import CLIPluginProtocol
 
 from service.accounts.errors import AccountEmailTaken
 from service.accounts.schemas import Account, AccountCreate
@@ -20,13 +18,6 @@ from service.db.config import sqlalchemy_config
 from service.db.models import ROLES
 
 PASSWORD_ENV = "DEVDIR_USER_PASSWORD"  # noqa: S105 (the variable's name, not a password)
-
-
-class AccountsCLIPlugin(CLIPluginProtocol):
-    """Adds `users` to Litestar's CLI (so `devdir users ...`), the way advanced-alchemy adds `database`."""
-
-    def on_cli_init(self, cli: Group) -> None:
-        cli.add_command(users_group)
 
 
 @click.group(name="users", help="Create and list the accounts that can sign in.")

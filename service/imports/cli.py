@@ -8,20 +8,11 @@ import logging
 import signal
 
 import click
-from click import Group
-from litestar.plugins import CLIPluginProtocol
 
 from service.core.settings import Settings
 from service.imports import health
 from service.imports.worker import Worker
 from service.observability.log_writer import logging_config
-
-
-class WorkersCLIPlugin(CLIPluginProtocol):
-    """Adds `workers` to Litestar's CLI (so `devdir workers ...`)."""
-
-    def on_cli_init(self, cli: Group) -> None:
-        cli.add_command(workers_group)
 
 
 @click.group(name="workers", help="Run the workers of background imports.")
