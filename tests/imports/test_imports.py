@@ -17,23 +17,9 @@ from tests.client import assert_problem, serve
 from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import FORMATS, bulk, encode, people
 from tests.developers.feed_client import running, sse
-from tests.imports.api import as_user, client_of, job, quick, reset, submit, submitted, until_job
+from tests.imports.api import as_user, job, quick, reset, submit, submitted, until_job
 from tests.imports.faults import until_queue_empty
 from tests.polling import until
-
-
-@pytest.fixture
-async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin's client of an app with a worker in its process."""
-    async with client_of(quick(settings), database_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def idle(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin's client of an app with no worker anywhere: jobs stay queued."""
-    async with client_of(settings, database_url) as client:
-        yield client
 
 
 async def emails(database_url: str) -> list[str]:

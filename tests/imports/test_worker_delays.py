@@ -4,16 +4,14 @@ last heartbeat. Measured on pgqueuer's own log of the queue entry (the database'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 import httpx
 import pytest
 
-from service.core.settings import Settings
 from tests.database import fetchval
 from tests.developers.api import people
-from tests.imports.api import client_of, submitted, until_job
+from tests.imports.api import submitted, until_job
 from tests.imports.faults import hold_row_5000, queue_entry, queue_log, retries
 from tests.imports.workers import worker_process
 
@@ -25,32 +23,25 @@ HEARTBEAT = 2.0  # WORKER_HEARTBEAT_SECONDS of these workers
 SLACK = 5.0
 
 
-@pytest.fixture
-async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The API in process, without a worker: the workers are the processes each test starts."""
-    async with client_of(settings, database_url) as client:
-        yield client
-
-
 def running(job: dict[str, object]) -> bool:
     return job["status"] == "running" and job["rows_done"] != 0
 
 
-async def test_an_idle_worker_process_starts_a_queued_job_at_once(api: httpx.AsyncClient, database_url: str) -> None:
+async def test_an_idle_worker_process_starts_a_queued_job_at_once(idle: httpx.AsyncClient, database_url: str) -> None:
     env = {"WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "WORKER_SHUTDOWN_SECONDS": "1"}
     blocker, transaction = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, **env) as busy:
-            held = await submitted(api, "ndjson", people(ROWS))
-            await until_job(api, held, running, "running")
+            held = await submitted(idle, "ndjson", people(ROWS))
+            await until_job(idle, held, running, "running")
             entry = await queue_entry(database_url, held)
-            async with worker_process(database_url, **env) as idle:
-                small = await until_job(api, await submitted(api, "json", people(3, ROWS)))
+            async with worker_process(database_url, **env) as standby:
+                small = await until_job(idle, await submitted(idle, "json", people(3, ROWS)))
                 await busy.stop()  # SIGTERM: past WORKER_SHUTDOWN_SECONDS it gives the held job back
-                await until_job(api, held, running, "running again")
+                await until_job(idle, held, running, "running again")
                 await transaction.rollback()
-                done = await until_job(api, held)
-                await idle.logged(held, "succeeded")
+                done = await until_job(idle, held)
+                await standby.logged(held, "succeeded")
     finally:
         await blocker.close()
     waited = (datetime.fromisoformat(small["started_at"]) - datetime.fromisoformat(small["created_at"])).total_seconds()
@@ -69,20 +60,20 @@ async def test_an_idle_worker_process_starts_a_queued_job_at_once(api: httpx.Asy
 
 
 async def test_a_dead_workers_job_is_taken_again_a_heartbeat_after_its_last(
-    api: httpx.AsyncClient, database_url: str
+    idle: httpx.AsyncClient, database_url: str
 ) -> None:
     env = {"WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT)}
     blocker, transaction = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, **env) as first:
-            job_id = await submitted(api, "ndjson", people(ROWS))
-            await until_job(api, job_id, running, "running")
+            job_id = await submitted(idle, "ndjson", people(ROWS))
+            await until_job(idle, job_id, running, "running")
             entry = await queue_entry(database_url, job_id)
             async with worker_process(database_url, **env) as second:
                 await first.kill()
                 last_beat = await fetchval(database_url, f"SELECT heartbeat FROM pgqueuer WHERE id = {entry}")
                 await transaction.rollback()
-                done = await until_job(api, job_id)
+                done = await until_job(idle, job_id)
                 await second.logged(job_id, "succeeded")
     finally:
         await blocker.close()

@@ -4,8 +4,6 @@ retry comes about when it said it would. A job whose queue entry is gone anyway 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from pgqueuer.sm import SchedulerManager
@@ -18,7 +16,7 @@ from service.imports.worker import Worker
 from tests.database import connect, fetchval, run_sql
 from tests.developers.api import people
 from tests.developers.feed_client import until
-from tests.imports.api import client_of, quick, submitted, until_job
+from tests.imports.api import quick, submitted, until_job
 from tests.imports.faults import (
     WORKER_BACKENDS,
     hold_row_5000,
@@ -33,20 +31,6 @@ ROWS = 50_000
 # How much later than its delay a retry may come: the worker polls the queue every second; the rest is room
 # for a loaded machine.
 SLACK = 5.0
-
-
-@pytest.fixture
-async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin's client of an app with a worker in its process."""
-    async with client_of(quick(settings), database_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def idle(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin's client of an app with no worker anywhere: jobs stay queued."""
-    async with client_of(settings, database_url) as client:
-        yield client
 
 
 @pytest.mark.parametrize("backends", list(WORKER_BACKENDS))

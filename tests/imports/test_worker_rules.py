@@ -3,10 +3,7 @@ jobs and expired change events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.core.settings import Settings
@@ -15,14 +12,8 @@ from service.imports import scheduler
 from service.imports.worker import Worker
 from tests.database import fetchval, run_sql
 from tests.developers.api import people
-from tests.imports.api import client_of, quick, submitted, until_job
+from tests.imports.api import quick, submitted, until_job
 from tests.polling import until
-
-
-@pytest.fixture
-async def idle(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_of(settings, database_url) as client:
-        yield client
 
 
 async def test_a_job_out_of_attempts_is_failed_without_running(

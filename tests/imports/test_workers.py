@@ -4,15 +4,13 @@ one job at the same time; SIGTERM past WORKER_SHUTDOWN_SECONDS gives the running
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from service.core.settings import Settings
 from tests.database import fetchval
 from tests.developers.api import people
-from tests.imports.api import client_of, submitted, until_job
+from tests.imports.api import submitted, until_job
 from tests.imports.faults import hold_row_5000
 from tests.imports.workers import health, worker_process
 
@@ -21,27 +19,20 @@ pytestmark = pytest.mark.slow
 ROWS = 50_000
 
 
-@pytest.fixture
-async def api(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The API in process, without a worker: the workers are the processes each test starts."""
-    async with client_of(settings, database_url) as client:
-        yield client
-
-
 async def test_a_job_whose_worker_is_killed_is_finished_by_another_exactly_once(
-    api: httpx.AsyncClient, database_url: str
+    idle: httpx.AsyncClient, database_url: str
 ) -> None:
     blocker, transaction = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url) as first:
-            job_id = await submitted(api, "ndjson", people(ROWS))
-            midway = await until_job(api, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
+            job_id = await submitted(idle, "ndjson", people(ROWS))
+            midway = await until_job(idle, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
             await first.kill()
         await transaction.rollback()
     finally:
         await blocker.close()
     async with worker_process(database_url) as second:
-        done = await until_job(api, job_id)
+        done = await until_job(idle, job_id)
         await second.logged(job_id, "succeeded")
         finished = [(worker, what) for job, what, worker, _ in second.jobs() if job == job_id and what == "succeeded"]
     assert done["status"] == "succeeded", done
@@ -60,12 +51,12 @@ async def test_a_job_whose_worker_is_killed_is_finished_by_another_exactly_once(
     )
 
 
-async def test_two_workers_never_run_the_same_job_at_once(api: httpx.AsyncClient, database_url: str) -> None:
+async def test_two_workers_never_run_the_same_job_at_once(idle: httpx.AsyncClient, database_url: str) -> None:
     jobs_count, rows = 8, 3000
     async with worker_process(database_url) as one, worker_process(database_url) as two:
-        ids = [await submitted(api, "csv", people(rows, start=i * rows)) for i in range(jobs_count)]
+        ids = [await submitted(idle, "csv", people(rows, start=i * rows)) for i in range(jobs_count)]
         for job_id in ids:
-            assert (await until_job(api, job_id))["status"] == "succeeded"
+            assert (await until_job(idle, job_id))["status"] == "succeeded"
     log = one.jobs() + two.jobs()  # read once both have stopped: a worker writes its last lines as it exits
     runs: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
     for job, what, worker, at in sorted(log, key=lambda entry: entry[3]):
@@ -85,17 +76,17 @@ async def test_two_workers_never_run_the_same_job_at_once(api: httpx.AsyncClient
     print(f"\njobs by worker: {dict(by_worker)}")
 
 
-async def test_sigterm_gives_a_running_job_back_to_the_queue(api: httpx.AsyncClient, database_url: str) -> None:
+async def test_sigterm_gives_a_running_job_back_to_the_queue(idle: httpx.AsyncClient, database_url: str) -> None:
     blocker, transaction = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, WORKER_SHUTDOWN_SECONDS="1") as first:
             assert await health(first, "/health") == 200
             assert await health(first, "/ready") == 200
-            job_id = await submitted(api, "ndjson", people(ROWS))
-            await until_job(api, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
+            job_id = await submitted(idle, "ndjson", people(ROWS))
+            await until_job(idle, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
         assert first.process.returncode == 0
         assert [entry[1] for entry in first.jobs()] == ["started", "requeued"]
-        back = await until_job(api, job_id, lambda j: j["status"] == "queued", "queued again")
+        back = await until_job(idle, job_id, lambda j: j["status"] == "queued", "queued again")
         assert back["rows_done"] == 0
         assert await fetchval(database_url, f"SELECT attempts FROM import_jobs WHERE id = {job_id}") == 0
         await transaction.rollback()
@@ -103,6 +94,6 @@ async def test_sigterm_gives_a_running_job_back_to_the_queue(api: httpx.AsyncCli
         await blocker.close()
     assert await fetchval(database_url, "SELECT count(*) FROM developers") == 0
     async with worker_process(database_url):
-        done = await until_job(api, job_id)
+        done = await until_job(idle, job_id)
     assert done["status"] == "succeeded", done
     assert await fetchval(database_url, "SELECT count(*) FROM developers") == ROWS
