@@ -44,7 +44,7 @@ from service.system.metrics import Metrics, MetricsController
 from service.system.orphans import stop_with_devdir
 from service.system.requests import ObservedRequests, answer_starts
 from service.system.runtime import tune_garbage_collector
-from service.system.serving import PortCheck
+from service.system.serving import ServeGuard
 from service.system.traces import tracing
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),
             GranianPlugin(),  # `devdir run`, with granian's limits for slow clients (service.system.serving)
-            PortCheck(),  # `devdir run` refuses a port another server listens on
+            ServeGuard(),  # `devdir run` refuses a port another server listens on; Ctrl-C reaches granian as SIGTERM
             AccountsCLIPlugin(),
             WorkersCLIPlugin(),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly

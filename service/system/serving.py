@@ -17,6 +17,11 @@ must do about slow clients is in deploy/README.md.
 
 granian binds its port with SO_REUSEPORT, so a second `devdir run` on a busy port would share it with the first,
 each answering some of the requests; the CLI's server lifespan refuses such a port before granian starts.
+
+litestar-granian passes Ctrl-C (SIGINT) on to granian's processes as it came. For the second or two granian's
+main process spends importing, before it sets its own handlers, Python's default handler turns it into a
+KeyboardInterrupt traceback; SIGTERM ends that process silently then, and once granian runs it stops it exactly
+as SIGINT does. So while `devdir run` serves, SIGINT is passed on as SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,8 +85,9 @@ def refuse_busy_port(host: str, port: int) -> None:
         raise PortInUse(f"cannot serve on {host}:{port}: {reason}") from exc
 
 
-class PortCheck(CLIPlugin):
-    """Before `devdir run` starts granian: the host and port it was given must be free (not with --uds or --fd)."""
+class ServeGuard(CLIPlugin):
+    """Around granian in `devdir run`: the host and port it was given must be free before it starts (not checked
+    with --uds or --fd), and Ctrl-C reaches it as SIGTERM while it runs."""
 
     def on_cli_init(self, cli: Group) -> None:
         return None  # no command of its own
@@ -90,4 +97,21 @@ class PortCheck(CLIPlugin):
         params = click.get_current_context().params
         if params.get("uds") is None and params.get("fd") is None:
             refuse_busy_port(params["host"], params["port"])
+        with _interrupt_passed_on_as_terminate():
+            yield
+
+
+@contextmanager
+def _interrupt_passed_on_as_terminate() -> Iterator[None]:
+    from litestar_granian.supervisor import _GranianSupervisor
+
+    forward = _GranianSupervisor.forward
+
+    def forward_as_terminate(supervisor: _GranianSupervisor, signum: int) -> None:
+        forward(supervisor, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    setattr(_GranianSupervisor, "forward", forward_as_terminate)  # noqa: B010  (mypy: a method is assigned)
+    try:
         yield
+    finally:
+        setattr(_GranianSupervisor, "forward", forward)  # noqa: B010
