@@ -22,9 +22,10 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when used, after the Ctrl-C handler is in place: they take a second or more
     from litestar import Litestar
@@ -40,8 +41,16 @@ INTERRUPTED = 128 + signal.SIGINT
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _interrupted)
-    argv = sys.argv[1:]
+    interrupt = _Interrupt()
+    signal.signal(signal.SIGINT, interrupt.exit)
+    sys.unraisablehook = interrupt.unless_swallowed
+    try:
+        _main(sys.argv[1:])
+    finally:
+        interrupt.over = True
+
+
+def _main(argv: list[str]) -> None:
     if _asks_for_help(argv):
         os.environ["LITESTAR_APP"] = HELP_APP_PATH
         _cli()
@@ -61,8 +70,41 @@ def main() -> None:
         sys.exit(f"devdir: {line}")
 
 
-def _interrupted(signum: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(INTERRUPTED)  # unwinds like KeyboardInterrupt (atexit handlers run), but prints nothing
+class _Interrupt:
+    """Ctrl-C before granian serves (then litestar-granian passes it on): SystemExit(130) wherever the main thread
+    is, which unwinds like KeyboardInterrupt (atexit handlers run: the embedded PostgreSQL is stopped) but prints
+    nothing. Raised inside a finalizer (an asyncio transport's `__del__`, a weakref callback), an exception is
+    only handed to the unraisable hook and start-up goes on; so the hook sends the signal again, 50 ms later, to
+    land outside it. Once `main` is over, atexit handlers run uninterrupted."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.in_hook = False
+        self.over = False
+
+    def exit(self, signum: int, frame: FrameType | None) -> None:
+        if self.over:
+            return
+        if self.in_hook:
+            self._again()
+            return
+        self.raised = True
+        raise SystemExit(INTERRUPTED)
+
+    def unless_swallowed(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if not (self.raised and unraisable.exc_type is SystemExit):
+            sys.__unraisablehook__(unraisable)
+            return
+        self.in_hook = True
+        try:
+            self._again()
+        finally:
+            self.in_hook = False
+
+    def _again(self) -> None:
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+        again.daemon = True
+        again.start()
 
 
 def _asks_for_help(argv: list[str]) -> bool:

@@ -31,7 +31,7 @@ from service.observability.traces import tracing
 from service.system.orphans import stop_with_devdir
 from service.system.router import router as system_router
 from service.system.runtime import tune_garbage_collector
-from service.system.serving import PortCheck
+from service.system.serving import ServeGuard
 from service.web.body_timeout import BodyArrival
 from service.web.cli import CommandGroup
 from service.web.json_body import JSONBodyRequest
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
             SQLAlchemyPlugin(config=db),
             ProblemDetailsPlugin(problems),
             GranianPlugin(),  # `devdir run`, with granian's limits for slow clients (service.system.serving)
-            PortCheck(),  # `devdir run` refuses a port another server listens on
+            ServeGuard(),  # `devdir run` refuses a port another server listens on; Ctrl-C reaches granian as SIGTERM
             CommandGroup(users_group),
             CommandGroup(workers_group),
             ExactSchemaPlugin(),  # the API document states integer bounds and closed bodies exactly

@@ -34,7 +34,8 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: fl
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"devdir exited with {process.returncode}: {process.stdout.read().decode()[-3000:]}")  # type: ignore[union-attr]
+            output = process.stdout.read().decode()[-3000:] if process.stdout else "(output not kept)"
+            pytest.fail(f"devdir exited with {process.returncode}: {output}")
         try:
             response = httpx.get(f"{base}/ready", timeout=2)
             if response.status_code == 200:
@@ -43,6 +44,16 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: fl
             pass
         time.sleep(0.2)
     pytest.fail("devdir did not become ready")
+
+
+def run_until_ready(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`devdir run` on a free port with this environment, once it answers /ready; its output is dropped."""
+    port = free_port()
+    process = subprocess.Popen(
+        [DEVDIR, "run", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    wait_ready(f"http://127.0.0.1:{port}", process)
+    return process
 
 
 def wait_until(condition: Callable[[], bool], deadline_seconds: float, what: str) -> None:
@@ -70,6 +81,14 @@ def descendants(ancestor: int) -> list[int]:
     """The processes `ancestor` started, directly or not, that are running now."""
     pids = (int(path.name) for path in Path("/proc").iterdir() if path.name.isdigit())
     return [pid for pid in pids if descends(pid, ancestor) and running(pid)]
+
+
+def command_line(pid: int) -> str:
+    """The command line of process `pid` (as its process title shows it); empty once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
 
 
 def running(pid: int) -> bool:

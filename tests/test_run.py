@@ -25,6 +25,7 @@ from tests.processes import (
     free_port,
     killed_at_the_end,
     postmaster_pid,
+    run_until_ready,
     running,
     wait_ready,
     wait_until,
@@ -139,12 +140,3 @@ def test_a_run_after_a_killed_one_stops_the_embedded_postgresql(tmp_path: Path) 
         clean.send_signal(signal.SIGTERM)
         assert clean.wait(timeout=60) == 0
         wait_until(lambda: postmaster_pid(pgdata) is None, 30, "the next clean exit stopped the embedded PostgreSQL")
-
-
-def run_until_ready(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    port = free_port()
-    process = subprocess.Popen(
-        [DEVDIR, "run", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
-    wait_ready(f"http://127.0.0.1:{port}", process)
-    return process

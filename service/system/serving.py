@@ -8,8 +8,8 @@ their headers end; 1,100 that sent a byte every few seconds took all 1,024 slots
 - GRANIAN_HTTP1_HEADER_READ_TIMEOUT=10000: a connection whose request headers are not complete 10 s after it
   opened, or after its previous answer (an idle keep-alive connection), is closed.
 - GRANIAN_BACKPRESSURE=8192 slots per worker: a connection waiting for its headers is granian's alone (Rust, no
-  Python) and costs it about 15 KB (8,000 of them added 120 MB to a worker), so the slots outnumber what one
-  client can hold well before they cost the pod its memory.
+  Python) and costs it about 17 KB (a worker held 160 MB with 1,100 of them, 278 MB with 8,000), so the slots
+  outnumber what one client can hold well before they cost the pod its memory.
 - open files: the soft limit raised to the hard one (a container's soft limit may be 1,024), since every
   connection is a file; where the hard limit is lower than the slots, the default slots are lowered to fit.
 Each is only a default: the environment, or the flags of `devdir run`, override it. What the ingress in front
@@ -17,6 +17,11 @@ must do about slow clients is in deploy/README.md.
 
 granian binds its port with SO_REUSEPORT, so a second `devdir run` on a busy port would share it with the first,
 each answering some of the requests; the CLI's server lifespan refuses such a port before granian starts.
+
+litestar-granian passes Ctrl-C (SIGINT) on to granian's processes as it came. For the second or two granian's
+main process spends importing, before it sets its own handlers, Python's default handler turns it into a
+KeyboardInterrupt traceback; SIGTERM ends that process silently then, and once granian runs it stops it exactly
+as SIGINT does. So while `devdir run` serves, SIGINT is passed on as SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,8 +85,9 @@ def refuse_busy_port(host: str, port: int) -> None:
         raise PortInUse(f"cannot serve on {host}:{port}: {reason}") from exc
 
 
-class PortCheck(CLIPlugin):
-    """Before `devdir run` starts granian: the host and port it was given must be free (not with --uds or --fd)."""
+class ServeGuard(CLIPlugin):
+    """Around granian in `devdir run`: the host and port it was given must be free before it starts (not checked
+    with --uds or --fd), and Ctrl-C reaches it as SIGTERM while it runs."""
 
     def on_cli_init(self, cli: Group) -> None:
         return None  # no command of its own
@@ -90,4 +97,21 @@ class PortCheck(CLIPlugin):
         params = click.get_current_context().params
         if params.get("uds") is None and params.get("fd") is None:
             refuse_busy_port(params["host"], params["port"])
+        with _interrupt_passed_on_as_terminate():
+            yield
+
+
+@contextmanager
+def _interrupt_passed_on_as_terminate() -> Iterator[None]:
+    from litestar_granian.supervisor import _GranianSupervisor
+
+    forward = _GranianSupervisor.forward
+
+    def forward_as_terminate(supervisor: _GranianSupervisor, signum: int) -> None:
+        forward(supervisor, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    setattr(_GranianSupervisor, "forward", forward_as_terminate)  # noqa: B010  (mypy: a method is assigned)
+    try:
         yield
+    finally:
+        setattr(_GranianSupervisor, "forward", forward)  # noqa: B010
