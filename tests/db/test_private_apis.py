@@ -3,7 +3,8 @@
 service/db/pool.py subclasses SQLAlchemy's AsyncAdaptedQueuePool (it overrides `_do_get`, sets `_queue_class` and
 takes connections from `_pool`) and its AsyncAdaptedQueue (it overrides `get` and `put_nowait` and calls
 `get_nowait`); service/web/transaction.py finds the request's session with advanced-alchemy's private
-`get_aa_scope_state`. pyproject.toml bounds both packages below their next minor version; raising a bound means
+`get_aa_scope_state`; service/system/serving.py wraps litestar-granian's private `_GranianSupervisor.forward`.
+pyproject.toml bounds the three packages below their next minor version; raising a bound means
 running these first. (How the pool behaves with them is tested in test_pool.py.)
 """
 
@@ -36,7 +37,7 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 def test_both_packages_are_bounded_above() -> None:
     dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
-    for name in ("sqlalchemy", "advanced-alchemy"):
+    for name in ("sqlalchemy", "advanced-alchemy", "litestar-granian"):
         (requirement,) = [spec for spec in dependencies if re.match(rf"{name}\b(?!-)", spec)]
         assert "<" in requirement, f"{requirement!r}: a release may change the private API the service uses"
 
@@ -138,4 +139,15 @@ async def test_the_plugin_session_is_found_where_the_answer_starts(database_url:
     assert seen.get("at the answer") is seen["handler"], (
         "get_aa_scope_state(scope, config.session_scope_key) no longer finds the plugin's session when the answer "
         f"starts (found {seen.get('at the answer')!r})"
+    )
+
+
+def test_granian_s_supervisor_forwards_a_signal_by_number() -> None:
+    from litestar_granian.supervisor import _GranianSupervisor
+
+    forward = getattr(_GranianSupervisor, "forward", None)
+    assert forward is not None, "litestar-granian's _GranianSupervisor has no `forward` any more (serving.py wraps it)"
+    assert list(inspect.signature(forward).parameters)[:2] == ["self", "signum"], (
+        f"_GranianSupervisor.forward{inspect.signature(forward)} no longer takes (self, signum), as serving.py's "
+        "wrapper calls it"
     )
