@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         on_startup=[first_admin(settings, db), tune_garbage_collector, stop_with_devdir],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
         lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
-        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "uploads": uploads}),
+        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps. A body
         # that stalls or trickles is 408, one cut short 400 (service.web.body_timeout).
         middleware=([traces.route_namer] if traces is not None else [])
