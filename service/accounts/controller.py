@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.datastructures import ResponseHeader
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotAuthorizedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, JSONBody, Parameter
 from litestar.security.jwt import Token
 
@@ -15,6 +15,7 @@ from service.accounts.auth import TOKEN_URL, Principal
 from service.accounts.deps import AccountsServiceDep, TokenIssuerDep
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
+from service.accounts.token_errors import EXCEPTION_HANDLERS, MEDIA_TYPE, OAuthError, TokenError, check_token_request
 from service.core.limits import EMAIL_MAX
 from service.core.validation import PASSWORD_MAX
 from service.web.controller import Controller
@@ -34,6 +35,10 @@ NO_STORE = [
 ]
 
 
+def _token_error(description: str) -> ResponseSpec:
+    return ResponseSpec(TokenError, description=description, media_type=MEDIA_TYPE, generate_examples=False)
+
+
 class AccessController(Controller):
     path = TOKEN_URL
     tags = ["access"]
@@ -44,12 +49,24 @@ class AccessController(Controller):
         security=[{}],
         exclude_from_auth=True,  # the way to get a token cannot need one
         response_headers=NO_STORE,
+        # Failures are RFC 6749's error responses, which OAuth2 clients read (service.accounts.token_errors).
+        before_request=check_token_request,
+        exception_handlers=EXCEPTION_HANDLERS,
         responses={
-            400: problem_response(
-                f"The form lacks username or password, the username is longer than {EMAIL_MAX} characters or holds "
-                f"a NUL, or the password is longer than {PASSWORD_MAX} characters; `extra` names the field."
+            400: _token_error(
+                "An OAuth2 error (RFC 6749, 5.2): `invalid_request` when the form lacks username or password, the "
+                f"username is longer than {EMAIL_MAX} characters or holds a NUL, or the password is longer than "
+                f"{PASSWORD_MAX} (`error_description` names the field); `unsupported_grant_type` for a grant_type "
+                "other than password; `invalid_grant` for a wrong email or password or an inactive account (one "
+                "answer for all three)."
             ),
-            401: problem_response("Wrong email or password, or an inactive account (one answer for all three)."),
+            401: _token_error(
+                "`invalid_client`: a client secret was sent (in the form, or as Basic credentials: then with "
+                "`WWW-Authenticate: Basic`); this service has no confidential clients."
+            ),
+            415: problem_response(
+                "The body is not `application/x-www-form-urlencoded`; `Accept-Post` names the type to send."
+            ),
             429: problem_response("Too many attempts from this address; retry after `Retry-After` seconds."),
             503: COMMON_RESPONSES[503],
         },
@@ -62,7 +79,7 @@ class AccessController(Controller):
     ) -> AccessToken:
         account = await accounts_service.authenticate(data.username, data.password)
         if account is None:
-            raise NotAuthorizedException(detail="wrong email or password")
+            raise OAuthError("invalid_grant", "wrong email or password")
         return AccessToken(token_issuer.issue(account.id, account.role), "bearer", token_issuer.expires_in)
 
 

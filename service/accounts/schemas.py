@@ -12,6 +12,7 @@ from service.db.models import Role
 
 # Put in NFC as they are decoded, as every email is (service.core.validation).
 _EMAIL = {"email": EMAIL_MAX}
+_IGNORED_MAX = 1000  # scope and client_id are read by nothing; bounded all the same
 _USERNAME = {"username": EMAIL_MAX}  # so that it finds the account whatever form of the email is typed
 
 
@@ -44,7 +45,9 @@ class AccountUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omi
 
 
 class SignIn(msgspec.Struct, frozen=True):
-    """The OAuth2 password grant's form (`grant_type` and `scope` may come too; the role decides the scopes).
+    """The OAuth2 password grant's form (RFC 6749, section 4.3.2). `grant_type` is `password` or absent (taken as
+    `password`); `scope` and a public client's `client_id` may come, and are ignored: the account's role decides
+    the scopes (service.accounts.token_errors checks the grant type and refuses client secrets).
 
     Bounded like the accounts it signs in to, so an absurd form is a 400 that costs neither a query nor an argon2
     computation. The username is compared in SQL, and PostgreSQL text cannot hold a NUL; it is put in Unicode NFC,
@@ -54,6 +57,9 @@ class SignIn(msgspec.Struct, frozen=True):
 
     username: Annotated[str, msgspec.Meta(max_length=EMAIL_MAX)]
     password: Annotated[str, msgspec.Meta(max_length=PASSWORD_MAX)]
+    grant_type: Literal["password"] = "password"
+    scope: Annotated[str, msgspec.Meta(max_length=_IGNORED_MAX)] = ""
+    client_id: Annotated[str, msgspec.Meta(max_length=_IGNORED_MAX)] = ""
 
     def __post_init__(self) -> None:
         if "\x00" in self.username:

@@ -29,6 +29,17 @@ async def bearer(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}"}
 
 
+def assert_token_error(response: httpx.Response, error: str, status: int = 400) -> dict[str, Any]:
+    """An OAuth2 error response of the token route (RFC 6749, 5.2), never cached."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert (response.headers["cache-control"], response.headers["pragma"]) == ("no-store", "no-cache")
+    body = dict(response.json())
+    assert body["error"] == error
+    assert set(body) == {"error", "error_description"}
+    return body
+
+
 def assert_unauthorized(response: httpx.Response) -> None:
     assert_problem(response, 401)
     assert response.headers["www-authenticate"] == "Bearer"
@@ -44,10 +55,11 @@ async def test_sign_in_failures_look_alike(client: httpx.AsyncClient) -> None:
         await sign_in(client, "gone@x.io"),
     ]
     for response in answers:
-        assert_unauthorized(response)
+        assert_token_error(response, "invalid_grant")
     assert len({response.text for response in answers}) == 1  # no answer tells which part was wrong
     assert (await sign_in(client, "VIEWER@X.IO")).status_code == 200  # emails match in any case
-    assert_problem(await client.post("/api/access/token", data={"username": "viewer@x.io"}), 400)
+    missing = await client.post("/api/access/token", data={"username": "viewer@x.io"})
+    assert "`password`" in assert_token_error(missing, "invalid_request")["error_description"]
 
 
 async def test_token_responses_are_never_cached(client: httpx.AsyncClient) -> None:
@@ -69,12 +81,12 @@ async def test_token_responses_are_never_cached(client: httpx.AsyncClient) -> No
     ],
     ids=["nul", "long-username", "long-password"],
 )
-async def test_sign_in_forms_outside_the_bounds_are_400(
+async def test_sign_in_forms_outside_the_bounds_are_invalid_requests(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, username: str, password: str, field: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    problem = assert_problem(await sign_in(client, username, password), 400)
-    assert problem["extra"][0]["key"] == field
+    error = assert_token_error(await sign_in(client, username, password), "invalid_request")
+    assert error["error_description"].startswith(f"`{field}`: ")
     assert "ada" not in caplog.text  # neither written to a log
 
 
@@ -167,7 +179,7 @@ async def test_a_deactivated_account_cannot_sign_in_and_its_token_lasts_until_ex
     editor = await account(client, "ed@x.io", "editor")
     headers = await bearer(client, "ed@x.io")
     assert (await client.patch(f"/api/users/{editor['id']}", json={"is_active": False})).json()["is_active"] is False
-    assert_unauthorized(await sign_in(client, "ed@x.io"))
+    assert_token_error(await sign_in(client, "ed@x.io"), "invalid_grant")
     # The trade-off of checking tokens without a database round trip (docs/security.md): valid until it expires.
     assert (await client.get("/api/developers", headers=headers)).status_code == 200
 
@@ -176,7 +188,7 @@ async def test_sign_in_is_rate_limited_per_address(database_url: str) -> None:
     settings = Settings(database_url=database_url, secret_key=TEST_SECRET, login_attempts_per_minute=3)
     async with serve(create_app(settings), bearer=None) as client:
         for _ in range(3):
-            assert_unauthorized(await sign_in(client, "nobody@x.io"))
+            assert_token_error(await sign_in(client, "nobody@x.io"), "invalid_grant")
         limited = await sign_in(client, "nobody@x.io")
         assert_problem(limited, 429)
         assert 0 < int(limited.headers["retry-after"]) <= 60

@@ -27,7 +27,7 @@ EXPECTED = {
     ("get", "/api/developers/export"): {"200"} | API,
     ("patch", "/api/developers/{developer_id}"): {"200", "404", "409"} | API | JSON_BODY,
     ("delete", "/api/developers/{developer_id}"): {"204", "404"} | API,
-    ("post", "/api/access/token"): {"200", "400", "401", "429", "503"},
+    ("post", "/api/access/token"): {"200", "400", "401", "415", "429", "503"},
     ("get", "/api/users/me"): {"200", "404"} | API,
     ("get", "/api/users"): {"200"} | API,
     ("post", "/api/users"): {"201", "409"} | API | JSON_BODY,
@@ -48,7 +48,9 @@ async def test_openapi_describes_every_route_and_error(client: httpx.AsyncClient
         assert set(operations[key]["responses"]) == statuses, key
         for status in statuses - {"200", "201", "204"} - ({"503"} if key[1] == "/ready" else set()):
             content = operations[key]["responses"][status]["content"]
-            assert list(content) == ["application/problem+json"], (key, status)
+            # The token route's failures are OAuth2's own error responses (RFC 6749, 5.2).
+            oauth2 = key[1] == "/api/access/token" and status in {"400", "401"}
+            assert list(content) == ["application/json" if oauth2 else "application/problem+json"], (key, status)
     schemas = doc["components"]["schemas"]
     assert set(schemas["Developer"]["required"]) == {"id", "name", "email", "specialty", "created_at", "updated_at"}
     assert schemas["DeveloperCreate"]["properties"]["name"]["maxLength"] == 200
@@ -72,6 +74,16 @@ async def test_openapi_offers_the_oauth2_password_flow(client: httpx.AsyncClient
     if "$ref" in form:
         form = doc["components"]["schemas"][form["$ref"].rsplit("/", 1)[1]]
     assert {"username", "password"} <= set(form["required"])
+    assert form["properties"]["grant_type"]["const"] == "password", form["properties"]["grant_type"]
+    error = sign_in["responses"]["400"]["content"]["application/json"]["schema"]
+    error = doc["components"]["schemas"][error["$ref"].rsplit("/", 1)[1]]
+    assert set(error["required"]) == {"error", "error_description"}
+    assert set(error["properties"]["error"]["enum"]) == {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+    }
 
 
 async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:

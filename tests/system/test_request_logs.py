@@ -182,9 +182,9 @@ async def test_problem_answers_carry_the_id(client: httpx.AsyncClient, logs: Lin
 
 async def test_failed_sign_in_logs_neither_password_nor_username(client: httpx.AsyncClient, logs: Lines) -> None:
     response = await sign_in(client, "nobody@x.io", "a wrong password of some length")
-    assert response.status_code == 401
+    assert response.status_code == 400  # invalid_grant (RFC 6749, 5.2)
     line = logs.of(response.headers["x-request-id"])
-    assert (line["method"], line["route"], line["status"]) == ("POST", "/api/access/token", 401)
+    assert (line["method"], line["route"], line["status"]) == ("POST", "/api/access/token", 400)
     text = logs.text()
     assert "a wrong password" not in text
     assert "nobody@x.io" not in text
