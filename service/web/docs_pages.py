@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from service.web.controller import options_handler
+
 if TYPE_CHECKING:
-    from litestar import Request, Router
+    from litestar import Request
 
 ASSETS = Path(__file__).parent / "docs_assets"
 SWAGGER_UI = "swagger-ui-dist-5.35.0"
@@ -46,8 +49,20 @@ SCALAR_OPTIONS: dict[str, Any] = {
 def assets_router(directory: str, *, cache_control: CacheControlHeader = IMMUTABLE) -> Router:
     """The files of one directory of docs_assets, below /schema/assets/<directory>/, named `directory`."""
     return create_static_files_router(
-        path=f"/assets/{directory}", directories=[ASSETS / directory], name=directory, cache_control=cache_control
+        path=f"/assets/{directory}",
+        directories=[ASSETS / directory],
+        name=directory,
+        cache_control=cache_control,
+        router_class=_AssetsRouter,
     )
+
+
+class _AssetsRouter(Router):
+    """Litestar's static files router, whose path answers OPTIONS with all its methods, GET and HEAD, like every
+    other (service.web.controller)."""
+
+    def __init__(self, *, route_handlers: list[Any], **options: Any) -> None:
+        super().__init__(route_handlers=[options_handler("/{file_path:path}"), *route_handlers], **options)
 
 
 def _page(title: str, stylesheets: list[str], body: str, scripts: list[str]) -> bytes:
