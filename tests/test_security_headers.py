@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import msgspec
 import pytest
@@ -9,6 +11,7 @@ from litestar import Litestar
 
 from service.app import create_app
 from service.core.settings import Settings
+from service.web.docs_pages import SWAGGER_UI
 from tests.accounts.api import account, sign_in
 from tests.client import serve
 
@@ -72,12 +75,48 @@ async def test_the_token_route_keeps_one_cache_control(client: httpx.AsyncClient
     assert response.headers.get_list("cache-control") == ["no-store"]
 
 
-async def test_the_api_document_pages_may_load_their_scripts(client: httpx.AsyncClient) -> None:
-    for path in ("/schema", "/schema/swagger", "/schema/scalar", "/schema/openapi.json"):
-        response = await client.get(path)
-        assert response.status_code == 200, path
-        csp = response.headers["content-security-policy"]
-        assert "default-src" not in csp  # the CDN's scripts and styles may load
-        assert "script-src" not in csp
-        assert_secured(response, csp=csp)
-        assert "frame-ancestors 'none'" in csp
+def directives(csp: str) -> dict[str, list[str]]:
+    named = (part.split() for part in csp.split(";"))
+    return {words[0]: words[1:] for words in named if words}
+
+
+@pytest.mark.parametrize(
+    ("path", "style_src"),
+    [
+        ("/schema", ["'self'"]),
+        ("/schema/swagger", ["'self'"]),
+        ("/schema/scalar", ["'self'", "'unsafe-inline'"]),  # Scalar writes its styles (security_headers.py)
+        ("/schema/openapi.json", ["'self'"]),
+        (f"/schema/assets/{SWAGGER_UI}/swagger-ui-bundle.js", ["'self'"]),
+    ],
+)
+async def test_the_api_document_pages_load_only_from_the_service(
+    client: httpx.AsyncClient, path: str, style_src: list[str]
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200, path
+    csp = response.headers["content-security-policy"]
+    assert_secured(response, csp=csp)
+    assert directives(csp) == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],  # no inline script, no other origin
+        "style-src": style_src,
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+
+
+async def test_the_api_document_pages_run_no_inline_script(client: httpx.AsyncClient) -> None:
+    for path in ("/schema", "/schema/swagger", "/schema/scalar"):
+        page = (await client.get(path)).text
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.DOTALL)
+        assert scripts, path
+        for attributes, body in scripts:
+            assert 'src="/schema/assets/' in attributes or 'type="application/json"' in attributes, (path, attributes)
+            assert "src=" in attributes or body.startswith("{"), path
+        assert "http" not in page, path  # nothing named on another origin

@@ -41,14 +41,17 @@ class Controller(litestar.Controller):
             if isinstance(handler, HTTPRouteHandler):
                 for path in handler.paths:
                     methods[path] |= handler.http_methods
-        answers = [_options_handler(path) for path, allowed in methods.items() if "OPTIONS" not in allowed]
+        answers = [options_handler(path) for path, allowed in methods.items() if "OPTIONS" not in allowed]
         for options in answers:
             options.owner = self
         # Registered ahead of the others: Litestar adds its own OPTIONS handler to a route that has none yet.
         return [*answers, *handlers]
 
 
-def _options_handler(path: str) -> HTTPRouteHandler:
+def options_handler(path: str) -> HTTPRouteHandler:
+    """An OPTIONS handler for `path` that answers with every method of the path's finished route; register it
+    before the path's other handlers."""
+
     async def options(request: Request[Any, Any, Any]) -> Response[None]:
         template = request.scope["path_template"]
         route = next(r for r in request.app.routes if isinstance(r, HTTPRoute) and r.path_format == template)

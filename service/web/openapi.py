@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 import msgspec
 from litestar import Router
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
 from service.core.validation import ID_MAX
+from service.web.docs_pages import PAGES, REVALIDATED, ScalarPages, SwaggerPages, assets_router
 from service.web.path_ids import PathId
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 
 def api_document() -> OpenAPIConfig:
-    """The document at /schema/openapi.json, with Swagger UI at /schema and Scalar at /schema/scalar."""
+    """The document at /schema/openapi.json, with Swagger UI at /schema and /schema/swagger and Scalar at
+    /schema/scalar, each page served whole by the service (service.web.docs_pages)."""
     return OpenAPIConfig(
         title="Developer directory",
         version="1.0.0",
@@ -43,8 +44,13 @@ def api_document() -> OpenAPIConfig:
         ),
         path="/schema",
         # The API document is public, like the probes: its routes opt out of auth where they are declared.
-        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt={"exclude_from_auth": True}),
-        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
+        openapi_router=Router(
+            "/schema",
+            route_handlers=[assets_router(PAGES, cache_control=REVALIDATED)],
+            include_in_schema=False,
+            opt={"exclude_from_auth": True},
+        ),
+        render_plugins=[SwaggerPages(), ScalarPages()],
     )
 
 

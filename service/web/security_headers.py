@@ -6,9 +6,15 @@ authentication middleware raises, never pass through one; every message the app 
 `before_send` hooks. The header lists are built once, here: per answer they cost a path test, one list, and on
 /api a look for a Cache-Control among the route's few headers (about a microsecond in all).
 
-The API answers JSON only, so its pages may load nothing and be framed by nothing. The API document's pages under
-/schema load Swagger UI and Scalar (scripts, styles, fonts) from a CDN and run inline scripts; their policy only
-forbids framing, `<base>` and plugins, which those pages do not use.
+The API answers JSON only, so its answers may load nothing and be framed by nothing. The API document's pages under
+/schema (service.web.docs_pages) load everything from the service itself, so their policy names no other origin:
+scripts only from the service's own files (no inline script: the pages start their UIs from served scripts), and
+requests (the document, the token route, "Try it out") only to the service. Styles too come only from its files,
+but for Scalar's page (/schema/scalar): Scalar writes its styles from its script, as `<style>` elements (its Tailwind
+sheet, its theme and its toaster's sheet as it starts; CodeMirror's sheet, rewritten as each editor of its API
+client mounts) and as `style` attributes in markup it renders. Hashes could allow the first three, not a sheet that
+changes with what the reader opens, and no nonce reaches CodeMirror's; so that page alone allows inline styles
+(`style-src 'self' 'unsafe-inline'`: a style runs no code; its scripts are held as strictly as Swagger UI's).
 """
 
 from __future__ import annotations
@@ -21,12 +27,18 @@ _EVERY_ANSWER = (
     (b"x-frame-options", b"DENY"),
 )
 _LOAD_NOTHING = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-_API_DOCUMENT = (b"content-security-policy", b"base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
+_DOCS_PAGE = (
+    b"default-src 'none'; script-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+    b"form-action 'none'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+)
+_API_DOCUMENT = (b"content-security-policy", _DOCS_PAGE + b"; style-src 'self'")
+_SCALAR_PAGE = (b"content-security-policy", _DOCS_PAGE + b"; style-src 'self' 'unsafe-inline'")
 _NO_STORE = (b"cache-control", b"no-store")  # answers carry developers, accounts and tokens
 
 API = (*_EVERY_ANSWER, _LOAD_NOTHING, _NO_STORE)
 API_CACHE_CONTROL_SET = (*_EVERY_ANSWER, _LOAD_NOTHING)  # the route chose its own Cache-Control
 SCHEMA = (*_EVERY_ANSWER, _API_DOCUMENT)
+SCALAR = (*_EVERY_ANSWER, _SCALAR_PAGE)
 OTHER = (*_EVERY_ANSWER, _LOAD_NOTHING)
 
 
@@ -39,6 +51,8 @@ def secure(message: HTTPResponseStartEvent, path: str) -> list[tuple[bytes, byte
             headers.extend(API_CACHE_CONTROL_SET)
         else:
             headers.extend(API)
+    elif path == "/schema/scalar":
+        headers.extend(SCALAR)
     elif path == "/schema" or path.startswith("/schema/"):
         headers.extend(SCHEMA)
     else:
