@@ -25,6 +25,7 @@ WAIT_MS = WAIT * 1000
 # last event it was given.
 FOLLOWER = """<!doctype html><meta charset="utf-8"><title>feed</title><script>
 window.seen = [];
+window.after = null;
 window.follow = async (api, token, after) => {
   const answer = await fetch(api + '/api/developers/events/tickets',
                              {method: 'POST', headers: {Authorization: 'Bearer ' + token}});
@@ -32,7 +33,14 @@ window.follow = async (api, token, after) => {
   window.url = api + '/api/developers/events?ticket=' + encodeURIComponent(ticket)
     + (after ? '&after=' + encodeURIComponent(after) : '');
   window.source = new EventSource(window.url);
-  window.source.onmessage = (event) => window.seen.push({id: event.lastEventId, ...JSON.parse(event.data)});
+  window.source.onmessage = (event) => {
+    window.after = event.lastEventId;
+    window.seen.push({id: event.lastEventId, ...JSON.parse(event.data)});
+  };
+  // Refused (its ticket expired before it connected, on a busy machine): a new ticket, from the last event seen.
+  window.source.onerror = () => {
+    if (window.source.readyState === EventSource.CLOSED) window.follow(api, token, window.after);
+  };
 };
 window.opens = (url) => new Promise((resolve) => {  // 'open', or 'closed' if refused
   const socket = new WebSocket(url);
