@@ -34,6 +34,7 @@ from service.system.runtime import tune_garbage_collector
 from service.system.serving import ServeGuard
 from service.web.body_timeout import BodyArrival
 from service.web.cli import CommandGroup
+from service.web.cors import cors_config
 from service.web.json_body import JSONBodyRequest
 from service.web.openapi import ExactSchemaPlugin, api_document
 from service.web.problems import problem_details_config, problem_for
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         ],
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.
         request_class=JSONBodyRequest,
+        # Pages of CORS_ALLOW_ORIGINS may call the API with a bearer token (none when empty: service.web.cors).
+        cors_config=cors_config(settings.allowed_origins),
         # nosniff, no referrer, no framing, a Content-Security-Policy and no-store on every answer, errors included;
         # the request's id too, when requests are logged (service.web.requests).
         before_send=[answer_starts],

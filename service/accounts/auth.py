@@ -19,6 +19,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AuthenticationResult
 from litestar.security.jwt import JWTAuthenticationMiddleware, OAuth2PasswordBearerAuth, Token
 
+from service.accounts.tickets import AUDIENCE, QUERY, TICKET_OPT, FeedTickets
 from service.core.settings import Settings
 from service.core.validation import ID_MAX
 from service.db.models import Role
@@ -54,10 +55,17 @@ _MAX_DIGITS = len(str(ID_MAX))
 
 
 async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-    """The caller, if the token's subject is an account id as this service writes one (ASCII digits, at most
-    ID_MAX: a larger one would reach PostgreSQL as an integer out of bigint's range); else None, and Litestar
-    answers 401."""
+    """The caller a bearer token names (see `principal_of`); None, and Litestar answers 401."""
+    return principal_of(token, audience=None)  # this service's tokens name no audience; a feed ticket names its own
+
+
+def principal_of(token: Token, audience: str | None) -> Principal | None:
+    """The caller, if the token is for `audience` and its subject is an account id as this service writes one
+    (ASCII digits, at most ID_MAX: a larger one would reach PostgreSQL as an integer out of bigint's range) with a
+    list of scopes; else None."""
     subject, scopes = token.sub, token.extras.get("scopes", ())
+    if token.aud != audience:
+        return None
     if not (subject.isascii() and subject.isdigit() and len(subject) <= _MAX_DIGITS and int(subject) <= ID_MAX):
         return None
     if not isinstance(scopes, list | tuple) or not all(isinstance(scope, str) for scope in scopes):
@@ -80,17 +88,25 @@ class VerifiedTokenCache(JWTAuthenticationMiddleware):
     decoding the claims is most of what the auth layer costs per request. The cache is keyed by the whole
     encoded token, signature included, so only a byte-identical token that was verified before is served from
     it, and never after its `exp`. Bounded: the oldest entries go first.
+
+    On a route declared with `opt={TICKET_OPT: True}` (the change feed's), a `?ticket=` takes the token's place
+    (service.accounts.tickets); it is checked as each stream starts, never cached, and a request that brings
+    both a ticket and a token is refused (401, as any request whose credentials do not authenticate it): the two
+    could name different accounts, and the service does not pick one.
     """
 
-    __slots__ = ("_verified",)
+    __slots__ = ("_tickets", "_verified")
     SIZE = 4096
 
     def __init__(self, *args: Any, auth_cookie_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._verified: OrderedDict[str, tuple[float, AuthenticationResult]] = OrderedDict()
+        self._tickets = FeedTickets(self.token_secret)
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get(self.auth_header)
+        if connection.route_handler.opt.get(TICKET_OPT) and (ticket := connection.query_params.get(QUERY)) is not None:
+            return self._ticketed(ticket, connection, has_token=bool(header))
         if connection.scope["type"] == ScopeType.WEBSOCKET and not header:
             offered = [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
             if len(offered) == 2 and offered[0] == "bearer" and offered[1]:
@@ -102,6 +118,18 @@ class VerifiedTokenCache(JWTAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not encoded_token:
             raise NotAuthorizedException("the Authorization header must use the Bearer scheme")
         return await self.authenticate_token(encoded_token, connection)
+
+    def _ticketed(
+        self, ticket: str, connection: ASGIConnection[Any, Any, Any, Any], *, has_token: bool
+    ) -> AuthenticationResult:
+        offered = connection.headers.get("sec-websocket-protocol", "")
+        if has_token or offered.partition(",")[0].strip() == "bearer":
+            raise NotAuthorizedException("send either a ticket or a bearer token, not both")
+        claims = self._tickets.check(ticket)
+        principal = principal_of(claims, audience=AUDIENCE)
+        if principal is None:
+            raise NotAuthorizedException("the ticket is invalid or expired; get a new one")
+        return AuthenticationResult(user=principal, auth=claims)
 
     async def authenticate_token(
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]

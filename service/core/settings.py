@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from service.core.limits import EMAIL_MAX
+from service.core.origins import parse_origins
 from service.core.validation import Email, Password, normalize_fields
 
 SECRET_KEY_MIN = 32
@@ -96,6 +97,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     events_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     events_keepalive_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     events_queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    # A feed ticket (POST /api/developers/events/tickets) opens a stream for this many seconds after it is issued:
+    # long enough for a page to open its EventSource, short enough that a URL seen somewhere is soon worth nothing.
+    events_ticket_seconds: Annotated[int, msgspec.Meta(ge=1, le=300)] = 30
+    # Browser origins (`https://app.example`, comma-separated) whose pages may call the API (CORS) and open the
+    # feed's WebSocket; empty: no CORS at all, and a WebSocket only from the service's own pages or non-browsers.
+    cors_allow_origins: str = ""
     # Background imports (service.imports). Each worker process runs WORKER_CONCURRENCY imports at a time, on its
     # own pool of WORKER_POOL_SIZE connections (an import holds two: its transaction and its progress updates),
     # never on the request pool; plus one connection for the queue. A worker whose heartbeat is older than
@@ -160,6 +167,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "and the periodic tasks one)"
             )
         self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
+        self.allowed_origins  # noqa: B018 (raises now if an entry is not an origin)
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """CORS_ALLOW_ORIGINS as origins in their serialized form (lower case, no default port)."""
+        try:
+            return parse_origins(self.cors_allow_origins)
+        except ValueError as exc:
+            raise SettingsError(f"CORS_ALLOW_ORIGINS: {exc}") from exc
 
     def first_admin(self) -> AdminAccount | None:
         """The admin to create on a first start, if DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD name one."""

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
@@ -66,9 +67,20 @@ def exports_dependency(exports: DeveloperExports) -> Provide:
     return Provide(provide_developer_exports, use_cache=True, sync_to_thread=False)
 
 
+def tickets_dependency(settings: Settings) -> Provide:
+    """The feed's ticket issuer, as the `feed_tickets` dependency: built once, it holds the tickets' signing key."""
+    tickets = FeedTickets(settings.secret_key, settings.events_ticket_seconds)
+
+    def provide_feed_tickets() -> FeedTickets:
+        return tickets
+
+    return Provide(provide_feed_tickets, use_cache=True, sync_to_thread=False)
+
+
 DeveloperReadsDep = NamedDependency[DeveloperReads]
 DeveloperExportsDep = NamedDependency[DeveloperExports]
 DevelopersServiceDep = NamedDependency[DevelopersService]
 BulkServiceDep = NamedDependency[DevelopersBulkService]
 FeedDep = NamedDependency[Feed]
+FeedTicketsDep = NamedDependency[FeedTickets]
 SettingsDep = NamedDependency[Settings]

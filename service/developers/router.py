@@ -14,6 +14,7 @@ from service.developers import deps
 from service.developers.bulk.controller import DevelopersBulkController
 from service.developers.controller import DevelopersController
 from service.developers.events.controller import EventsController
+from service.developers.events.tickets import FeedTicketsController
 from service.developers.export.controller import DevelopersExportController
 from service.developers.export.service import DeveloperExports
 
@@ -22,7 +23,14 @@ def router(settings: Settings, exports: DeveloperExports) -> Router:
     """`exports` is the process's one DeveloperExports, whose count of running exports is its limit."""
     return Router(
         "/",
-        route_handlers=[DevelopersController, DevelopersBulkController, DevelopersExportController, EventsController],
-        dependencies=deps.DEPENDENCIES | {"developer_exports": deps.exports_dependency(exports)},
+        route_handlers=[
+            DevelopersController,
+            DevelopersBulkController,
+            DevelopersExportController,
+            EventsController,
+            FeedTicketsController,
+        ],
+        dependencies=deps.DEPENDENCIES
+        | {"developer_exports": deps.exports_dependency(exports), "feed_tickets": deps.tickets_dependency(settings)},
         request_max_body_size=settings.bulk_max_bytes,
     )

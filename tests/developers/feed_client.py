@@ -184,14 +184,15 @@ async def sse(
     run: Running,
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
-    role: str = "admin",
+    role: str | None = "admin",
 ) -> AsyncIterator[SSEStream]:
     """Follow the change feed as SSE until the block ends (then disconnect); yields once the feed has the
-    subscription, so whatever is written next is on the stream."""
+    subscription, so whatever is written next is on the stream. No token at all when `role` is None (a ticket)."""
     await caught_up(run)
     known = set(run.feed.subscriptions)
+    token_headers = {} if role is None else bearer(role)
     async with (
-        httpx.AsyncClient(base_url=run.url, headers=bearer(role), timeout=httpx.Timeout(WAIT, read=None)) as client,
+        httpx.AsyncClient(base_url=run.url, headers=token_headers, timeout=httpx.Timeout(WAIT, read=None)) as client,
         client.stream("GET", "/api/developers/events", params=params, headers=headers) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
@@ -209,22 +210,35 @@ async def sse(
 # WebSocket
 
 
+async def ticket(run: Running, headers: Mapping[str, str] | None = None) -> str:
+    """A feed ticket for the caller of `headers` (the admin's token unless told)."""
+    answer = await run.api.post("/api/developers/events/tickets", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["ticket"])
+
+
 def ws_url(url: str, query: str = "") -> str:
     return url.replace("http://", "ws://", 1) + "/api/developers/events/ws" + (f"?{query}" if query else "")
 
 
 @contextlib.asynccontextmanager
 async def socket(
-    run: Running, query: str = "", *, headers: Mapping[str, str] | None = None, subprotocols: list[str] | None = None
+    run: Running,
+    query: str = "",
+    *,
+    headers: Mapping[str, str] | None = None,
+    subprotocols: list[str] | None = None,
+    origin: str | None = None,
 ) -> AsyncIterator[ClientConnection]:
     """A WebSocket to `url`'s change feed: the admin token in the header unless `headers` or `subprotocols` say
-    otherwise."""
+    otherwise; an `Origin` header, as a browser sends, when `origin` is given."""
     if headers is None and subprotocols is None:
         headers = bearer()
     async with websockets.connect(
         ws_url(run.url, query),
         additional_headers=dict(headers or {}),
         subprotocols=subprotocols,  # type: ignore[arg-type]
+        origin=origin,  # type: ignore[arg-type]
         open_timeout=WAIT,
         close_timeout=2,
     ) as ws:

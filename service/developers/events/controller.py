@@ -3,9 +3,13 @@
 Neither route holds a database session or connection while it streams: a stream reads from the process's feed
 (service.developers.events.feed), and only a replay (`after`) borrows pooled connections, a page at a time.
 
-A browser's WebSocket cannot send an Authorization header, so the WebSocket route also takes the token as a
-subprotocol: `new WebSocket(url, ["bearer", token])`; the server accepts the `bearer` protocol (see
-service.accounts.auth). A query string would be the other way, and would put the token in every access log.
+A browser's EventSource sends no Authorization header, and its WebSocket none either: both routes take a feed
+ticket as `?ticket=` instead (service.accounts.tickets), a credential good for the feed alone and for seconds, so
+the URL that carries it is worth little once seen; the request log names the route's template, never its URL, and
+traces redact it (service.observability.traces). The WebSocket route also takes the token itself as a subprotocol:
+`new WebSocket(url, ["bearer", token])`; the server accepts the `bearer` protocol (see service.accounts.auth). Its
+handshake is refused (403) to a page of an origin that is neither the service's own nor in CORS_ALLOW_ORIGINS
+(service.web.cors).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from litestar.types import Receive, Send
 
 from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS
+from service.accounts.tickets import TICKET_OPT
 from service.core.errors import DomainError
 from service.core.limits import SPECIALTY_MAX
 from service.core.validation import TEXT_PATTERN, nfc
@@ -38,6 +43,7 @@ from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
 from service.developers.events.store import Audience, StoredEvent
 from service.web.controller import Controller
+from service.web.cors import same_origin_or_allowed
 from service.web.problems import COMMON_RESPONSES, problem_response
 from service.web.routes import get
 
@@ -78,6 +84,19 @@ LastEventId = Annotated[
         description="Sent by an EventSource that reconnects.",
     ),
 ]
+# Read by the auth middleware before the handler runs (service.accounts.auth); declared here for the document.
+Ticket = Annotated[
+    str | None,
+    Parameter(
+        max_length=4096,
+        description=(
+            "A feed ticket (`POST /api/developers/events/tickets`) in place of the bearer token, for a browser page: "
+            "without an Authorization header (both are a 401); invalid or expired is 401 (on the WebSocket, a 403 "
+            "at the handshake). Checked when the stream starts, which outlives it."
+        ),
+    ),
+]
+TICKETED = {TICKET_OPT: True}
 GONE = {
     410: problem_response(
         "Events after this cursor are older than EVENTS_RETENTION_HOURS: follow the feed from now, then list the "
@@ -105,6 +124,7 @@ class EventsController(Controller):
             "not shown carries an `id:` with the cursor to resume from."
         ),
         guards=[READ_DEVELOPERS],
+        opt=TICKETED,
         operation_class=EventStreamOperation,
         # The Event here puts its schema among the document's components; the operation describes the stream.
         responses=COMMON_RESPONSES
@@ -118,6 +138,7 @@ class EventsController(Controller):
         after: After = None,
         specialty: Specialty = None,
         last_event_id: LastEventId = None,
+        ticket: Ticket = None,
     ) -> EventStream:
         # An EventSource reconnects with the URL it started with and the id of the last event it got: the
         # header is the newer of the two.
@@ -130,9 +151,14 @@ class EventsController(Controller):
             await feed.resumable(resume)
         return EventStream(_as_sse(feed.events(resume, _audience(request.user, specialty))))
 
-    @websocket("/ws", guards=[READ_DEVELOPERS])
+    @websocket("/ws", guards=[same_origin_or_allowed, READ_DEVELOPERS], opt=TICKETED)
     async def follow_socket(
-        self, socket: WebSocket[Any, Any, Any], feed: FeedDep, after: SocketAfter = None, specialty: Specialty = None
+        self,
+        socket: WebSocket[Any, Any, Any],
+        feed: FeedDep,
+        after: SocketAfter = None,
+        specialty: Specialty = None,
+        ticket: Ticket = None,
     ) -> None:
         """The same events as JSON text messages; `{"op": "ping"}` on idle streams (with `after`, the cursor to
         resume from, when events the subscriber is not shown went by), `{"op": "resync", ...}` before the server

@@ -81,3 +81,10 @@ class Ping(msgspec.Struct, frozen=True, tag="ping", tag_field="op", omit_default
     every event up to this cursor that it is shown; resume after it."""
 
     after: str | None = None
+
+
+class FeedTicket(msgspec.Struct, frozen=True):
+    """A ticket for the change feed (`?ticket=` on its SSE and WebSocket routes), good for `expires_in` seconds."""
+
+    ticket: str
+    expires_in: Annotated[int, msgspec.Meta(examples=[30])]
