@@ -10,9 +10,9 @@ and with REQUIRE_IF_MATCH on, one without `If-Match` is refused (428).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response
+from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.response.base import ASGIResponse
@@ -33,20 +33,13 @@ from service.developers.schemas import (
     DeveloperPage,
     DeveloperUpdate,
 )
-from service.web.conditional import ValidatedOperation, json_answer
+from service.web.conditional import ConditionalReadOperation, ValidatedOperation, if_none_match, json_answer
 from service.web.controller import Controller
 from service.web.path_ids import PathId
 from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
 from service.web.routes import delete, get, patch, post
 
 DeveloperId = Annotated[PathId, Parameter(description="The developer's id.")]
-IfNoneMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-None-Match",
-        description="ETags the client holds (or `*`): 304 without a body if one matches (weak comparison).",
-    ),
-]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
@@ -89,12 +82,12 @@ class DevelopersController(Controller):
         responses=COMMON_RESPONSES
         | NOT_MODIFIED
         | {200: ResponseSpec(DeveloperPage, description="One page of developers.", generate_examples=False)},
-        operation_class=ValidatedOperation,
+        operation_class=ConditionalReadOperation,
     )
     async def list_developers(
         self,
+        request: Request[Any, Any, Any],
         developer_reads: DeveloperReadsDep,
-        if_none_match: IfNoneMatch = None,
         specialty: Annotated[
             str | None,
             Parameter(min_length=1, max_length=SPECIALTY_MAX, pattern=TEXT_PATTERN, description="Only this specialty."),
@@ -110,7 +103,7 @@ class DevelopersController(Controller):
         ] = None,
     ) -> ASGIResponse:
         body = await developer_reads.page(specialty=specialty, limit=limit, cursor=cursor)
-        return json_answer(body, page_etag(body), if_none_match)
+        return json_answer(body, page_etag(body), if_none_match(request.scope))
 
     @get(
         "/{developer_id:str}",
@@ -119,13 +112,13 @@ class DevelopersController(Controller):
         responses=NOT_FOUND
         | NOT_MODIFIED
         | {200: ResponseSpec(Developer, description="The developer.", generate_examples=False)},
-        operation_class=ValidatedOperation,
+        operation_class=ConditionalReadOperation,
     )
     async def get_developer(
-        self, developer_reads: DeveloperReadsDep, developer_id: DeveloperId, if_none_match: IfNoneMatch = None
+        self, request: Request[Any, Any, Any], developer_reads: DeveloperReadsDep, developer_id: DeveloperId
     ) -> ASGIResponse:
         body, version = await developer_reads.one(developer_id)
-        return json_answer(body, developer_etag(developer_id, version), if_none_match)
+        return json_answer(body, developer_etag(developer_id, version), if_none_match(request.scope))
 
     @post(
         summary="Add a developer",

@@ -63,11 +63,7 @@ class DevelopersService:
         version is one `if_match` accepts."""
         row = (await self.session.execute(_GET, {"id": developer_id})).one_or_none()
         if row is None:
-            raise (
-                StaleDeveloper(developer_id, missing=True)
-                if if_match == ANY_VERSION
-                else DeveloperNotFound(developer_id)
-            )
+            raise _missing(developer_id, if_match)
         versioned = _versioned(row)
         if isinstance(if_match, frozenset) and versioned.version not in if_match:
             raise StaleDeveloper(developer_id)
@@ -112,9 +108,7 @@ class DevelopersService:
         that one exist), or its version is not one `if_match` accepts (412)."""
         if isinstance(if_match, frozenset) and (await self.session.execute(_EXISTS, {"id": developer_id})).scalar():
             return StaleDeveloper(developer_id)
-        return (
-            StaleDeveloper(developer_id, missing=True) if if_match == ANY_VERSION else DeveloperNotFound(developer_id)
-        )
+        return _missing(developer_id, if_match)
 
     async def _write_one(self, statement: Executable, *, email: str | None) -> Versioned | None:
         try:
@@ -125,6 +119,11 @@ class DevelopersService:
             raise
         row = result.one_or_none()
         return None if row is None else _versioned(row)
+
+
+def _missing(developer_id: int, if_match: Versions | None) -> Exception:
+    """No developer has this id: 404, as without If-Match, except for `If-Match: *`, which asks that one exist."""
+    return StaleDeveloper(developer_id, missing=True) if if_match == ANY_VERSION else DeveloperNotFound(developer_id)
 
 
 def _matching(developer_id: int, if_match: Versions | None) -> list[ColumnElement[bool]]:
