@@ -54,3 +54,15 @@ class Gone(DomainError):
     """What the request names existed once and is no longer kept (410)."""
 
     status = 410
+
+
+class PreconditionFailed(DomainError):
+    """A condition of the request (`If-Match`) is false for what is stored now; nothing was written (412)."""
+
+    status = 412
+
+
+class PreconditionRequired(DomainError):
+    """The request would change something without saying which version it saw (`If-Match`) (428)."""
+
+    status = 428

@@ -81,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     export_max_concurrent: Annotated[int, msgspec.Meta(ge=1)] = 4
     export_statement_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 3_600_000
     export_idle_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    # A PATCH or DELETE of one developer without If-Match is refused (428): no client can overwrite a change it
+    # has not read. Off, such a write applies to whatever version is current (the last one wins).
+    require_if_match: bool = False
     # Signs the access tokens (HS256): 32 characters or more, the same on every replica. `devdir` on the embedded
     # development database makes one and keeps it under DATA_DIR; anywhere else it must be set.
     secret_key: str = ""

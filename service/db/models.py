@@ -62,6 +62,9 @@ class Developer(IdentityBase):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+    # Incremented by every statement that updates the row (migration 0006): the ETag's version
+    # (service.developers.etags).
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("1"))
 
 
 class User(IdentityBase):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, TooLarge
+from service.core.errors import (
+    Conflict,
+    DomainError,
+    Gone,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    TooLarge,
+)
 
 
 class DeveloperNotFound(NotFound):
@@ -14,6 +23,28 @@ class DeveloperNotFound(NotFound):
 
 class DevelopersNotFound(NotFound):
     """Ids that name no developer; `extra` lists them."""
+
+
+class StaleDeveloper(PreconditionFailed):
+    def __init__(self, developer_id: int, *, missing: bool = False) -> None:
+        if missing:  # If-Match: * asks that it exist
+            super().__init__(f"developer {developer_id} does not exist (If-Match: *); nothing was written")
+        else:
+            super().__init__(
+                f"developer {developer_id} is not at a version If-Match names: it has changed since; nothing was "
+                "written. GET it again and send its new ETag"
+            )
+
+
+class StaleDevelopers(PreconditionFailed):
+    """Items of a batch whose `if_match` is not the developer's current ETag; `extra` lists their ids."""
+
+
+class IfMatchRequired(PreconditionRequired):
+    def __init__(self) -> None:
+        super().__init__(
+            "this server changes a developer only with If-Match (REQUIRE_IF_MATCH): GET it, then send its ETag"
+        )
 
 
 class EmailTaken(Conflict):

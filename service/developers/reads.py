@@ -41,7 +41,8 @@ _DOCUMENT = f"""
         {_TIMESTAMP.format("d.created_at")} AS created_at,
         {_TIMESTAMP.format("d.updated_at")} AS updated_at) AS doc))::text"""  # noqa: S608
 
-_GET = f"SELECT convert_to({_DOCUMENT}, 'UTF8') FROM developers d WHERE d.id = $1"  # noqa: S608
+# The version (the ETag's, service.developers.etags) comes in the same row: no second round trip.
+_GET = f"SELECT convert_to({_DOCUMENT}, 'UTF8'), d.version FROM developers d WHERE d.id = $1"  # noqa: S608
 
 # One row more than the page tells whether another page exists, without a COUNT. The row comparison lets
 # PostgreSQL start its index range scan right after the cursor. The columns are the Struct's own fields, in its
@@ -78,12 +79,12 @@ class DeveloperReads:
         next_cursor = keyset.encode(items[-1].name, items[-1].id) if len(rows) > limit else None
         return _PAGE_ENCODER.encode(DeveloperPage(items=items, next_cursor=next_cursor))
 
-    async def one(self, developer_id: int) -> bytes:
-        """A Developer as JSON."""
+    async def one(self, developer_id: int) -> tuple[bytes, int]:
+        """A Developer as JSON, and its version."""
         rows = await self._fetch(_GET, developer_id)
         if not rows:
             raise DeveloperNotFound(developer_id)
-        return cast(bytes, rows[0][0])
+        return cast(bytes, rows[0][0]), cast(int, rows[0][1])
 
     async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         for attempt in (1, 2):

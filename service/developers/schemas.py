@@ -11,6 +11,8 @@ from service.core.validation import TEXT_PATTERN, Email, Id, ShownEmail, Timesta
 from service.db import models
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=TEXT_PATTERN, examples=["Ada Lovelace"])]
+# One entity-tag (RFC 9110), as an ETag header carries it.
+IfMatchTag = Annotated[str, msgspec.Meta(max_length=64, pattern=r'^(W/)?"[!#-~]*"$', examples=['"42.3"'])]
 Specialty = Annotated[
     str, msgspec.Meta(min_length=1, max_length=SPECIALTY_MAX, pattern=TEXT_PATTERN, examples=["compilers"])
 ]
@@ -81,13 +83,16 @@ class DeveloperBatchUpdate(msgspec.Struct, forbid_unknown_fields=True, frozen=Tr
     """One item of a batch update: the developer's id and at least one of the fields to change."""
 
     # The id and a field to change: an item without one is refused (400) by the batch update, and the API
-    # document says so with `minProperties` (service.web.openapi).
+    # document says so with `minProperties` and `anyOf` (service.web.openapi).
     min_properties: ClassVar[int] = 2
+    required_one_of: ClassVar[tuple[str, ...]] = ("name", "email", "specialty")
 
     id: Id
     name: Name | msgspec.UnsetType = msgspec.UNSET
     email: Email | msgspec.UnsetType = msgspec.UNSET
     specialty: Specialty | msgspec.UnsetType = msgspec.UNSET
+    # The developer's ETag as GET answered it: the item is written only if the developer is still at that version.
+    if_match: IfMatchTag | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         normalize_fields(self, _TEXT_FIELDS)

@@ -7,8 +7,9 @@ apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's genera
 - Ids in paths. They are read by a type of their own (service.web.path_ids), which the document shows as the integer
   it is, with its bounds.
 - Closed bodies. msgspec rejects unknown fields of a Struct declared with `forbid_unknown_fields=True`; the
-  document says so with `additionalProperties: false`, and with `minProperties` when the Struct declares a
-  `min_properties` its users enforce.
+  document says so with `additionalProperties: false`, with `minProperties` when the Struct declares a
+  `min_properties` its users enforce, and with `anyOf` of `required` when it declares `required_one_of`: fields of
+  which at least one must be given.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
             schema = builder.to_openapi_schema(field_definition, schema_creator)
             schema.additional_properties = False
             schema.min_properties = getattr(field_definition.annotation, "min_properties", None)
+            if one_of := getattr(field_definition.annotation, "required_one_of", None):
+                schema.any_of = [Schema(required=[name]) for name in one_of]
             return schema
         if field_definition.annotation is PathId:
             return Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=ID_MAX)

@@ -23,6 +23,13 @@ async def create(client: httpx.AsyncClient, **fields: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+async def create_as_event(client: httpx.AsyncClient, **fields: str) -> dict[str, Any]:
+    """Create a developer; it as the change feed's event carries it: the answer's JSON and the answer's ETag."""
+    response = await client.post("/api/developers", json=fields)
+    assert response.status_code == 201, response.text
+    return dict(response.json()) | {"etag": response.headers["etag"]}
+
+
 def encode(fmt: str, people: Iterable[Person]) -> bytes:
     people = list(people)
     if fmt == "json":

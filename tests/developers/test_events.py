@@ -25,7 +25,7 @@ from service.developers.events.schemas import Resync
 from service.developers.events.store import Audience
 from tests.client import assert_problem, token
 from tests.database import connect, fetch, fetchval, run_sql
-from tests.developers.api import bulk, create, people
+from tests.developers.api import bulk, create, create_as_event, people
 from tests.developers.feed_client import (
     END,
     Running,
@@ -88,7 +88,9 @@ async def test_post_patch_delete_each_arrive_as_one_event(run: Running) -> None:
         created = await create(run.api, **ADA)
         event = await stream.event()
         assert event["op"] == "created"
-        assert event["developer"] == created  # the same JSON as the REST answer
+        # The same JSON as the REST answer, with the ETag a GET answers for this version.
+        etag = (await run.api.get(f"/api/developers/{created['id']}")).headers["etag"]
+        assert event["developer"] == created | {"etag": etag}
         assert (event["developer_id"], event["specialty"], event["bulk"]) == (created["id"], "mathematics", None)
 
         response = await run.api.patch(f"/api/developers/{created['id']}", json={"specialty": "poetry"})
@@ -96,7 +98,8 @@ async def test_post_patch_delete_each_arrive_as_one_event(run: Running) -> None:
         updated = response.json()
         event = await stream.event()
         assert event["op"] == "updated"
-        assert event["developer"] == updated
+        assert event["developer"] == updated | {"etag": response.headers["etag"]}
+        assert response.headers["etag"] == (await run.api.get(f"/api/developers/{created['id']}")).headers["etag"]
         assert (event["developer_id"], event["specialty"]) == (created["id"], "poetry")
 
         assert (await run.api.delete(f"/api/developers/{created['id']}")).status_code == 204
@@ -115,12 +118,15 @@ async def test_the_developer_in_an_event_is_the_api_s_json_whatever_the_writer_s
         async with sse(run) as stream:
             await conn.execute("SET TimeZone = 'Asia/Kolkata'")
             await conn.execute("INSERT INTO developers (name, email, specialty) VALUES ('T', 't@x.io', 'tz')")
-            await conn.execute("UPDATE developers SET name = 'U', updated_at = now() WHERE email = 't@x.io'")
+            await conn.execute(
+                "UPDATE developers SET name = 'U', updated_at = now(), version = version + 1 WHERE email = 't@x.io'"
+            )
             created, updated = await stream.events(2)
     finally:
         await conn.close()
-    answer = (await run.api.get(f"/api/developers/{created['developer_id']}")).json()
-    assert updated["developer"] == answer
+    response = await run.api.get(f"/api/developers/{created['developer_id']}")
+    answer = response.json()
+    assert updated["developer"] == answer | {"etag": response.headers["etag"]}
     assert created["developer"]["created_at"] == answer["created_at"]
     assert answer["created_at"].endswith("Z")
 
@@ -128,7 +134,7 @@ async def test_the_developer_in_an_event_is_the_api_s_json_whatever_the_writer_s
 async def test_event_ids_are_increasing_cursors(run: Running) -> None:
     async with sse(run) as stream:
         for person in (ADA, GRACE):
-            await create(run.api, **person)
+            await create_as_event(run.api, **person)
         first, second = await stream.events(2)
     assert cursor(first["id"]) < cursor(second["id"])
     assert [e["developer"]["email"] for e in (first, second)] == [ADA["email"], GRACE["email"]]
@@ -172,7 +178,9 @@ async def test_a_bulk_import_arrives_as_one_summary_per_copy_chunk(run: Running,
 
 
 async def test_a_batch_update_and_a_bulk_delete_each_arrive_as_one_event(run: Running) -> None:
-    made = [await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty=s) for i, s in enumerate("abc")]
+    made = [
+        await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty=s) for i, s in enumerate("abc")
+    ]
     ids = [d["id"] for d in made]
     async with sse(run) as stream:
         response = await run.api.patch("/api/developers", json=[{"id": i, "name": f"Renamed {i}"} for i in ids])
@@ -208,7 +216,7 @@ async def test_a_batch_update_and_a_bulk_delete_each_arrive_as_one_event(run: Ru
 
 
 async def test_a_rolled_back_write_emits_nothing(run: Running) -> None:
-    ada = await create(run.api, **ADA)
+    ada = await create_as_event(run.api, **ADA)
     rows = 12_000  # far more than the first chunk, and than one read of the body: chunks are written before the end
     async with sse(run) as stream:
         # A conflicting insert.
@@ -224,7 +232,7 @@ async def test_a_rolled_back_write_emits_nothing(run: Running) -> None:
         items = [{"id": ada["id"], "name": "Renamed"}, {"id": 424242, "name": "Nobody"}]
         assert_problem(await run.api.patch("/api/developers", json=items), 404)
 
-        grace = await create(run.api, **GRACE)
+        grace = await create_as_event(run.api, **GRACE)
         event = await stream.event()  # the next event is the successful write's: nothing came before it
         assert (event["op"], event["developer"]) == ("created", grace)
         await stream.quiet(QUIET)
@@ -239,8 +247,8 @@ async def test_a_rolled_back_write_emits_nothing(run: Running) -> None:
 
 async def test_a_specialty_filter_passes_only_events_that_touch_it(run: Running) -> None:
     async def writes() -> None:
-        go = await create(run.api, name="Go One", email="go1@x.io", specialty="go")  # yes
-        rust = await create(run.api, name="Rust One", email="rust1@x.io", specialty="rust")  # no
+        go = await create_as_event(run.api, name="Go One", email="go1@x.io", specialty="go")  # yes
+        rust = await create_as_event(run.api, name="Rust One", email="rust1@x.io", specialty="rust")  # no
         await run.api.patch(f"/api/developers/{rust['id']}", json={"name": "Rust Two"})  # no
         await run.api.patch(f"/api/developers/{rust['id']}", json={"specialty": "go"})  # yes: now go
         await run.api.patch(f"/api/developers/{go['id']}", json={"specialty": "rust"})  # yes: was go
@@ -250,7 +258,7 @@ async def test_a_specialty_filter_passes_only_events_that_touch_it(run: Running)
         many = [{"name": f"N {i}", "email": f"many{i}@x.io", "specialty": f"s{i:03d}"} for i in range(101)]
         assert (await bulk(run.api, "json", many)).status_code == 201  # yes: too many to list, so any
         await run.api.delete(f"/api/developers/{rust['id']}")  # yes: a go developer gone
-        await create(run.api, name="Java One", email="java1@x.io", specialty="java")  # no
+        await create_as_event(run.api, name="Java One", email="java1@x.io", specialty="java")  # no
 
     async with sse(run, {"specialty": "go"}) as filtered, sse(run) as everything:
         await writes()
@@ -274,11 +282,11 @@ async def test_a_specialty_filter_passes_only_events_that_touch_it(run: Running)
 async def test_resuming_after_a_cursor_replays_what_followed_then_continues_live(run: Running) -> None:
     async with sse(run) as live:
         for i in range(4):
-            await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
+            await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
         seen = await live.events(4)
         async with sse(run, {"after": seen[1]["id"]}) as resumed:
             assert await resumed.events(2) == seen[2:]
-            later = await create(run.api, **ADA)
+            later = await create_as_event(run.api, **ADA)
             event = await resumed.event()
             assert event["developer"] == later
             assert event == await live.event()
@@ -293,7 +301,7 @@ async def test_resuming_after_a_cursor_replays_what_followed_then_continues_live
 async def test_last_event_id_wins_over_after(run: Running) -> None:
     async with sse(run) as live:
         for i in range(3):
-            await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
+            await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
         seen = await live.events(3)
     async with sse(run, {"after": seen[0]["id"]}, headers={"Last-Event-ID": seen[1]["id"]}) as resumed:
         assert await resumed.event() == seen[2]
@@ -315,7 +323,7 @@ async def test_a_malformed_cursor_is_a_400(run: Running, value: str) -> None:
 async def test_a_cursor_below_the_retention_horizon_is_a_410(run: Running, database_url: str) -> None:
     async with sse(run) as live:
         for i in range(3):
-            await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
+            await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
         seen = await live.events(3)
     xid, number = cursor(seen[1]["id"])
     await run_sql(database_url, f"INSERT INTO developer_events_horizon (xid, id) VALUES ('{xid}', {number})")
@@ -335,7 +343,7 @@ async def test_a_cursor_below_the_retention_horizon_is_a_410(run: Running, datab
 async def test_retention_moves_the_horizon_to_the_newest_event_it_deleted(run: Running, database_url: str) -> None:
     async with sse(run) as live:
         for i in range(3):
-            await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
+            await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
         seen = await live.events(3)
     await run_sql(
         database_url,
@@ -408,7 +416,7 @@ async def test_an_open_transaction_anywhere_in_the_cluster_holds_events_back(run
             elsewhere = other.transaction()
             await elsewhere.start()
             await other.fetchval("SELECT pg_current_xact_id()")  # what any write does first
-            made = await create(run.api, **ADA)
+            made = await create_as_event(run.api, **ADA)
             await stream.quiet(QUIET)
             await elsewhere.rollback()
             assert (await stream.event())["developer"] == made
@@ -427,9 +435,9 @@ async def test_websocket_with_the_token_in_a_header_or_as_a_subprotocol(run: Run
     ):
         assert header.subprotocol is None
         assert subprotocol.subprotocol == "bearer"
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         await run.api.patch(f"/api/developers/{made['id']}", json={"name": "Ada King"})
-        more = [await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x") for i in range(2)]
+        more = [await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x") for i in range(2)]
         await run.api.post("/api/developers/bulk-delete", json={"ids": [d["id"] for d in more]})
         await run.api.delete(f"/api/developers/{made['id']}")
         over_sse = await stream.events(6)
@@ -483,7 +491,7 @@ async def test_sse_needs_a_valid_token_with_the_read_scope(run: Running) -> None
         headers = {"Authorization": f"Bearer {scopeless_token()}"}
         assert_problem(await anonymous.get("/api/developers/events", headers=headers), 403)
     async with sse(run, role="viewer") as stream:  # reading developers is all the feed needs
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         assert (await stream.event())["developer"] == made
 
 
@@ -512,7 +520,7 @@ async def test_a_subscriber_that_falls_behind_gets_a_resync_and_loses_nothing(se
         await subscribers(run.feed, 2)
         seen = []
         for i in range(writes):
-            await create(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
+            await create_as_event(run.api, name=f"Dev {i}", email=f"d{i}@x.io", specialty="x")
             seen.append(await reader.event())  # the reader keeps up: the feed hands it one event at a time
 
         assert (await first).event.id == seen[0]["id"]
@@ -537,7 +545,7 @@ async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
     settings: Settings, database_url: str
 ) -> None:
     async with running(settings, events_queue_size=5) as run, sse(run) as stream, subscribed_socket(run) as ws:
-        before = await create(run.api, **ADA)
+        before = await create_as_event(run.api, **ADA)
         first = await stream.event()
         assert first["developer"] == before
         assert await ws_event(ws) == first
@@ -547,7 +555,7 @@ async def test_a_burst_larger_than_the_queue_is_caught_up_from_the_outbox(
         burst = await stream.events(12)
         assert [e["developer"]["name"] for e in burst] == [f"B{i}" for i in range(12)]
         assert [await ws_event(ws) for _ in range(12)] == burst
-        after = await create(run.api, name="After", email="after@x.io", specialty="x")
+        after = await create_as_event(run.api, name="After", email="after@x.io", specialty="x")
         assert (await stream.event())["developer"] == after
         assert (await ws_event(ws))["developer"] == after
         assert [cursor(e["id"]) for e in burst] == sorted(cursor(e["id"]) for e in burst)
@@ -558,7 +566,7 @@ async def test_a_burst_of_more_than_four_queues_ends_an_sse_stream_with_a_resync
 ) -> None:
     async with running(settings, events_queue_size=5) as run:
         async with sse(run) as stream, subscribed_socket(run) as ws:
-            before = await create(run.api, **ADA)
+            before = await create_as_event(run.api, **ADA)
             first = await stream.event()
             assert first["developer"] == before
             assert await ws_event(ws) == first
@@ -589,7 +597,7 @@ async def test_a_client_that_disconnects_frees_its_subscription(settings: Settin
     async with running(settings, events_keepalive_seconds=60.0) as run:
         pool = run.feed.engine.sync_engine.pool
         async with sse(run) as stream, subscribed_socket(run) as ws:
-            made = await create(run.api, **ADA)
+            made = await create_as_event(run.api, **ADA)
             assert (await stream.event())["developer"] == made
             assert (await ws_event(ws))["developer"] == made
             assert len(run.feed.subscriptions) == 2
@@ -625,7 +633,7 @@ async def test_events_flow_on_when_the_listener_connection_is_lost(run: Running,
             "WHERE application_name = 'devdir change feed' AND datname = current_database()",
         )
         assert ended == 1
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         assert (await stream.event())["developer"] == made
     await until(lambda: run.feed.state == "listening", "the feed to listen again")
     response = await run.api.get("/ready")

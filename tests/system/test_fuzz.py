@@ -51,9 +51,10 @@ def documented_data_accepted(ctx: CheckContext, response: Response, case: schema
     id's `-`) it falls back to a value outside the pattern and still labels the case valid. Such a case is judged
     by the other checks, not as valid data.
     """
-    if response.status_code == 410:
-        # A well-formed cursor whose events the feed no longer keeps (earlier tests ran the retention): the
-        # document states this 410, and whether it happens depends on the data, not on the request's form.
+    if response.status_code in {410, 412}:
+        # A well-formed cursor whose events the feed no longer keeps (earlier tests ran the retention), or an
+        # If-Match (or a batch item's if_match) that names no current version: the document states these, and
+        # whether they happen depends on the data, not on the request's form.
         return None
     if response.status_code == 400 and _across_items(response):
         return None

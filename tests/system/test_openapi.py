@@ -21,12 +21,12 @@ from service.developers.events import cursor as cursors
 API = {"400", "401", "403", "503"}  # every route behind a token
 JSON_BODY = {"415"}  # every route with a JSON body
 EXPECTED = {
-    ("get", "/api/developers"): {"200"} | API,
+    ("get", "/api/developers"): {"200", "304"} | API,
     ("post", "/api/developers"): {"201", "409"} | API | JSON_BODY,
-    ("get", "/api/developers/{developer_id}"): {"200", "404"} | API,
+    ("get", "/api/developers/{developer_id}"): {"200", "304", "404"} | API,
     ("get", "/api/developers/export"): {"200"} | API,
-    ("patch", "/api/developers/{developer_id}"): {"200", "404", "409"} | API | JSON_BODY,
-    ("delete", "/api/developers/{developer_id}"): {"204", "404"} | API,
+    ("patch", "/api/developers/{developer_id}"): {"200", "404", "409", "412", "428"} | API | JSON_BODY,
+    ("delete", "/api/developers/{developer_id}"): {"204", "404", "412", "428"} | API,
     ("post", "/api/access/token"): {"200", "400", "401", "415", "429", "503"},
     ("get", "/api/users/me"): {"200", "404"} | API,
     ("get", "/api/users"): {"200"} | API,
@@ -46,7 +46,7 @@ async def test_openapi_describes_every_route_and_error(client: httpx.AsyncClient
     operations = {(m, p): op for p, ops in doc["paths"].items() for m, op in ops.items()}
     for key, statuses in EXPECTED.items():
         assert set(operations[key]["responses"]) == statuses, key
-        for status in statuses - {"200", "201", "204"} - ({"503"} if key[1] == "/ready" else set()):
+        for status in statuses - {"200", "201", "204", "304"} - ({"503"} if key[1] == "/ready" else set()):
             content = operations[key]["responses"][status]["content"]
             # The token route's failures are OAuth2's own error responses (RFC 6749, 5.2).
             oauth2 = key[1] == "/api/access/token" and status in {"400", "401"}
@@ -94,7 +94,7 @@ async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:
 
 BULK_ROUTES = {
     ("post", "/api/developers/bulk"): {"201", "408", "409", "413", "415"} | API,
-    ("patch", "/api/developers"): {"200", "404", "409", "413"} | API | JSON_BODY,
+    ("patch", "/api/developers"): {"200", "404", "409", "412", "413"} | API | JSON_BODY,
     ("post", "/api/developers/bulk-delete"): {"200", "413"} | API | JSON_BODY,
 }
 
@@ -138,9 +138,26 @@ async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> N
 
     batch = doc["paths"]["/api/developers"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
     assert batch["type"] == "array"
-    assert set(resolve(batch["items"])["properties"]) == {"id", "name", "email", "specialty"}
+    item = resolve(batch["items"])
+    assert set(item["properties"]) == {"id", "name", "email", "specialty", "if_match"}
+    # An item changes at least one field: `if_match` alone is no change (400).
+    assert item["anyOf"] == [{"required": ["name"]}, {"required": ["email"]}, {"required": ["specialty"]}]
     deletion = doc["paths"]["/api/developers/bulk-delete"]["post"]["requestBody"]["content"]["application/json"]
     assert resolve(deletion["schema"])["properties"]["ids"]["type"] == "array"
+
+
+async def test_openapi_describes_the_validators_and_the_conditions(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/schema/openapi.json")).json()
+    one, many = doc["paths"]["/api/developers/{developer_id}"], doc["paths"]["/api/developers"]
+    for operation, success in ((one["get"], "200"), (many["get"], "200"), (one["patch"], "200"), (many["post"], "201")):
+        assert operation["responses"][success]["headers"]["ETag"]["required"] is True
+    for operation in (one["get"], many["get"]):
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"If-None-Match"}
+        assert "content" not in operation["responses"]["304"]
+    for operation in (one["patch"], one["delete"]):
+        assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} == {"If-Match"}
+        assert "REQUIRE_IF_MATCH" in operation["responses"]["428"]["description"]
 
 
 MAX_ID = 9223372036854775807  # PostgreSQL's bigint maximum

@@ -9,7 +9,7 @@ Round trips of an import: BEGIN, set_config, then per chunk of 10,000 rows eithe
 table, one SELECT of the chunk's transaction id, RELEASE (on_conflict=error), or one COPY into the staging table
 (skip, update: created by the first, with one CREATE TEMP TABLE), then for skip and update one
 INSERT ... SELECT ... ON CONFLICT; COMMIT.
-A batch update or delete: BEGIN, one statement, COMMIT.
+A batch update or delete: BEGIN, one statement, COMMIT (an update sets its statement timeout first).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any, cast
 
 import asyncpg
+import msgspec
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,8 @@ from service.db.errors import driver_error, violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.developers.bulk.copy_writer import STAGING, CopyWriter
 from service.developers.bulk.rows import Row
-from service.developers.errors import DevelopersNotFound, EmailsTaken, InvalidRows, TooManyRows
+from service.developers.errors import DevelopersNotFound, EmailsTaken, InvalidRows, StaleDevelopers, TooManyRows
+from service.developers.etags import tag_version
 from service.developers.schemas import (
     BatchUpdateResult,
     BulkCreateResult,
@@ -49,14 +51,15 @@ _INSERT = text(f"""
     ON CONFLICT ((lower(email))) DO NOTHING""")  # noqa: S608 (STAGING is a constant)
 # ON CONFLICT DO UPDATE may touch a row once per statement, so repeated emails collapse to the last one sent.
 # `xmax = 0` is true for rows this statement inserted and false for rows it updated. (SQL text: the model's
-# onupdate does not apply, so updated_at is set here.)
+# onupdate does not apply, so updated_at is set here; every UPDATE increments the row's version, the ETag's.)
 _UPSERT = text(f"""
     WITH written AS (
         INSERT INTO developers (name, email, specialty)
         SELECT DISTINCT ON (lower(email)) name, email, specialty FROM {STAGING}
         ORDER BY lower(email), row_no DESC
         ON CONFLICT ((lower(email))) DO UPDATE
-        SET name = excluded.name, specialty = excluded.specialty, updated_at = now()
+        SET name = excluded.name, specialty = excluded.specialty, updated_at = now(),
+            version = developers.version + 1
         RETURNING xmax = 0 AS inserted)
     SELECT count(*) FILTER (WHERE inserted) FROM written""")  # noqa: S608 (STAGING is a constant)
 # Why an import in error mode failed: emails repeated in the payload, or in the table before this request.
@@ -70,22 +73,33 @@ _CONFLICTS = text(f"""
     HAVING count(*) > 1 OR (bool_or(d.id IS NOT NULL) AND min(s.row_no) > :inserted)
     ORDER BY min(s.row_no) LIMIT :reported""")  # noqa: S608 (STAGING is a constant)
 
-# One UPDATE ... FROM over arrays: NULL in an array means "keep the current value" (the API has no nulls).
-# (SQL text: the model's onupdate does not apply, so updated_at is set here.)
+# One UPDATE ... FROM over arrays: NULL in an array means "keep the current value" (the API has no nulls), and in
+# `versions` "whatever the version" (an item without `if_match`); an item's version is checked under the row lock the
+# UPDATE takes, in the same statement. (SQL text: the model's onupdate does not apply, so updated_at is set here.)
+# Only when fewer rows were written than items were sent are the others looked at: ids with no row (404), or
+# rows at another version (412). The main query sees `developers` as it was before the UPDATE (one snapshot for
+# every part of a WITH), and its CASE evaluates those subqueries only then.
 _BATCH_UPDATE = text("""
     WITH changes AS (
         SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:names AS text[]), CAST(:emails AS text[]),
-                             CAST(:specialties AS text[])) AS c(id, name, email, specialty)),
+                             CAST(:specialties AS text[]), CAST(:versions AS bigint[]))
+            AS c(id, name, email, specialty, version)),
     updated AS (
         UPDATE developers d
         SET name = coalesce(c.name, d.name), email = coalesce(c.email, d.email),
-            specialty = coalesce(c.specialty, d.specialty), updated_at = now()
-        FROM changes c WHERE d.id = c.id
-        RETURNING d.id)
-    SELECT count(*) FROM updated""")
-_MISSING = text("""
-    SELECT wanted.id FROM unnest(CAST(:ids AS bigint[])) AS wanted(id)
-    WHERE NOT EXISTS (SELECT 1 FROM developers d WHERE d.id = wanted.id) ORDER BY 1 LIMIT :reported""")
+            specialty = coalesce(c.specialty, d.specialty), updated_at = now(), version = d.version + 1
+        FROM changes c WHERE d.id = c.id AND (c.version IS NULL OR d.version = c.version)
+        RETURNING d.id),
+    written AS (SELECT count(*) AS n FROM updated),
+    unwritten AS (
+        SELECT c.id, c.version IS NULL OR NOT EXISTS (SELECT 1 FROM developers d WHERE d.id = c.id) AS missing
+        FROM changes c WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.id = c.id))
+    SELECT n,
+           CASE WHEN n < :total THEN (SELECT count(*) FILTER (WHERE missing) FROM unwritten) END,
+           CASE WHEN n < :total THEN ARRAY(SELECT id FROM unwritten WHERE missing ORDER BY id LIMIT :reported) END,
+           CASE WHEN n < :total THEN (SELECT count(*) FILTER (WHERE NOT missing) FROM unwritten) END,
+           CASE WHEN n < :total THEN ARRAY(SELECT id FROM unwritten WHERE NOT missing ORDER BY id LIMIT :reported) END
+    FROM written""")
 _BULK_DELETE = text("""
     WITH deleted AS (DELETE FROM developers WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id)
     SELECT (SELECT count(*) FROM deleted),
@@ -172,27 +186,32 @@ class DevelopersBulkService:
             raise EmailsTaken(
                 f"{len(repeated)} email(s) are given to more than one item; nothing was written", repeated
             )
-        params: dict[str, list[Any]] = {"ids": [], "names": [], "emails": [], "specialties": []}
+        params: dict[str, Any] = {"ids": [], "names": [], "emails": [], "specialties": [], "versions": []}
         for item in items:
             params["ids"].append(item.id)
             given = item.changes()
             params["names"].append(given.get("name"))
             params["emails"].append(given.get("email"))
             params["specialties"].append(given.get("specialty"))
+            params["versions"].append(_version(item))
+        params |= {"total": len(items), "reported": REPORTED}
         await isolation.begin(self.session, "developers.update_many")
         await self.session.execute(_STATEMENT_TIMEOUT, {"ms": str(self.statement_timeout_ms)})
         try:
-            updated = cast(int, (await self.session.execute(_BATCH_UPDATE, params)).scalar_one())
+            updated, missing, missing_ids, stale, stale_ids = (await self.session.execute(_BATCH_UPDATE, params)).one()
         except sa_exc.IntegrityError as exc:
             if violated_constraint(exc) == DEVELOPERS_EMAIL_INDEX:
                 raise _email_clash(exc, items) from exc
             raise
-        if updated < len(items):
-            result = await self.session.execute(_MISSING, {"ids": params["ids"], "reported": REPORTED})
-            missing = list(result.scalars())
+        if missing:
             raise DevelopersNotFound(
-                f"{len(items) - updated} id(s) name no developer; nothing was written",
-                [{"id": developer_id} for developer_id in missing],
+                f"{missing} id(s) name no developer; nothing was written", [{"id": id_} for id_ in missing_ids]
+            )
+        if stale:
+            raise StaleDevelopers(
+                f"{stale} developer(s) are not at the version their item's if_match names: they have changed since; "
+                "nothing was written",
+                [{"id": id_} for id_ in stale_ids],
             )
         self._when_committed(lambda metrics: metrics.changed("update", updated))
         return BatchUpdateResult(updated=updated)
@@ -208,6 +227,13 @@ class DevelopersBulkService:
         deleted: int = row[0]
         self._when_committed(lambda metrics: metrics.changed("delete", deleted))
         return BulkDeleteResult(deleted=row[0], not_found=list(row[1]))
+
+
+def _version(item: DeveloperBatchUpdate) -> int | None:
+    """The version an item's `if_match` accepts: None without one, 0 (no row has it) for a tag that cannot match."""
+    if item.if_match is msgspec.UNSET:
+        return None
+    return tag_version(item.if_match, item.id) or 0
 
 
 def _check_items(items: list[DeveloperBatchUpdate], max_rows: int) -> None:

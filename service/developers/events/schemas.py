@@ -49,6 +49,13 @@ class BulkSummary(msgspec.Struct, frozen=True):
     specialties: list[str] | None  # every specialty touched, when there are at most 100; else null: any
 
 
+class EventDeveloper(Developer, frozen=True):
+    """A developer as a write left it, with the `etag` `GET /api/developers/{id}` answered for that version (null
+    for an event recorded before developers had versions): a copy kept fresh by the feed can send it as `If-Match`."""
+
+    etag: Annotated[str | None, msgspec.Meta(examples=['"42.3"'])]
+
+
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     """One committed change. `id` is its cursor: pass it as `after` (or SSE's Last-Event-ID) to resume after it.
 
@@ -59,7 +66,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
 
     id: Annotated[str, msgspec.Meta(examples=["6266-6"])]
     op: Op
-    developer: Developer | None
+    developer: EventDeveloper | None
     developer_id: int | None
     specialty: str | None
     at: Timestamp

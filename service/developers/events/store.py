@@ -24,8 +24,9 @@ from typing import NamedTuple
 import asyncpg
 import msgspec
 
+from service.developers.etags import developer_etag
 from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event, ImportJobSummary
+from service.developers.events.schemas import BulkSummary, Event, EventDeveloper, ImportJobSummary
 from service.developers.schemas import Developer
 
 # The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
@@ -53,7 +54,14 @@ _LATEST = (
 )
 _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
-_DEVELOPER = msgspec.json.Decoder(Developer)
+
+class _Written(Developer, frozen=True):
+    """A developer as the trigger recorded it (`to_jsonb` of the row): with its version, since migration 0006."""
+
+    version: int | None = None
+
+
+_DEVELOPER = msgspec.json.Decoder(_Written)
 _BULK = msgspec.json.Decoder(BulkSummary)
 _JOB = msgspec.json.Decoder(ImportJobSummary)
 
@@ -84,12 +92,18 @@ class StoredEvent(msgspec.Struct, frozen=True):
 _ENCODER = msgspec.json.Encoder()
 
 
-def _developer(text: str) -> Developer:
+def _developer(text: str) -> EventDeveloper:
     """The developer a trigger wrote with to_jsonb, whose timestamps carry the writer's session time zone, with
-    them in UTC, as the API answers them."""
-    developer = _DEVELOPER.decode(text)
-    return msgspec.structs.replace(
-        developer, created_at=developer.created_at.astimezone(UTC), updated_at=developer.updated_at.astimezone(UTC)
+    them in UTC, as the API answers them, and with the ETag of its version."""
+    row = _DEVELOPER.decode(text)
+    return EventDeveloper(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        specialty=row.specialty,
+        created_at=row.created_at.astimezone(UTC),
+        updated_at=row.updated_at.astimezone(UTC),
+        etag=None if row.version is None else developer_etag(row.id, row.version),
     )
 
 
