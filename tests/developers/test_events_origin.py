@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 from service.core.settings import Settings
 from service.web.cors import origin_allowed
 from tests.database import run_sql
-from tests.developers.api import create
+from tests.developers.api import create_as_event
 from tests.developers.feed_client import Running, running, socket, subscribed_socket, ticket, ws_event
 
 SPA = "http://spa.example:8080"
@@ -35,7 +35,7 @@ def own_origin(run: Running) -> str:
 async def test_the_service_s_own_pages_an_allowed_origin_and_non_browsers_connect(run: Running) -> None:
     for origin in [own_origin(run), SPA, None]:
         async with subscribed_socket(run, f"ticket={await ticket(run)}", headers={}, origin=origin) as ws:
-            made = await create(run.api, name=f"Dev {origin}", email=f"{len(str(origin))}@x.io", specialty="x")
+            made = await create_as_event(run.api, name=f"Dev {origin}", email=f"{len(str(origin))}@x.io", specialty="x")
             assert (await ws_event(ws))["developer"] == made
 
 

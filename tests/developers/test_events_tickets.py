@@ -22,7 +22,7 @@ from service.app import create_app
 from service.core.settings import Settings, SettingsError
 from tests.client import TEST_SECRET, assert_problem, token
 from tests.database import run_sql
-from tests.developers.api import create, people
+from tests.developers.api import create, create_as_event, people
 from tests.developers.feed_client import (
     Running,
     bearer,
@@ -92,14 +92,14 @@ async def test_a_ticket_is_issued_for_a_bearer_token_and_never_cached(run: Runni
 
 async def test_a_ticket_opens_the_sse_feed_without_a_token(run: Running) -> None:
     async with sse(run, {"ticket": await ticket(run, bearer("viewer"))}, role=None) as stream:
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         assert (await stream.event())["developer"] == made
 
 
 async def test_a_ticket_opens_the_websocket_without_a_token(run: Running) -> None:
     async with subscribed_socket(run, f"ticket={await ticket(run)}", headers={}) as ws:
         assert ws.subprotocol is None
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         assert (await ws_event(ws))["developer"] == made
 
 
@@ -108,7 +108,7 @@ async def test_a_ticket_shows_what_its_account_may_see(run: Running) -> None:
     async with sse(run, {"ticket": bob}, role=None) as stream:
         assert await submitted(run.api, "json", people(1), headers=as_user("editor", 7)) == 1  # another's job
         assert await submitted(run.api, "json", people(1, 1), headers=as_user("editor", 8)) == 2  # Bob's own
-        await create(run.api, **ADA)
+        await create_as_event(run.api, **ADA)
         shown = [await stream.event() for _ in range(2)]
         assert [(e["op"], e.get("job", {}).get("id")) for e in shown] == [("import.queued", 2), ("created", None)]
 
@@ -177,7 +177,7 @@ async def test_a_stream_outlives_its_ticket(settings: Settings) -> None:
                 break
         await until(lambda: time.time() > expires + 1, "the ticket to expire")
         assert_problem(await anonymous_get(run, EVENTS, {"ticket": answer["ticket"]}), 401)
-        made = await create(run.api, **ADA)
+        made = await create_as_event(run.api, **ADA)
         assert (await stream.event())["developer"] == made
 
 

@@ -16,7 +16,7 @@ from service.core.settings import Settings
 from tests.browser import chromium, watched_context
 from tests.client import token
 from tests.database import run_sql
-from tests.developers.api import create
+from tests.developers.api import create_as_event
 from tests.developers.feed_client import Running, running, subscribers
 from tests.polling import WAIT, until
 
@@ -126,14 +126,14 @@ async def test_a_page_follows_the_feed_with_a_ticket_and_resumes_with_a_new_one(
         await page.evaluate("([api, token]) => window.follow(api, token)", [run.url, bearer])
         issued = time.time()
         await subscribers(run.feed, 1)
-        ada = await create(run.api, name="Ada", email="ada@x.io", specialty="x")
+        ada = await create_as_event(run.api, name="Ada", email="ada@x.io", specialty="x")
         (first,) = await seen(page, 1)
         assert (first["op"], first["developer"]) == ("created", ada)
         # The connection ends; meanwhile the ticket expires and more is written.
         await page.evaluate("window.source.close()")
         await subscribers(run.feed, 0)
         await until(lambda: time.time() > issued + 2, "the ticket to expire")  # EVENTS_TICKET_SECONDS=1
-        missed = [await create(run.api, name=n, email=f"{n}@x.io", specialty="x") for n in ("Bea", "Cy")]
+        missed = [await create_as_event(run.api, name=n, email=f"{n}@x.io", specialty="x") for n in ("Bea", "Cy")]
         # The old URL no longer opens the feed (an EventSource refused gives up: readyState 2, CLOSED) ...
         refused = (
             "new Promise((done) => { const s = new EventSource(window.url); s.onerror = () => done(s.readyState); })"
@@ -141,7 +141,7 @@ async def test_a_page_follows_the_feed_with_a_ticket_and_resumes_with_a_new_one(
         assert await page.evaluate(refused) == 2
         # ... a new ticket, `after` the last event seen, brings what was missed, then what comes next.
         await page.evaluate("([api, token, after]) => window.follow(api, token, after)", [run.url, bearer, first["id"]])
-        after = await create(run.api, name="Di", email="di@x.io", specialty="x")
+        after = await create_as_event(run.api, name="Di", email="di@x.io", specialty="x")
         events = await seen(page, 4)
         assert [e["developer"] for e in events] == [ada, *missed, after]
         assert len({e["id"] for e in events}) == 4
@@ -169,7 +169,7 @@ async def allowed_and_refused(run: Running, browser: Browser, allowed: str, refu
         assert await page.evaluate("(url) => window.opens(url)", ws + answer["ticket"]) == "open"
         await page.evaluate("([api, token]) => window.follow(api, token)", [run.url, bearer])
         await subscribers(run.feed, 1)
-        made = await create(run.api, name="Ada", email="ada@x.io", specialty="x")
+        made = await create_as_event(run.api, name="Ada", email="ada@x.io", specialty="x")
         assert (await seen(page, 1))[0]["developer"] == made
         assert watched.faults == []
     async with watched_context(browser, run.url) as (context, watched):
