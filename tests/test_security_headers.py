@@ -29,7 +29,7 @@ def assert_secured(response: httpx.Response, *, csp: str = STRICT_CSP) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
-        ("GET", "/api/developers", None, 200),
+        ("GET", "/api/users/me", None, 404),  # a read without a validator (no account behind the test's token)
         ("POST", "/api/developers", {"name": ""}, 400),  # a problem answer
         ("GET", "/api/developers/999", None, 404),  # a problem from the service
         ("GET", "/api/nowhere", None, 404),  # no route: the router's 404
@@ -43,6 +43,21 @@ async def test_api_answers_are_secured_and_never_stored(
     assert response.status_code == status, response.text
     assert_secured(response)
     assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+async def test_validated_reads_may_be_kept_by_the_client_alone_and_are_revalidated(client: httpx.AsyncClient) -> None:
+    # The two reads with an ETag: a browser keeps them and asks with If-None-Match; no shared cache keeps them.
+    created = await client.post("/api/developers", json={"name": "Ada", "email": "ada@x.io", "specialty": "math"})
+    assert created.headers.get_list("cache-control") == ["no-store"]  # a write's answer is never kept
+    for path in ("/api/developers", f"/api/developers/{created.json()['id']}"):
+        read = await client.get(path)
+        assert read.status_code == 200
+        assert_secured(read)
+        assert read.headers.get_list("cache-control") == ["private, no-cache"], path
+        again = await client.get(path, headers={"If-None-Match": read.headers["etag"]})
+        assert again.status_code == 304
+        assert again.headers.get_list("cache-control") == ["private, no-cache"], path
+        assert again.headers["etag"] == read.headers["etag"]
 
 
 async def test_unauthenticated_answers_are_secured(app: Litestar) -> None:
