@@ -12,9 +12,10 @@ exist), else the versions of the strong tags that name this developer (possibly 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Final, Literal
+
+from xxhash import xxh3_128_hexdigest
 
 from service.web.conditional import is_any, strong_tags
 
@@ -28,9 +29,9 @@ def developer_etag(developer_id: int, version: int) -> str:
 
 
 def page_etag(body: bytes) -> str:
-    """The strong validator of a page's JSON bytes. (SHA-1 with the CPU's instructions: about 10 µs a page of 100;
-    a tag, not a secret.)"""
-    return f'"{hashlib.sha1(body, usedforsecurity=False).hexdigest()[:32]}"'
+    """The strong validator of a page's JSON bytes: their 128-bit XXH3 hash, a tag, not a secret. (0.3 µs a page of
+    100 rows, 17 KB; SHA-1 took 9 µs, 2% of the page's whole CPU time in the service: docs/benchmarks.md.)"""
+    return f'"{xxh3_128_hexdigest(body)}"'
 
 
 def if_match_versions(header: str, developer_id: int) -> Versions:
