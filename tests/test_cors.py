@@ -71,7 +71,8 @@ async def test_answers_to_an_allowed_origin_expose_their_headers(cors_app: Lites
         assert answer.headers["vary"] == "Origin"
         exposed = set(answer.headers["access-control-expose-headers"].split(", "))
         assert exposed == {"Location", "Retry-After", "X-Request-ID", "ETag"}
-        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["cache-control"] == "private, no-cache"  # a validated read (service.web.conditional)
+        assert answer.headers["etag"]
         assert answer.headers["content-security-policy"].startswith("default-src 'none'")
         refused = await client.get("/api/developers", headers={"Origin": "https://evil.example"})
         assert refused.status_code == 200  # answered, but without the header that lets the page read it
