@@ -18,6 +18,7 @@ from tests.developers.feed_client import (
     Running,
     SSEStream,
     caught_up,
+    emptied,
     fetchrow,
     receive,
     running,
@@ -34,13 +35,8 @@ QUIET = 0.5  # how long a test watches for an event that must not come
 
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> AsyncIterator[None]:
-    reset = (
-        "TRUNCATE developers, developer_events, developer_events_horizon, import_jobs, import_uploads, pgqueuer "
-        "RESTART IDENTITY"
-    )
-    await run_sql(database_url, reset)
-    yield
-    await run_sql(database_url, reset)
+    async with emptied(database_url):
+        yield
 
 
 def described(event: dict[str, Any]) -> str:

@@ -21,11 +21,11 @@ from service.accounts.tickets import AUDIENCE, FeedTickets, ticket_key
 from service.app import create_app
 from service.core.settings import Settings, SettingsError
 from tests.client import TEST_SECRET, assert_problem, token
-from tests.database import run_sql
 from tests.developers.api import create, create_as_event, people
 from tests.developers.feed_client import (
     Running,
     bearer,
+    emptied,
     listening,
     running,
     socket,
@@ -46,13 +46,8 @@ EVENTS = "/api/developers/events"
 
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> AsyncIterator[None]:
-    reset = (
-        "TRUNCATE developers, developer_events, developer_events_horizon, import_jobs, import_uploads, pgqueuer "
-        "RESTART IDENTITY"
-    )
-    await run_sql(database_url, reset)
-    yield
-    await run_sql(database_url, reset)
+    async with emptied(database_url):
+        yield
 
 
 @pytest.fixture
