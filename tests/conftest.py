@@ -11,8 +11,10 @@ from litestar import Litestar
 from service.app import create_app
 from service.core.settings import Settings
 from service.observability.log_writer import writer
-from tests.client import TEST_SECRET, serve
+from tests import pgbouncer
+from tests.client import serve
 from tests.database import fresh_database, run_sql, server_url
+from tests.pgbouncer import POOLED_RUN, PgBouncer, app_settings
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +23,24 @@ def pg_server() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session", autouse=POOLED_RUN)
+def run_pooler(pg_server: str) -> Iterator[PgBouncer | None]:
+    """Under TEST_DB_POOLER=transaction, the PgBouncer every app of the run goes through (tests/pgbouncer.py)."""
+    if not POOLED_RUN:
+        yield None
+        return
+    with pgbouncer.running(pg_server) as pooler:
+        pgbouncer.RUN_POOLER = pooler
+        try:
+            yield pooler
+        finally:
+            pgbouncer.RUN_POOLER = None
+
+
 @pytest.fixture(scope="session")
 def database_url(pg_server: str) -> Iterator[str]:
+    """A fresh database, straight on the server (what the tests' own SQL uses); apps may reach it through the
+    run's pooler (`settings`, `tests.pgbouncer.app_settings`)."""
     with fresh_database(pg_server) as url:
         yield url
 
@@ -30,11 +48,10 @@ def database_url(pg_server: str) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Never read from the environment: tests must not touch DATABASE_URL or any other setting of the host.
-    return Settings(
-        database_url=database_url,
+    return app_settings(
+        database_url,
         db_pool_size=5,
         db_max_overflow=5,
-        secret_key=TEST_SECRET,
         login_attempts_per_minute=1000,  # the rate limit has its own test
     )
 

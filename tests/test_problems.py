@@ -15,9 +15,9 @@ from litestar.exceptions import InternalServerException
 from sqlalchemy import exc as sa_exc
 
 from service.app import create_app
-from service.core.settings import Settings
-from tests.client import TEST_SECRET, serve
+from tests.client import serve
 from tests.db.unreachable import unreachable_app
+from tests.pgbouncer import app_settings
 from tests.problems import convert
 
 DEADLOCK = asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
@@ -107,7 +107,7 @@ async def test_litestar_500s_keep_their_message_to_the_log(database_url: str) ->
     async def internal() -> None:
         raise InternalServerException(detail="secret internal state: 'user' is not defined in scope")
 
-    app = create_app(Settings(database_url=database_url, secret_key=TEST_SECRET))
+    app = create_app(app_settings(database_url))
     app.register(internal)
     async with serve(app) as client:
         response = await client.get("/test/internal")

@@ -40,8 +40,18 @@ class AdminAccount(msgspec.Struct, frozen=True):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    # Empty means "development": `devdir` starts an embedded PostgreSQL under DATA_DIR and fills this in.
+    # Empty means "development": `devdir` starts an embedded PostgreSQL under DATA_DIR and fills this in. Request
+    # traffic goes here: PostgreSQL itself, or a transaction-mode pooler (then DB_POOLER=transaction).
     database_url: str = ""
+    # A connection that keeps its session (PostgreSQL, or a session-mode pooler): the change feed's LISTEN, the
+    # job queue's listener, migrations, anything holding a session lock. Empty: DATABASE_URL.
+    database_direct_url: str = ""
+    # `transaction` when DATABASE_URL is a transaction-mode pooler (PgBouncer): nothing sent over it then depends on
+    # the session (service.db.pooler says what changes on the wire).
+    db_pooler: Literal["none", "transaction"] = "none"
+    # Behind a transaction-mode pooler that keeps protocol-level prepared statements itself (PgBouncer >= 1.21
+    # with max_prepared_statements > 0): statements stay prepared, as on a direct connection. False: unnamed ones.
+    db_pooler_prepared_statements: bool = False
     # Pool sizing: replicas x (pool + overflow) must stay under the server's max_connections.
     db_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 20
     # No overflow by default: an overflow connection is opened under load and closed when returned, so a steady
@@ -159,6 +169,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """
         if not self.database_url:
             raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+        if self.db_pooler == "transaction" and not self.database_direct_url:
+            raise SettingsError(
+                "DB_POOLER=transaction needs DATABASE_DIRECT_URL: the change feed's LISTEN, the job queue and "
+                "migrations need a connection that keeps its session, which a transaction-mode pooler does not give"
+            )
         if len(self.secret_key) < SECRET_KEY_MIN:
             raise SettingsError(
                 f"SECRET_KEY must be set to {SECRET_KEY_MIN} characters or more (it signs the access tokens); "
@@ -171,6 +186,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
         self.allowed_origins  # noqa: B018 (raises now if an entry is not an origin)
+
+    @property
+    def direct_url(self) -> str:
+        """DATABASE_DIRECT_URL, or DATABASE_URL when it is not set."""
+        return self.database_direct_url or self.database_url
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

@@ -1,15 +1,48 @@
-"""Pooled connections outside any transaction: each statement commits on its own (a worker's status and
-progress updates, which must be visible while its import transaction is still open)."""
+"""Statements that commit one by one, on a pooled connection (a worker's status and progress updates, which must be
+visible while its import transaction is still open; the scheduler's periodic work).
+
+Each statement runs in a transaction of its own rather than on a connection in AUTOCOMMIT mode: asyncpg prepares
+a statement (Parse, Describe, Sync) before it binds and runs it (Bind, Execute, Sync), and outside a transaction
+a transaction-mode pooler may hand the server connection to another client between the two. BEGIN and COMMIT
+cost two round trips per statement, on paths that run a few statements a second at most.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
+import asyncpg
+from sqlalchemy import CursorResult, Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util.typing import TupleAny, Unpack
+
+Parameters = dict[str, Any] | None
+
+
+class EachCommits:
+    """A pooled connection whose every statement commits on its own."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> CursorResult[Unpack[TupleAny]]:
+        async with self._connection.begin():
+            return await self._connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection, inside a transaction committed when the block ends."""
+        async with self._connection.begin():
+            raw = await self._connection.get_raw_connection()
+            yield cast(asyncpg.Connection, raw.driver_connection)
 
 
 @asynccontextmanager
-async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[EachCommits]:
     async with engine.connect() as connection:
-        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield EachCommits(connection)

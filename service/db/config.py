@@ -13,9 +13,11 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from service.core.settings import Settings
+from service.db import pooler
 from service.db.pool import ReadyFirstPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -28,6 +30,11 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+def plain_url(url: str) -> str:
+    """`url` as asyncpg.connect takes it (no SQLAlchemy driver name)."""
+    return make_url(async_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> SQLAlchemyAsyncConfig:
@@ -52,8 +59,11 @@ def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> S
             # The level of a transaction no write declares (service.db.isolation, where each write names its own),
             # whatever the server's default_transaction_isolation; asyncpg sends it in its BEGIN, no round trip.
             isolation_level="READ COMMITTED",
-            # server_settings travel in the startup packet: no SET statements after connecting.
-            connect_args={"timeout": settings.db_connect_timeout, "server_settings": server_settings},
+            # server_settings travel in the startup packet: no SET statements after connecting; behind a
+            # transaction-mode pooler they travel with each BEGIN instead (service.db.pooler).
+            connect_args=pooler.connect_args(settings, server_settings, application_name),
+            # Migrations (migrations/env.py) run on this URL: they need a session, which a pooler may not give.
+            execution_options={pooler.DIRECT_URL_OPTION: async_url(settings.direct_url)},
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
         # The plugin's default handler closes the session as the answer starts, which rolls back anything not

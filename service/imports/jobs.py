@@ -15,9 +15,10 @@ import asyncpg
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db import isolation
+from service.db.autocommit import EachCommits
 from service.db.queue import ENTRYPOINT, SETTINGS
 from service.developers.schemas import BulkCreateResult, OnConflict
 from service.imports import queue, uploads
@@ -168,18 +169,18 @@ class Started(msgspec.Struct, frozen=True):
     attempts: int
 
 
-async def state(connection: AsyncConnection, job_id: int) -> JobState | None:
+async def state(connection: EachCommits, job_id: int) -> JobState | None:
     row = (await connection.execute(_STATE, {"id": job_id})).one_or_none()
     return None if row is None else JobState(*row)
 
 
-async def start(connection: AsyncConnection, job_id: int) -> Started | None:
+async def start(connection: EachCommits, job_id: int) -> Started | None:
     """Mark the job running and count the attempt; None if it was cancelled (or finished) meanwhile."""
     row = (await connection.execute(_START, {"id": job_id})).one_or_none()
     return None if row is None else Started(*row)
 
 
-async def progress(connection: AsyncConnection, job_id: int, rows: int) -> bool:
+async def progress(connection: EachCommits, job_id: int, rows: int) -> bool:
     """Record `rows` done; whether a cancel has been requested."""
     return bool((await connection.execute(_PROGRESS, {"id": job_id, "rows": rows})).scalar_one())
 
@@ -191,22 +192,22 @@ async def succeed(session: AsyncSession, job_id: int, result: BulkCreateResult) 
     return (await session.execute(_SUCCEED, params)).one_or_none() is not None
 
 
-async def finish(connection: AsyncConnection, job_id: int, status: str, error: dict[str, Any] | None = None) -> None:
+async def finish(connection: EachCommits, job_id: int, status: str, error: dict[str, Any] | None = None) -> None:
     """The job ended `failed` (with its problem) or `cancelled`; its upload is no longer needed."""
     encoded = None if error is None else msgspec.json.encode(error).decode()
     await connection.execute(_FINISH, {"id": job_id, "status": status, "error": encoded})
 
 
-async def requeue(connection: AsyncConnection, job_id: int, *, refund: bool) -> None:
+async def requeue(connection: EachCommits, job_id: int, *, refund: bool) -> None:
     await connection.execute(_REQUEUE, {"id": job_id, "refund": int(refund)})
 
 
-async def orphaned(connection: AsyncConnection, batch: int = 1000) -> list[int]:
+async def orphaned(connection: EachCommits, batch: int = 1000) -> list[int]:
     """Up to `batch` jobs, queued or running, that have no queue entry; their ids, in order."""
     params = {"entrypoint": ENTRYPOINT, "batch": batch}
     return [int(job_id) for job_id in (await connection.execute(_ORPHANED, params)).scalars()]
 
 
-async def delete_finished(connection: AsyncConnection, hours: int, batch: int = 1000) -> int:
+async def delete_finished(connection: EachCommits, hours: int, batch: int = 1000) -> int:
     """Delete up to `batch` jobs finished more than `hours` ago (their uploads go with them); how many."""
     return int((await connection.execute(_DELETE_FINISHED, {"hours": hours, "batch": batch})).scalar_one())

@@ -37,12 +37,12 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from pgqueuer.domain.errors import RetryRequested
 from pgqueuer.domain.models import Job
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.errors import DomainError
 from service.core.settings import Settings
 from service.db import isolation
-from service.db.autocommit import autocommit
+from service.db.autocommit import EachCommits, autocommit
 from service.db.models import FINISHED
 from service.developers.bulk.parsers import parse
 from service.developers.bulk.rows import Row
@@ -57,7 +57,7 @@ RECORD_ATTEMPTS = 5  # tries of an outcome's write, each on a fresh connection, 
 RECORD_BACKOFF = 0.2
 _LOCK = text("SELECT pg_try_advisory_xact_lock(:job_id)")
 
-Write = Callable[[AsyncConnection], Awaitable[None]]
+Write = Callable[[EachCommits], Awaitable[None]]
 
 
 class ImportCancelled(Exception):
@@ -131,7 +131,7 @@ class JobRunner:
             finally:
                 self.metrics.jobs.finished(outcome, began)
 
-    async def _start(self, status: AsyncConnection, job: int) -> jobs.Started | None:
+    async def _start(self, status: EachCommits, job: int) -> jobs.Started | None:
         """Count an attempt and mark the job running; None when there is nothing to run: the job is finished, or
         out of attempts (failed now), or cancelled (now)."""
         current = await jobs.state(status, job)
@@ -150,7 +150,7 @@ class JobRunner:
         logger.info("import job %d started by worker %s (attempt %d)", job, self.name, started.attempts)
         return started
 
-    async def _attempt(self, session: AsyncSession, status: AsyncConnection, job: int, started: jobs.Started) -> None:
+    async def _attempt(self, session: AsyncSession, status: EachCommits, job: int, started: jobs.Started) -> None:
         """Run one started job to its end: returns when it succeeded; raises ImportCancelled or _Failed once the
         job is marked so, RetryRequested when it is queued again."""
         try:
@@ -200,7 +200,7 @@ class JobRunner:
             else:
                 return
 
-    async def _write(self, session: AsyncSession, status: AsyncConnection, job: int, started: jobs.Started) -> None:
+    async def _write(self, session: AsyncSession, status: EachCommits, job: int, started: jobs.Started) -> None:
         """The import transaction: the rows, then the job's `succeeded` and the upload's deletion; COMMIT."""
         bulk = DevelopersBulkService(
             session,
@@ -216,7 +216,7 @@ class JobRunner:
         await session.commit()
 
 
-async def _reporting(chunks: AsyncIterator[list[Row]], status: AsyncConnection, job: int) -> AsyncIterator[list[Row]]:
+async def _reporting(chunks: AsyncIterator[list[Row]], status: EachCommits, job: int) -> AsyncIterator[list[Row]]:
     """`chunks`, recording the rows done after each (one round trip a chunk); ImportCancelled once asked to."""
     done = 0
     async for chunk in chunks:

@@ -52,8 +52,8 @@ async def requeue_orphaned_jobs(engine: AsyncEngine) -> list[int]:
     async with autocommit(engine) as connection:
         orphans = await jobs.orphaned(connection)
         if orphans:
-            raw = await connection.get_raw_connection()
-            await queue.enqueue(raw.driver_connection, *orphans)
+            async with connection.driver() as driver:
+                await queue.enqueue(driver, *orphans)
     if orphans:
         logger.warning("imports: jobs %s had no queue entry; queued again", orphans)
     return orphans

@@ -14,6 +14,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.db.autocommit import EachCommits
 from service.db.connection_lost import until_lost
 
 PIECE = 1 << 20  # bytes per row of import_uploads
@@ -44,7 +45,7 @@ async def _copy(driver: asyncpg.Connection, job_id: int, seq: int, data: bytes) 
     await driver.copy_records_to_table("import_uploads", records=[(job_id, seq, data)], columns=_COLUMNS)
 
 
-async def read(connection: AsyncConnection, job_id: int) -> AsyncIterator[bytes]:
+async def read(connection: EachCommits, job_id: int) -> AsyncIterator[bytes]:
     """The body of `job_id`, piece by piece, in the order it arrived."""
     seq = 0
     while (data := (await connection.execute(_READ, {"job_id": job_id, "seq": seq})).scalar_one_or_none()) is not None:

@@ -49,7 +49,7 @@ from pgqueuer.qm import QueueManager
 from pgqueuer.sm import SchedulerManager
 
 from service.core.settings import Settings
-from service.db.config import sqlalchemy_config
+from service.db.config import plain_url, sqlalchemy_config
 from service.db.queue import ENTRYPOINT, SETTINGS
 from service.imports import queue, scheduler
 from service.imports.runner import JobRunner
@@ -88,7 +88,7 @@ class Worker:
         pool = msgspec.structs.replace(settings, db_pool_size=settings.worker_pool_size, db_max_overflow=0)
         self.db = sqlalchemy_config(pool, application_name="devdir worker")
         self.engine = self.db.get_engine()
-        self.dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = plain_url(settings.direct_url)  # the queue's LISTEN needs a session: never a pooler
         self.name = f"{socket.gethostname()}/{os.getpid()}"
         self.heartbeat = timedelta(seconds=settings.worker_heartbeat_seconds)
         self.runner = JobRunner(settings, self.db, self.metrics, self.name)

@@ -71,7 +71,6 @@ def unready_database(exc: BaseException) -> tuple[str, str]:
 
 async def _schema_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         exists = await connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": VERSION_TABLE})
         if not exists:
             return None

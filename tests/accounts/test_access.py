@@ -13,9 +13,10 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.core.settings import Settings, SettingsError
+from service.core.settings import SettingsError
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import TEST_SECRET, assert_problem, serve, token
+from tests.pgbouncer import app_settings
 
 DEV = {"name": "Ada", "email": "ada@x.io", "specialty": "math"}
 
@@ -185,7 +186,7 @@ async def test_a_deactivated_account_cannot_sign_in_and_its_token_lasts_until_ex
 
 
 async def test_sign_in_is_rate_limited_per_address(database_url: str) -> None:
-    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, login_attempts_per_minute=3)
+    settings = app_settings(database_url, login_attempts_per_minute=3)
     async with serve(create_app(settings), bearer=None) as client:
         for _ in range(3):
             assert_token_error(await sign_in(client, "nobody@x.io"), "invalid_grant")
@@ -198,7 +199,7 @@ async def test_sign_in_is_rate_limited_per_address(database_url: str) -> None:
 @pytest.mark.parametrize("secret", ["", "short"])
 def test_no_or_short_secret_key_stops_the_start(database_url: str, secret: str) -> None:
     with pytest.raises(SettingsError, match="SECRET_KEY"):
-        create_app(Settings(database_url=database_url, secret_key=secret))
+        create_app(app_settings(database_url, secret_key=secret))
 
 
 async def test_a_remembered_token_still_expires(app: Litestar) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from service.accounts.passwords import verify_password
 from service.app import create_app
-from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import fetch, fresh_database
+from tests.pgbouncer import app_settings
 from tests.processes import DEVDIR, environment
 
 pytestmark = pytest.mark.slow  # starts processes
@@ -79,7 +79,7 @@ def test_create_from_flag_env_or_prompt_stores_only_a_hash(database_url: str) ->
 async def test_an_account_made_by_the_cli_signs_in(database_url: str) -> None:
     made = devdir(database_url, "users", "create", "--email", "cli@x.io", "--role", "editor", "--password", PASSWORD)
     assert made.returncode == 0, made.stderr
-    app = create_app(Settings(database_url=database_url, secret_key=TEST_SECRET))
+    app = create_app(app_settings(database_url))
     async with serve(app, bearer=None) as client:
         signed_in = await client.post("/api/access/token", data={"username": "cli@x.io", "password": PASSWORD})
         assert signed_in.status_code == 200, signed_in.text

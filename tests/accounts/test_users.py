@@ -9,10 +9,11 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.core.settings import Settings, SettingsError
+from service.core.settings import SettingsError
 from tests.accounts.api import PASSWORD, account, sign_in
-from tests.client import TEST_SECRET, assert_problem, serve
+from tests.client import assert_problem, serve
 from tests.database import fetch, run_sql
+from tests.pgbouncer import app_settings
 
 
 async def test_admin_manages_accounts(client: httpx.AsyncClient, database_url: str) -> None:
@@ -68,18 +69,16 @@ async def test_passwords_never_appear_in_answers_or_logs(
 
 async def test_first_start_creates_the_admin_from_the_environment(database_url: str) -> None:
     await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
-    first = Settings(
-        database_url=database_url,
-        secret_key=TEST_SECRET,
+    first = app_settings(
+        database_url,
         devdir_admin_email="boss@x.io",
         devdir_admin_password=PASSWORD,
     )
     async with serve(create_app(first), bearer=None) as client:
         assert (await sign_in(client, "boss@x.io")).status_code == 200
     # Accounts exist now: a later start with another admin pair creates nothing.
-    later = Settings(
-        database_url=database_url,
-        secret_key=TEST_SECRET,
+    later = app_settings(
+        database_url,
         devdir_admin_email="other@x.io",
         devdir_admin_password=PASSWORD,
     )
@@ -89,7 +88,7 @@ async def test_first_start_creates_the_admin_from_the_environment(database_url: 
     rows = await fetch(database_url, "SELECT email, role FROM users")
     assert [tuple(row) for row in rows] == [("boss@x.io", "admin")]
     with pytest.raises(SettingsError, match="DEVDIR_ADMIN"):
-        create_app(Settings(database_url=database_url, secret_key=TEST_SECRET, devdir_admin_email="a@x.io"))
+        create_app(app_settings(database_url, devdir_admin_email="a@x.io"))
 
 
 async def test_an_email_in_another_unicode_form_is_the_same_account(

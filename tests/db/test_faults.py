@@ -19,9 +19,9 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import connect, fetch, run_sql
+from tests.pgbouncer import app_settings
 
 SECONDS = 2.5  # of writes per route
 CLIENTS = 8
@@ -185,7 +185,7 @@ async def test_terminated_backends_lose_no_answered_write(route: str, database_u
         f"INSERT INTO developers (name, email, specialty) "
         f"SELECT 'Dev ' || n, 'dev' || n || '@x.io', 'fault' FROM generate_series(1, {ROWS}) AS n",
     )
-    settings = Settings(database_url=database_url, db_pool_size=CLIENTS, db_max_overflow=0, secret_key=TEST_SECRET)
+    settings = app_settings(database_url, db_pool_size=CLIENTS, db_max_overflow=0, secret_key=TEST_SECRET)
     send, written = ROUTES[route]
     answers, killed = await _drive(create_app(settings), database_url, send)
     outcome = await _judge(route, answers, database_url, written)

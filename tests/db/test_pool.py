@@ -11,19 +11,17 @@ import sqlalchemy
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 
 from service.app import create_app
-from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
-from tests.client import TEST_SECRET, serve
+from tests.client import serve
 from tests.db.unreachable import unreachable_app
+from tests.pgbouncer import app_settings
 
 # Far above the pool timeout below, far below "hanging": the answer must not wait for anything but the pool.
 PROMPT_SECONDS = 5.0
 
 
 async def test_exhausted_pool_answers_503_then_recovers(database_url: str) -> None:
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)
     app = create_app(settings)
     async with serve(app) as client:
         engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
@@ -63,9 +61,7 @@ async def test_database_down_is_503_not_500() -> None:
 
 
 async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: str) -> None:
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5)
     engine = sqlalchemy_config(settings).get_engine()
     order: list[str] = []
 
@@ -93,9 +89,7 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: 
 
 
 async def test_a_waiter_that_times_out_leaves_the_line(database_url: str) -> None:
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
     engine = sqlalchemy_config(settings).get_engine()
     try:
         async with engine.connect() as held:

@@ -19,11 +19,11 @@ from litestar import Litestar
 from sqlalchemy.exc import DBAPIError
 
 from service.app import create_app
-from service.core.settings import Settings
 from service.developers.bulk.parsers import CHUNK_ROWS
 from tests.client import TEST_SECRET, assert_problem, serve, token
 from tests.database import fetch, run_sql
 from tests.developers.api import FORMATS, bulk, create, encode, people, table
+from tests.pgbouncer import app_settings
 from tests.polling import until
 from tests.processes import DEVDIR, environment, free_port, wait_ready
 
@@ -34,9 +34,8 @@ MAX_ROWS, MAX_BYTES = 100, 10_000
 async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that takes at most 100 rows and 10,000 bytes a request."""
     await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
-    settings = Settings(
-        secret_key=TEST_SECRET,
-        database_url=database_url,
+    settings = app_settings(
+        database_url,
         db_pool_size=5,
         db_max_overflow=5,
         bulk_max_rows=MAX_ROWS,
@@ -229,7 +228,7 @@ def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> Non
 
 
 async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str) -> None:
-    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, body_idle_timeout_seconds=0.5)
+    settings = app_settings(database_url, body_idle_timeout_seconds=0.5)
     app = create_app(settings)
     await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
     stalled = asyncio.Event()
@@ -267,7 +266,7 @@ async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str)
 
 
 async def test_sessions_idle_in_a_transaction_are_ended_by_postgresql(database_url: str) -> None:
-    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, db_idle_in_transaction_timeout_ms=300)
+    settings = app_settings(database_url, db_idle_in_transaction_timeout_ms=300)
     app = create_app(settings)
     engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
     try:

@@ -649,8 +649,10 @@ async def test_a_refused_connection_is_a_503_and_the_feed_polls_on(settings: Set
     role = f"devdir_refused_{secrets.token_hex(4)}"
     await run_sql(pg_server, f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
     try:
-        refused_url = make_url(settings.database_url).set(username=role).render_as_string(hide_password=False)
-        app = create_app(msgspec.structs.replace(settings, database_url=refused_url, events_poll_seconds=0.1))
+        # Straight to the server, pooled run or not: the tests' PgBouncer logs every client in as one user.
+        refused_url = make_url(settings.direct_url).set(username=role).render_as_string(hide_password=False)
+        refused = {"database_url": refused_url, "database_direct_url": "", "db_pooler": "none"}
+        app = create_app(msgspec.structs.replace(settings, **refused, events_poll_seconds=0.1))
         try:
             async with served(app) as url, httpx.AsyncClient(base_url=url, headers=bearer()) as api:
                 await until(lambda: app.state.feed.state == "polling", "the feed to poll")

@@ -23,7 +23,7 @@ import pytest
 
 from service.app import create_app
 from service.core.settings import Settings
-from tests.client import TEST_SECRET, token
+from tests.client import token
 from tests.database import connect, fetch, fresh_database, run_sql
 from tests.developers.api import encode
 from tests.developers.feed_faults_support import (
@@ -45,6 +45,7 @@ from tests.developers.feed_faults_support import (
     unattributed,
     write_for,
 )
+from tests.pgbouncer import app_settings
 from tests.polling import until
 from tests.server import served
 
@@ -53,9 +54,8 @@ CATCH_UP = 10 * POLL  # how long subscribers get for the last event, once it can
 
 
 def feed_settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        secret_key=TEST_SECRET,
+    return app_settings(
+        database_url,
         db_pool_size=5,
         db_max_overflow=5,
         events_poll_seconds=POLL,

@@ -33,6 +33,8 @@ async def test_ready_is_503_when_database_is_unreachable() -> None:
 
 
 async def ready_with(database_url: str) -> httpx.Response:
+    # Straight to the server in every run: how it refuses a role or a database is the point (the tests' PgBouncer
+    # logs every client in as one user).
     app = create_app(Settings(secret_key=TEST_SECRET, database_url=database_url, db_connect_timeout=5))
     try:
         async with serve(app) as client:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import service.db.models  # noqa: F401  (registers the tables on the metadata)
 from service.db import queue
+from service.db.pooler import DIRECT_URL_OPTION
 
 config = context.config
 
@@ -38,7 +39,10 @@ def _run_sync(connection: Connection) -> None:
 
 async def _run_online() -> None:
     # NullPool: a migration run opens one connection and must not keep it.
-    engine: AsyncEngine = create_async_engine(config.db_url, poolclass=pool.NullPool)  # type: ignore[attr-defined]
+    # On DATABASE_DIRECT_URL: a migration takes locks and sets things for its session, which a transaction-mode
+    # pooler in DATABASE_URL would not keep.
+    url = config.engine.get_execution_options().get(DIRECT_URL_OPTION, config.db_url)  # type: ignore[attr-defined]
+    engine: AsyncEngine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

@@ -36,6 +36,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.core.settings import Settings
+from service.db.config import plain_url
 from service.developers.errors import CursorExpired
 from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
@@ -68,7 +69,7 @@ State = Literal["starting", "listening", "polling", "stopped"]
 class Feed:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine
-        self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = plain_url(settings.direct_url)  # LISTEN needs a session: never a transaction-mode pooler
         self.connect_timeout = settings.db_connect_timeout
         self.poll_seconds = settings.events_poll_seconds
         self.keepalive_seconds = settings.events_keepalive_seconds
