@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from service.core.settings import Settings
+
 K8S = Path(__file__).parents[2] / "k8s"
 
 
@@ -25,6 +27,14 @@ def documents(target: str) -> list[dict[str, Any]]:
 def one(target: str, kind: str, name: str | None = None) -> dict[str, Any]:
     (found,) = [d for d in documents(target) if d["kind"] == kind and name in (None, d["metadata"]["name"])]
     return found
+
+
+def setting(config: dict[str, str], name: str) -> float:
+    """A numeric setting as the pods see it: the ConfigMap's value read as service/core/settings.py reads it, else
+    its default there."""
+    value = getattr(Settings.from_env({k: v for k, v in config.items() if k in Settings.env_names()}), name.lower())
+    assert isinstance(value, int | float)
+    return value
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:

@@ -13,13 +13,15 @@ import pytest
 
 from service.core.settings import Settings
 from service.system.serving import BACKPRESSURE, SLOW_CLIENT_DEFAULTS
-from tests.deploy.manifests import K8S, documents, one, render, selects
+from tests.deploy.crds import KUBERNETES
+from tests.deploy.manifests import K8S, documents, one, render, selects, setting
 
 OVERLAYS = ("dev", "prod")
-KUBERNETES = "1.37.0"  # the current minor version, as kubernetes-validate knows it
-# No schema in kubernetes-validate: checked by the tests below and in test_monitoring.py.
+# No schema in kubernetes-validate: checked by the tests below, in test_pooler.py (the Pooler against its schema in
+# tests/deploy/schemas) and in test_monitoring.py.
 CRDS = {
     ("postgresql.cnpg.io/v1", "Cluster"),
+    ("postgresql.cnpg.io/v1", "Pooler"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
@@ -32,14 +34,6 @@ pytestmark = pytest.mark.skipif(
 
 def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
     return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in documents(target) if d["kind"] in WORKLOADS]
-
-
-def setting(config: dict[str, str], name: str) -> float:
-    """A numeric setting as the pods see it: the ConfigMap's value read as service/core/settings.py reads it, else
-    its default there."""
-    value = getattr(Settings.from_env({k: v for k, v in config.items() if k in Settings.env_names()}), name.lower())
-    assert isinstance(value, int | float)
-    return value
 
 
 def quantity(value: str | int) -> float:
@@ -124,7 +118,7 @@ def test_configmap_and_secret_carry_exactly_the_settings() -> None:
     settings = set(Settings.env_names())
     assert not config & secret
     assert (config | secret) - {name for name in config if name.startswith("GRANIAN_")} == settings
-    assert secret == {"DATABASE_URL", "SECRET_KEY", "DEVDIR_ADMIN_PASSWORD"}
+    assert secret == {"DATABASE_URL", "DATABASE_DIRECT_URL", "SECRET_KEY", "DEVDIR_ADMIN_PASSWORD"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -153,33 +147,6 @@ def test_network_and_service_account(overlay: str) -> None:
             else database["spec"]["inheritedMetadata"]["labels"]
         )
         assert labels["app.kubernetes.io/component"] == "database"  # what the egress rule lets the API reach
-
-
-def test_prod_pools_fit_under_max_connections() -> None:
-    cluster = one("prod", "Cluster", "devdir-db")["spec"]
-    assert cluster["instances"] == 3
-    config = one("prod", "ConfigMap", "devdir-config")["data"]
-    pool = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])
-    per_pod = pool + 1  # and the change feed's own connection, outside the pool
-    replicas = one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
-    surge = 1  # maxSurge during a rolling update
-    assert one("prod", "Deployment", "devdir-api")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == surge
-    # The imports workers: their own pool (never the API's) and pgqueuer's queue connection, which its scheduler
-    # shares (service/imports/worker.py).
-    worker = one("prod", "Deployment", "devdir-worker")["spec"]
-    per_worker = setting(config, "WORKER_POOL_SIZE") + 1
-    worker_surge = worker["strategy"]["rollingUpdate"]["maxSurge"]
-    workers = (worker["replicas"] + worker_surge) * per_worker
-    reserved = 3  # superuser_reserved_connections
-    max_connections = int(cluster["postgresql"]["parameters"]["max_connections"])
-    assert (replicas + surge) * per_pod + workers + 1 + reserved < max_connections
-    # granian's backpressure caps accepted connections, idle keep-alive ones included: at the pool's size it
-    # would starve every client past the pool's and the probes. The pool bounds the database work itself.
-    assert int(config.get("GRANIAN_BACKPRESSURE", BACKPRESSURE)) >= 50 * pool
-    api = one("prod", "Deployment", "devdir-api")["spec"]["template"]["spec"]["containers"][0]
-    (url,) = [e for e in api["env"] if e["name"] == "DATABASE_URL"]
-    assert url["valueFrom"]["secretKeyRef"] == {"name": "devdir-db-app", "key": "uri"}  # written by the operator
-    assert "DATABASE_URL" not in one("prod", "Secret")["data"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
