@@ -5,12 +5,14 @@ tests that build their own): DATABASE_URL is the pooler, DATABASE_DIRECT_URL the
 pooler whatever the run (tests/db/test_pooler*.py) start one too. Where `pgbouncer` is not installed they skip,
 saying so, except under TEST_REQUIRE_PARTS=1 (CI), where they fail.
 
-PgBouncer refuses to run as root: as root it is started with `-u nobody`, in a directory that user can write.
+PgBouncer refuses to run as root: as root it is started as another user (`-u`), in a directory that user can
+write.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -95,7 +97,7 @@ def running(server_url: str, *, pool_size: int = 20, **parameters: Any) -> Itera
             f"[databases]\n* = host={host} port={port} user={server.username or 'postgres'}\n\n[pgbouncer]\n"
             + "".join(f"{key} = {value}\n" for key, value in settings.items())
         )
-        command = [executable, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(config)]
+        command = [executable, *(["-u", _user(host)] if os.geteuid() == 0 else []), str(config)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_for(listen, process, directory)
@@ -123,6 +125,14 @@ def app_settings(database_url: str, **fields: Any) -> Settings:
 
 
 RUN_POOLER: PgBouncer | None = None  # the run's pooler under TEST_DB_POOLER=transaction (set by tests/conftest.py)
+
+
+def _user(host: str) -> str:
+    """Who PgBouncer runs as, under root: the owner of the server's socket directory (the embedded server runs as
+    a user of its own), else `nobody`."""
+    if host.startswith("/"):
+        return pwd.getpwuid(Path(host).stat().st_uid).pw_name
+    return "nobody"
 
 
 def _free_port() -> int:
