@@ -51,56 +51,15 @@ class TransactionSettings(asyncpg.Connection):  # type: ignore[misc]  # asyncpg'
         return str(await super().execute(query, *args, timeout=timeout))
 
 
-def _own_transaction(method: Any) -> Any:
-    """`method` of asyncpg's Connection, run inside a transaction of its own when none is open."""
-
-    async def in_a_transaction(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
-        if self.is_in_transaction():
-            return await method(self, *args, **kwargs)
-        async with self.transaction():
-            return await method(self, *args, **kwargs)
-
-    return in_a_transaction
-
-
-class UnnamedStatements(TransactionSettings):
-    """...and whose statements outside a transaction run in one of their own (PgBouncer 1.18's mode).
-
-    asyncpg runs a statement it has not prepared in two exchanges: Parse, Describe, Sync; then Bind, Execute,
-    Sync. Between the two the server is idle, and a transaction-mode pooler may give its connection to another
-    client, so the Bind would run on a server that lacks the statement or, worse, holds another client's unnamed
-    one. Inside BEGIN ... COMMIT the pooler keeps the server connection for this client. So every asyncpg call
-    that prepares a statement (the hot reads, the feed's polling reads) gets a transaction when it has none:
-    BEGIN and COMMIT, two round trips, are the price of unnamed statements behind such a pooler.
-    (SQLAlchemy prepares and runs in two calls, so its connections are never left in AUTOCOMMIT over the pooled
-    URL: service.db.autocommit.)
-    """
-
-    fetch = _own_transaction(asyncpg.Connection.fetch)
-    fetchrow = _own_transaction(asyncpg.Connection.fetchrow)
-    fetchval = _own_transaction(asyncpg.Connection.fetchval)
-    fetchmany = _own_transaction(asyncpg.Connection.fetchmany)
-    executemany = _own_transaction(asyncpg.Connection.executemany)
-    copy_records_to_table = _own_transaction(asyncpg.Connection.copy_records_to_table)
-    copy_from_query = _own_transaction(asyncpg.Connection.copy_from_query)
-    _execute_with_arguments = _own_transaction(TransactionSettings.execute)
-
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's signature)
-        if args:  # prepared, bound, executed
-            return str(await self._execute_with_arguments(query, *args, timeout=timeout))
-        return await super().execute(query, timeout=timeout)  # a simple Query: one exchange
-
-
 def connect_args(settings: Settings, server_settings: dict[str, str], application_name: str) -> dict[str, Any]:
     """The asyncpg connect arguments (and SQLAlchemy's prepared-statement options) of the request pool."""
     args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
     if settings.db_pooler == "none":
         return {**args, "server_settings": server_settings}
     args["server_settings"] = {"application_name": application_name}
-    base = TransactionSettings if settings.db_pooler_prepared_statements else UnnamedStatements
     args["connection_class"] = type(
-        f"Pooled{base.__name__}",
-        (base,),
+        "PooledTransactionSettings",
+        (TransactionSettings,),
         {"begin_suffix": "".join(f"SET LOCAL {name} = {int(value)};" for name, value in _local(server_settings))},
     )
     if settings.db_pooler_prepared_statements:

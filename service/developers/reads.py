@@ -10,8 +10,6 @@ come back as records and msgspec writes them, as building a page's JSON costs th
 saves (docs/decisions/0006-hot-read-json.md). Either way the bytes are the same (tests/developers/test_reads.py).
 
 Round trips: exactly one per request (asyncpg's statement cache prepares each statement once per connection).
-Behind a transaction-mode pooler without prepared statements (DB_POOLER=transaction), four: the connection
-(service.db.pooler.UnnamedStatements) prepares each statement anew, unnamed, inside a BEGIN ... COMMIT of its own.
 A pooled connection is checked at checkout without a round trip (service.db.config); if the server ends it
 between that check and the query, the read is retried once on a fresh connection, as a read is safe to repeat.
 """
