@@ -8,6 +8,10 @@ proxy refuses TLS (answers 'N' to an SSLRequest) so that it can read the message
 The change feed's own connection (application_name 'devdir change feed', outside the request pool) is passed
 through uncounted, in `feed_connections` only: it reads the outbox whenever a write commits, which is not a
 round trip of the request.
+
+Every connection, the feed's too, is also recorded in `sessions`: the frontend messages that decide what a
+connection leaves on its session (Query, Parse, Bind, Close, Sync, Flush) and the backend's ReadyForQuery with its
+transaction status, in the order the proxy saw them, for tests/db/session_state.py to judge.
 """
 
 from __future__ import annotations
@@ -23,7 +27,64 @@ from sqlalchemy.engine import make_url
 
 _SSL_REQUEST, _GSSENC_REQUEST = 80877103, 80877104
 _ROUND_TRIPS = {b"Q", b"S"}
+_RECORDED = {b"Q", b"P", b"B", b"C", b"S", b"H"}
 FEED_APPLICATION = b"devdir change feed"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message of a recorded session: frontend 'Q' Query, 'P' Parse, 'B' Bind, 'C' Close, 'S' Sync, 'H' Flush;
+    backend 'Z' ReadyForQuery."""
+
+    kind: str
+    sql: str = ""  # Query, Parse
+    statement: str = ""  # Parse, Bind, Close of a statement ('' is the unnamed one)
+    portal: str = ""  # Bind, Close of a portal
+    status: str = ""  # ReadyForQuery: 'I' idle, 'T' in a transaction block, 'E' in a failed one
+    closes: str = ""  # Close: 'S' a statement, 'P' a portal
+
+
+@dataclass
+class Session:
+    """One client connection through the proxy: its application_name and what went over it."""
+
+    application: str
+    messages: list[Message] = field(default_factory=list)
+
+
+def _message(kind: bytes, body: bytes) -> Message:
+    if kind == b"Q":
+        return Message("Q", sql=body[:-1].decode())
+    if kind == b"P":
+        name, sql = body.split(b"\0", 2)[:2]
+        return Message("P", sql=sql.decode(), statement=name.decode())
+    if kind == b"B":
+        portal, statement = body.split(b"\0", 2)[:2]
+        return Message("B", statement=statement.decode(), portal=portal.decode())
+    if kind == b"C":
+        what, name = body[:1].decode(), body[1:-1].decode()
+        return Message("C", closes=what, **({"statement": name} if what == "S" else {"portal": name}))
+    return Message(kind.decode())
+
+
+class _Backend:
+    """Finds the ReadyForQuery messages in the server's stream, which arrives in chunks of any size."""
+
+    def __init__(self) -> None:
+        self.pending = b""  # the start of a message whose header (or status byte) is not all here yet
+        self.skip = 0  # bytes of the current message still to come, passed over
+
+    def statuses(self, chunk: bytes) -> list[str]:
+        data, position, found = self.pending + chunk, self.skip, []
+        while position + 5 <= len(data):
+            kind, length = data[position : position + 1], struct.unpack("!i", data[position + 1 : position + 5])[0]
+            if kind == b"Z":
+                if position + 6 > len(data):
+                    break
+                found.append(chr(data[position + 5]))
+            position += 1 + length
+        self.pending, self.skip = (data[position:], 0) if position < len(data) else (b"", position - len(data))
+        return found
 
 
 @dataclass
@@ -33,6 +94,7 @@ class Wire:
     messages: Counter[bytes] = field(default_factory=Counter)
     statements: list[str] = field(default_factory=list)  # the SQL of each Query and Parse
     feed_connections: int = 0  # connections of the change feed's listener, not counted above
+    sessions: list[Session] = field(default_factory=list)  # every connection's messages, the feed's too
 
     @property
     def round_trips(self) -> int:
@@ -55,38 +117,48 @@ async def _startup(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 
 
 async def _client_to_server(
-    wire: Wire, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: asyncio.StreamWriter
+    wire: Wire,
+    session: Session,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    upstream: asyncio.StreamWriter,
 ) -> None:
     with suppress(asyncio.IncompleteReadError, ConnectionError):
         startup = await _startup(reader, writer)
         upstream.write(startup)
         # StartupMessage: length, protocol version, then NUL-terminated names and values.
         parameters = startup[8:].split(b"\0")
-        if FEED_APPLICATION in parameters[1::2]:
+        names = dict(zip(parameters[0::2], parameters[1::2], strict=False))
+        session.application = names.get(b"application_name", b"").decode()
+        wire.sessions.append(session)
+        if names.get(b"application_name") == FEED_APPLICATION:
             wire.feed_connections += 1
-            await _forward(Wire(url=wire.url), reader, upstream)
+            await _forward(Wire(url=wire.url), session, reader, upstream)
             return
         wire.connections += 1
-        await _forward(wire, reader, upstream)
+        await _forward(wire, session, reader, upstream)
 
 
-async def _forward(wire: Wire, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter) -> None:
+async def _forward(wire: Wire, session: Session, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter) -> None:
     while True:
         header = await reader.readexactly(5)
         kind, length = header[:1], struct.unpack("!i", header[1:])[0]
         body = await reader.readexactly(length - 4)
         wire.messages[kind] += 1
-        if kind == b"Q":
-            wire.statements.append(body[:-1].decode())
-        elif kind == b"P":
-            wire.statements.append(body.split(b"\0", 2)[1].decode())
+        if kind in _RECORDED:
+            message = _message(kind, body)
+            session.messages.append(message)
+            if kind in (b"Q", b"P"):
+                wire.statements.append(message.sql)
         upstream.write(header + body)
         await upstream.drain()
 
 
-async def _server_to_client(upstream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _server_to_client(session: Session, upstream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    backend = _Backend()
     with suppress(ConnectionError):
         while data := await upstream.read(65536):
+            session.messages.extend(Message("Z", status=status) for status in backend.statuses(data))
             writer.write(data)
             await writer.drain()
 
@@ -104,9 +176,10 @@ async def counting_proxy(database_url: str) -> AsyncIterator[Wire]:
             up_reader, up_writer = await asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
         else:
             up_reader, up_writer = await asyncio.open_connection(target.host or "127.0.0.1", port)
+        session = Session(application="")
         pumps = [
-            asyncio.ensure_future(_client_to_server(wire, reader, writer, up_writer)),
-            asyncio.ensure_future(_server_to_client(up_reader, writer)),
+            asyncio.ensure_future(_client_to_server(wire, session, reader, writer, up_writer)),
+            asyncio.ensure_future(_server_to_client(session, up_reader, writer)),
         ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)

@@ -36,10 +36,15 @@ class EachCommits:
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """The asyncpg connection, inside a transaction committed when the block ends."""
-        async with self._connection.begin():
-            raw = await self._connection.get_raw_connection()
-            yield cast(asyncpg.Connection, raw.driver_connection)
+        """The asyncpg connection, inside a transaction committed when the block ends.
+
+        asyncpg's own transaction: SQLAlchemy's `begin()` sends BEGIN only with its first statement, and the
+        driver's statements are not SQLAlchemy's: they would run outside any transaction (tests/db/test_pooler_guard).
+        """
+        raw = await self._connection.get_raw_connection()
+        driver = cast(asyncpg.Connection, raw.driver_connection)
+        async with driver.transaction(isolation="read_committed"):
+            yield driver
 
 
 @asynccontextmanager

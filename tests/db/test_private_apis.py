@@ -3,7 +3,8 @@
 service/db/pool.py subclasses SQLAlchemy's AsyncAdaptedQueuePool (it overrides `_do_get`, sets `_queue_class` and
 takes connections from `_pool`) and its AsyncAdaptedQueue (it overrides `get` and `put_nowait` and calls
 `get_nowait`); service/web/transaction.py finds the request's session with advanced-alchemy's private
-`get_aa_scope_state`; service/system/serving.py wraps litestar-granian's private `_GranianSupervisor.forward`.
+`get_aa_scope_state`; service/system/serving.py wraps litestar-granian's private `_GranianSupervisor.forward`;
+service/db/pooler.py overrides asyncpg's `Connection._introspect_types` and sets its `_server_caps`.
 pyproject.toml bounds the three packages below their next minor version; raising a bound means
 running these first. (How the pool behaves with them is tested in test_pool.py.)
 """
@@ -151,3 +152,16 @@ def test_granian_s_supervisor_forwards_a_signal_by_number() -> None:
         f"_GranianSupervisor.forward{inspect.signature(forward)} no longer takes (self, signum), as serving.py's "
         "wrapper calls it"
     )
+
+
+def test_asyncpg_introspects_types_as_the_pooled_connection_expects() -> None:
+    # service/db/pooler.py overrides `_introspect_types` and turns `_server_caps.jit` off around it, so that asyncpg
+    # sends no session-level set_config('jit', ...); tests/db/test_pooler_guard.py sees the wire if that changes.
+    import asyncpg
+    from asyncpg.connection import ServerCapabilities
+
+    introspect = getattr(asyncpg.Connection, "_introspect_types", None)
+    assert introspect is not None, "asyncpg.Connection has no `_introspect_types` any more (pooler.py overrides it)"
+    assert list(inspect.signature(introspect).parameters) == ["self", "typeoids", "timeout"]
+    assert "self._server_caps.jit" in inspect.getsource(introspect), "asyncpg no longer decides JIT by _server_caps"
+    assert "jit" in ServerCapabilities._fields, f"asyncpg's ServerCapabilities is now {ServerCapabilities._fields}"
