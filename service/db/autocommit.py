@@ -1,10 +1,10 @@
 """Statements that commit one by one, on a pooled connection (a worker's status and progress updates, which must be
 visible while its import transaction is still open; the scheduler's periodic work).
 
-Each statement runs in a transaction of its own rather than on a connection in AUTOCOMMIT mode: asyncpg prepares
-a statement (Parse, Describe, Sync) before it binds and runs it (Bind, Execute, Sync), and outside a transaction
-a transaction-mode pooler may hand the server connection to another client between the two. BEGIN and COMMIT
-cost two round trips per statement, on paths that run a few statements a second at most.
+Each statement runs in a transaction of its own rather than on a connection in AUTOCOMMIT mode: behind a
+transaction-mode pooler the connection's statement_timeout and idle_in_transaction_session_timeout ride on each
+BEGIN as SET LOCAL (service.db.pooler), so a statement outside a transaction would run with neither. BEGIN and
+COMMIT cost two round trips per statement, on paths that run a few statements a second at most.
 """
 
 from __future__ import annotations

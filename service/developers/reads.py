@@ -10,6 +10,10 @@ come back as records and msgspec writes them, as building a page's JSON costs th
 saves (docs/decisions/0006-hot-read-json.md). Either way the bytes are the same (tests/developers/test_reads.py).
 
 Round trips: exactly one per request (asyncpg's statement cache prepares each statement once per connection).
+Behind a transaction-mode pooler without prepared statements (DB_POOLER=transaction), two: asyncpg describes the
+unnamed statement (Parse, Describe, Flush), then sends Parse, Bind, Execute and Sync together, so the pooler keeps
+one server connection for both. Outside a transaction, such a read runs under the server's own statement_timeout
+(a role's or database's setting), not DB_STATEMENT_TIMEOUT_MS, which rides on BEGIN there (service.db.pooler).
 A pooled connection is checked at checkout without a round trip (service.db.config); if the server ends it
 between that check and the query, the read is retried once on a fresh connection, as a read is safe to repeat.
 """
