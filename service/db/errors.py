@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy import exc as sa_exc
+
 
 def driver_error(exc: BaseException) -> BaseException:
-    """asyncpg's exception behind a SQLAlchemy error (its adapter keeps it as the cause); `exc` itself otherwise,
-    as when the bulk paths' COPY raises asyncpg's exception directly."""
-    return getattr(getattr(exc, "orig", None), "__cause__", None) or exc
+    """asyncpg's exception behind a SQLAlchemy error (its adapter keeps it as the cause), or behind the adapter's
+    own error as a connect through `engine.raw_connection()` raises it (with asyncpg's as `orig`: the hot reads'
+    and the export's checkout, when the server refuses a new connection); `exc` itself otherwise, as when the bulk
+    paths' COPY raises asyncpg's exception directly."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.EmulatedDBAPIException):
+        return orig or exc
+    return getattr(orig, "__cause__", None) or exc
 
 
 def violated_constraint(exc: BaseException) -> str | None:

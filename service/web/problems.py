@@ -225,6 +225,7 @@ def problem_details_config(retry_after_seconds: int, metrics: Metrics | None = N
         HTTPException: _http,
         DomainError: lambda exc: _domain(exc, retry_after_seconds),
         sa_exc.SQLAlchemyError: unavailable,
+        sa_exc.EmulatedDBAPIException: unavailable,  # a connect refused under engine.raw_connection()
         asyncpg.PostgresError: unavailable,
         asyncpg.InterfaceError: unavailable,
         asyncpg.InternalClientError: unavailable,

@@ -18,8 +18,12 @@ BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+def serving(
+    command: list[str], env: dict[str, str], port: int, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` serving on `port` until the block ends; its output to `log`, or nowhere."""
+    with log.open("wb") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
