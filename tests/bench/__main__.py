@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import httpx
 from service.accounts.auth import TokenIssuer, build_auth
 from service.core.settings import Settings
 from tests.bench.servers import BIN, serving, thread_cpu_seconds, worker_pid
+from tests.bench.wrk_runs import Run, spread, wrk_run
 from tests.database import connect, fresh_database, server_url
 
 SPECIALTIES = [f"spec{i:02d}" for i in range(20)]
@@ -86,19 +86,15 @@ def turns() -> list[str]:
 
 
 def wrk(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> float:
-    return wrk_run(url, script, env, duration, connections)[0]
+    return wrk_run(url, script, env, duration, connections).rate
 
 
-def wrk_run(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> tuple[float, int]:
-    """requests/s, and how many requests were answered."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url]
-    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise SystemExit(f"wrk saw errors:\n{output}")
-    rate, count = re.search(r"Requests/sec:\s+([\d.]+)", output), re.search(r"(\d+) requests in", output)
-    assert rate, output
-    assert count, output
-    return float(rate.group(1)), int(count.group(1))
+def clean_run(url: str, script: Path, env: dict[str, str], duration: int, connections: int) -> tuple[float, int]:
+    """requests/s, and how many requests were answered, of a run that must see no errors (the observing pairs)."""
+    run = wrk_run(url, script, env, duration, connections)
+    if run.non_2xx or run.socket_errors:
+        raise SystemExit(f"wrk saw errors at {connections} connections: {run}")
+    return run.rate, run.count
 
 
 def observing(
@@ -112,7 +108,7 @@ def observing(
         for state in random.sample(["1", "0"], 2):
             assert httpx.get(f"{url}/observing?on={state}", timeout=10).text == ("on" if state == "1" else "off")
             before = thread_cpu_seconds(worker)
-            rate, count = wrk_run(url, script, env, duration, connections)
+            rate, count = clean_run(url, script, env, duration, connections)
             cpu = (thread_cpu_seconds(worker) - before) / count * 1e6
             (on if state == "1" else off).append((rate, cpu))
     return on, off
@@ -123,9 +119,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=4, help="seconds of each wrk run")
     parser.add_argument("--rounds", type=int, default=5, help="rounds: one run per target and route each")
-    parser.add_argument("--pairs", type=int, default=40, help="pairs of runs pricing the observing, per level")
+    parser.add_argument(
+        "--pairs", type=int, default=40, help="pairs of runs pricing the observing, per level (0: not priced)"
+    )
     parser.add_argument("--pair-duration", type=int, default=2, help="seconds of each run of those pairs")
-    parser.add_argument("--connections", default="32,128", help="comma-separated numbers of wrk connections")
+    parser.add_argument("--connections", default="32,128,512", help="comma-separated numbers of wrk connections")
     args = parser.parse_args()
     levels = [int(level) for level in args.connections.split(",")]
     if not shutil.which("wrk"):
@@ -152,7 +150,7 @@ def main() -> None:
             "noauth": ([*granian, "--port", "8813", "tests.bench.noauth_app:app"], 8813, "/api/developers"),
             "reference": ([*granian, "--port", "8812", "tests.bench.reference_app:app"], 8812, "/ref/developers"),
         }
-        runs: dict[tuple[str, str, int], list[float]] = {}
+        runs: dict[tuple[str, str, int], list[Run]] = {}
         scraped = ""
 
         def warm(port: int, path: str) -> None:  # pools, statement caches
@@ -172,7 +170,7 @@ def main() -> None:
             # for as long as they live (memory layout, hash seeds), more than the observing costs.
             for name in ("noauth", "reference"):
                 serve(servers, name)
-            for _ in range(args.rounds):
+            for round_ in range(1, args.rounds + 1):
                 with contextlib.ExitStack() as pair:
                     for name in ("service", "unobserved"):
                         serve(pair, name)
@@ -181,44 +179,69 @@ def main() -> None:
                             for name in turns():
                                 _, port, path = targets[name]
                                 run_env = env | {"PREFIX": path + query}
-                                rate = wrk(f"http://127.0.0.1:{port}", scripts[route], run_env, args.duration, level)
-                                runs.setdefault((name, route, level), []).append(rate)
+                                url = f"http://127.0.0.1:{port}"
+                                run = wrk_run(url, scripts[route], run_env, args.duration, level)
+                                runs.setdefault((name, route, level), []).append(run)
+                                print(
+                                    f"round {round_} {route:<5}{level:>4} {name:<11}{run.rate:>7.0f} req/s"
+                                    f"  non-2xx {run.non_2xx} {run.socket_errors}",
+                                    flush=True,
+                                )
                     scraped = httpx.get("http://127.0.0.1:8811/metrics", timeout=10).text
 
         # What the metrics and request logs cost, within one process switched between observed and not.
         priced: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
-        switchable = [*granian, "--port", "8815", "tests.bench.switch_app:app"]
-        with serving(switchable, env, 8815) as process:
-            warm(8815, "/api/developers")
-            worker = worker_pid(process.pid)
-            get_env = env | {"PREFIX": "/api/developers/"}
-            for level in levels:
-                priced[level] = observing(
-                    "http://127.0.0.1:8815", scripts["get"], get_env, worker, args.pairs, args.pair_duration, level
-                )
+        if args.pairs:
+            switchable = [*granian, "--port", "8815", "tests.bench.switch_app:app"]
+            with serving(switchable, env, 8815) as process:
+                warm(8815, "/api/developers")
+                worker = worker_pid(process.pid)
+                get_env = env | {"PREFIX": "/api/developers/"}
+                for level in levels:
+                    priced[level] = observing(
+                        "http://127.0.0.1:8815", scripts["get"], get_env, worker, args.pairs, args.pair_duration, level
+                    )
 
-    results = {key: max(rates) for key, rates in runs.items()}
-    print(f"\n{args.rows} rows, wrk -t1 -d{args.duration}s, best of {args.rounds}, one granian worker each; requests/s")
+    show_runs(runs, levels, args.rows, args.duration, args.rounds)
+    if priced:
+        show_observing(priced, args.pairs, args.pair_duration)
+    print("\nThe service's /metrics after the runs (excerpt: the request counts and the pool):")
+    print("\n".join(line for line in scraped.splitlines() if EXCERPT.match(line)))
+
+
+def show_runs(
+    runs: dict[tuple[str, str, int], list[Run]], levels: list[int], rows: int, duration: int, rounds: int
+) -> None:
+    """Medians of requests/s over the rounds; vs ref is the median (min max) over the rounds of each round's
+    service/reference ratio, their runs taken back to back; non-2xx answers summed over the rounds."""
+    print(f"\n{rows} rows, wrk -t1 -d{duration}s, {rounds} rounds, one granian worker each; requests/s, medians")
     print(
-        f"{'route':<44}{'clients':>8}{'service':>10}{'unobserved':>12}{'no auth':>10}{'reference':>11}"
-        f"{'auth cost':>11}{'vs ref':>8}"
+        f"{'route':<44}{'clients':>8}{'service':>9}{'unobserved':>11}{'no auth':>9}{'reference':>10}"
+        f"{'auth cost':>10}  {'vs ref (min max)':<19}{'non-2xx svc/unobs/noauth/ref'}"
     )
     routes = (("list", "GET /api/developers?specialty=S (100 rows)"), ("get", "GET /api/developers/{id}"))
+    names = ("service", "unobserved", "noauth", "reference")
     for route, label in routes:
         for level in levels:
-            ours, unobserved = results["service", route, level], results["unobserved", route, level]
-            bare, ref = results["noauth", route, level], results["reference", route, level]
+            ours, unobserved, bare, ref = (statistics.median(r.rate for r in runs[n, route, level]) for n in names)
+            pairs = zip(runs["service", route, level], runs["reference", route, level], strict=True)
+            ratios = [ours_run.rate / ref_run.rate for ours_run, ref_run in pairs]
+            failed = "/".join(str(sum(r.non_2xx for r in runs[n, route, level])) for n in names)
             print(
-                f"{label:<44}{level:>8}{ours:>10.0f}{unobserved:>12.0f}{bare:>10.0f}{ref:>11.0f}"
-                f"{1 - unobserved / bare:>10.1%}{ours / ref:>8.2f}"
+                f"{label:<44}{level:>8}{ours:>9.0f}{unobserved:>11.0f}{bare:>9.0f}{ref:>10.0f}"
+                f"{1 - unobserved / bare:>9.1%}  {spread(ratios):<19}{failed}"
             )
     print("auth cost = how much slower the service is with its bearer-token check than without (target < 15%),")
     print("  between the two unobserved apps")
-    print("vs ref = service / reference (targets: get >= 0.8, list >= 0.9)")
+    print("vs ref = service / reference per round (targets: get >= 0.85, list >= 0.9)")
 
+
+def show_observing(
+    priced: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]]]], pairs: int, duration: int
+) -> None:
     print(
         f"\nObserving: GET /api/developers/{{id}}, one process with its metrics and request logs on and off, "
-        f"{args.pairs} pairs of {args.pair_duration}-second runs"
+        f"{pairs} pairs of {duration}-second runs"
     )
     print(f"{'clients':>8}{'on req/s':>10}{'off req/s':>11}{'observing':>11}{'(mean)':>8}{'loop CPU/request':>24}")
     for level, (on, off) in priced.items():
@@ -234,8 +257,6 @@ def main() -> None:
         "observing = how much slower with the metrics and request logs than without (target <= 5%): the median over\n"
         "  the pairs of each pair's ratio; loop CPU = CPU time of the worker's event-loop thread per request (medians)"
     )
-    print("\nThe service's /metrics after the runs (excerpt: the request counts and the pool):")
-    print("\n".join(line for line in scraped.splitlines() if EXCERPT.match(line)))
 
 
 if __name__ == "__main__":

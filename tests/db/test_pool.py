@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.app import create_app
 from service.db.config import sqlalchemy_config
@@ -101,5 +102,83 @@ async def test_a_waiter_that_times_out_leaves_the_line(database_url: str) -> Non
         assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
         async with engine.connect() as again:
             assert (await again.exec_driver_sql("SELECT 2")).scalar() == 2
+    finally:
+        await engine.dispose()
+
+
+async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+    return await engine.connect()
+
+
+async def _in_line(engine: Any, waiting: int) -> None:
+    for _ in range(5000):  # until `waiting` checkouts wait in the pool's line
+        if sum(not waiter.done() for _, waiter in engine.sync_engine.pool._pool._waiters) == waiting:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never {waiting} checkouts in the pool's line")
+
+
+async def test_a_waiter_behind_one_that_was_served_still_times_out(database_url: str) -> None:
+    # One timer serves the whole line: set for the first waiter's deadline, it must be set again for the next
+    # waiter's when the first was given a connection instead, or that next waiter would wait for ever.
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.3
+    )
+    engine = sqlalchemy_config(settings).get_engine()
+    try:
+        held = await engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+        first = asyncio.create_task(_checkout(engine))
+        await _in_line(engine, 1)
+        await asyncio.sleep(0.05)  # so that the second deadline comes well after the first
+        second = asyncio.create_task(_checkout(engine))
+        await _in_line(engine, 2)
+        await held.close()  # to `first`, which keeps it
+        served = await asyncio.wait_for(first, PROMPT_SECONDS)
+        with pytest.raises(sqlalchemy.exc.TimeoutError):
+            await asyncio.wait_for(second, 30)  # a hang fails here, not as a timeout of the pool
+        await served.close()
+        pool = engine.sync_engine.pool
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_every_waiter_past_the_timeout_is_answered_and_the_line_empties(database_url: str) -> None:
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2
+    )
+    engine = sqlalchemy_config(settings).get_engine()
+    try:
+        async with engine.connect() as held:
+            await held.exec_driver_sql("SELECT 1")
+            waiters = [asyncio.create_task(_checkout(engine)) for _ in range(50)]
+            outcomes = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 30)
+            assert all(isinstance(outcome, sqlalchemy.exc.TimeoutError) for outcome in outcomes), outcomes
+        assert not engine.sync_engine.pool._pool._waiters  # type: ignore[attr-defined]
+        async with engine.connect() as again:
+            assert (await again.exec_driver_sql("SELECT 3")).scalar() == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_cancelled_waiter_leaves_the_line(database_url: str) -> None:
+    settings = Settings(
+        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5
+    )
+    engine = sqlalchemy_config(settings).get_engine()
+    try:
+        held = await engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+        gone = asyncio.create_task(_checkout(engine))  # a request whose client went away
+        await _in_line(engine, 1)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await held.close()  # to no one: it is idle
+        pool = engine.sync_engine.pool
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
+        async with engine.connect() as again:
+            assert (await again.exec_driver_sql("SELECT 4")).scalar() == 4
     finally:
         await engine.dispose()

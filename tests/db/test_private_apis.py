@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -91,7 +92,7 @@ async def test_a_connection_given_back_reaches_put_nowait() -> None:
     # that reaches its `put_nowait`.
     fair: FairQueue = FairQueue(1)
     waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    fair._waiters.append(waiter)
+    fair._waiters.append((math.inf, waiter))
     entry: Any = object()
     fair.put(entry, False)
     assert waiter.done(), "AsyncAdaptedQueue.put(item, block=False) no longer goes through put_nowait"
