@@ -7,7 +7,9 @@ one SELECT is its own consistent snapshot, so BEGIN and COMMIT would only add tw
 
 One developer's JSON is written by PostgreSQL (`row_to_json`, timestamps as msgspec writes them); a page's rows
 come back as records and msgspec writes them, as building a page's JSON costs the database more than Python
-saves (docs/decisions/0006-hot-read-json.md). Either way the bytes are the same (tests/developers/test_reads.py).
+saves (docs/decisions/0006-hot-read-json.md). Behind a transaction-mode pooler without prepared statements, where
+the server plans each statement on each run, one developer comes as columns too, which cost less to plan. Either
+way the bytes are the same (tests/developers/test_reads.py).
 
 Round trips: exactly one per request (asyncpg's statement cache prepares each statement once per connection).
 Behind a transaction-mode pooler without prepared statements (DB_POOLER=transaction), two: asyncpg describes the
@@ -28,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from service.core.validation import nfc
+from service.db.pooler import UnnamedStatements
 from service.developers import keyset
 from service.developers.errors import DeveloperNotFound
 from service.developers.schemas import Developer, DeveloperPage
@@ -61,6 +64,11 @@ _WHERE = {
     (True, True): "specialty = $2 AND (name, id) > ($3, $4)",
 }
 _LIST = {key: _PAGE.format(where=where) for key, where in _WHERE.items()}
+# Behind a transaction-mode pooler without prepared statements the server parses and plans every statement on
+# every run (service.db.pooler): there the columns, written as JSON by msgspec, cost the server far less than
+# _GET's document (GET by id through PgBouncer 1.18: 0.58 of the direct figure with _GET, docs/benchmarks.md).
+_GET_COLUMNS = f"SELECT {_COLUMNS}, version FROM developers WHERE id = $1"  # noqa: S608
+_DEVELOPER_ENCODER = msgspec.json.Encoder()
 
 # The server ended the connection after the checkout looked at it: the next connection will do.
 _GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
@@ -85,15 +93,20 @@ class DeveloperReads:
 
     async def one(self, developer_id: int) -> tuple[bytes, int]:
         """A Developer as JSON, and its version."""
-        rows = await self._fetch(_GET, developer_id)
+        rows = await self._fetch(_GET, developer_id, parsed_every_run=_GET_COLUMNS)
         if not rows:
             raise DeveloperNotFound(developer_id)
-        return cast(bytes, rows[0][0]), cast(int, rows[0][1])
+        row = rows[0]
+        if len(row) == 2:
+            return cast(bytes, row[0]), cast(int, row[1])
+        return _DEVELOPER_ENCODER.encode(Developer(*row[:-1])), cast(int, row[-1])
 
-    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+    async def _fetch(self, query: str, *args: object, parsed_every_run: str | None = None) -> list[asyncpg.Record]:
         for attempt in (1, 2):
             pooled = await self.engine.raw_connection()
             driver = cast(asyncpg.Connection, pooled.driver_connection)
+            if parsed_every_run is not None and isinstance(driver, UnnamedStatements):
+                query = parsed_every_run
             try:
                 return cast(list[asyncpg.Record], await driver.fetch(query, *args))
             except _GONE:

@@ -34,9 +34,10 @@ from pathlib import Path
 
 from service.accounts.auth import TokenIssuer, build_auth
 from service.core.settings import Settings
-from tests.bench.__main__ import GET_LUA, LIST_LUA, load, wrk_run
+from tests.bench.__main__ import GET_LUA, LIST_LUA, load
 from tests.bench.own_postgres import own_postgres, pgbouncer_pid
 from tests.bench.servers import BIN, cpu_seconds, serving, thread_cpu_seconds, worker_pid
+from tests.bench.wrk_runs import wrk_run
 from tests.pgbouncer import running
 from tests.processes import free_port
 
@@ -96,7 +97,9 @@ def main() -> None:
                                 cpu_seconds(bouncer_pid),
                                 time.monotonic(),
                             )
-                            rate, count = wrk_run(url, scripts[route], run_env, args.duration, args.connections)
+                            run = wrk_run(url, scripts[route], run_env, args.duration, args.connections)
+                            rate, count = run.rate, run.count
+                            assert run.non_2xx == 0, (name, route, run)
                             rates.setdefault((name, route), []).append(rate)
                             cpu.setdefault((name, route), []).append(
                                 (thread_cpu_seconds(workers[name]) - loop_cpu) / count * 1e6

@@ -121,9 +121,7 @@ async def _in_line(engine: Any, waiting: int) -> None:
 async def test_a_waiter_behind_one_that_was_served_still_times_out(database_url: str) -> None:
     # One timer serves the whole line: set for the first waiter's deadline, it must be set again for the next
     # waiter's when the first was given a connection instead, or that next waiter would wait for ever.
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.3
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.3)
     engine = sqlalchemy_config(settings).get_engine()
     try:
         held = await engine.connect()
@@ -145,9 +143,7 @@ async def test_a_waiter_behind_one_that_was_served_still_times_out(database_url:
 
 
 async def test_every_waiter_past_the_timeout_is_answered_and_the_line_empties(database_url: str) -> None:
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
     engine = sqlalchemy_config(settings).get_engine()
     try:
         async with engine.connect() as held:
@@ -163,9 +159,7 @@ async def test_every_waiter_past_the_timeout_is_answered_and_the_line_empties(da
 
 
 async def test_a_cancelled_waiter_leaves_the_line(database_url: str) -> None:
-    settings = Settings(
-        secret_key=TEST_SECRET, database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5
-    )
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5)
     engine = sqlalchemy_config(settings).get_engine()
     try:
         held = await engine.connect()

@@ -15,9 +15,9 @@ import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 
 from service.app import create_app
-from service.core.settings import Settings
-from tests.client import TEST_SECRET, assert_problem, serve
+from tests.client import assert_problem, serve
 from tests.database import run_sql
+from tests.pgbouncer import app_settings
 
 REQUESTS = 512
 
@@ -43,9 +43,8 @@ async def test_512_requests_on_two_connections_are_served_or_503(database_url: s
         "TRUNCATE developers RESTART IDENTITY",
         "INSERT INTO developers (name, email, specialty) VALUES ('Ada', 'ada@example.com', 's')",
     )
-    settings = Settings(
-        secret_key=TEST_SECRET,
-        database_url=database_url,
+    settings = app_settings(
+        database_url,
         db_pool_size=2,
         db_max_overflow=0,
         db_pool_timeout=pool_timeout,

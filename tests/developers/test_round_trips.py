@@ -1,6 +1,8 @@
 """What the database receives, counted at the wire: one round trip per hot read, three per single-row write (its
 declared isolation level inside the BEGIN, not a statement of its own), four per export, and no connection opened
-once the pool is warm, however many clients come at once (default settings)."""
+once the pool is warm, however many clients come at once (default settings). The reads, the writes and the
+export count the same behind a transaction-mode pooler (DB_POOLER=transaction): the statements are unnamed, and
+each is sent with its Parse (service.db.pooler)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,36 @@ READS = [
 ]
 
 
+POOLERS = ["none", "transaction"]
+
+
+def wired(mode: str, wire_url: str, database_url: str) -> Settings:
+    """An app on the proxy; with mode "transaction", as behind a transaction-mode pooler (the proxy in its place)."""
+    if mode == "none":
+        return Settings(database_url=wire_url, secret_key=TEST_SECRET, db_pool_size=1)
+    return Settings(
+        database_url=wire_url,
+        database_direct_url=database_url,
+        db_pooler="transaction",
+        secret_key=TEST_SECRET,
+        db_pool_size=1,
+    )
+
+
+def written(statements: list[str], pooler: str, *unnamed: str) -> list[str]:
+    """The SQL text of a write's last round trips as a direct connection sends it: BEGIN and COMMIT. Behind a
+    pooler, the statements in between (each starting with one of `unnamed`) send their text again, and the BEGIN
+    carries the settings as SET LOCAL: checked here, then left out."""
+    if pooler == "none":
+        return statements[-2:]
+    *between, commit = statements[-len(unnamed) - 1 :]
+    begin = statements[-len(unnamed) - 2]
+    assert [sql.split()[0] for sql in between] == list(unnamed), statements[-6:]
+    level, settings = begin.split(";", 1)
+    assert settings.startswith("SET LOCAL statement_timeout = "), begin
+    return [f"{level};", commit]
+
+
 @pytest.fixture(autouse=True)
 async def rows(database_url: str) -> None:
     await run_sql(
@@ -34,9 +66,10 @@ async def rows(database_url: str) -> None:
     )
 
 
-async def test_a_hot_read_is_one_round_trip(database_url: str) -> None:
+@pytest.mark.parametrize("pooler", POOLERS)
+async def test_a_hot_read_is_one_round_trip(database_url: str, pooler: str) -> None:
     async with counting_proxy(database_url) as wire:
-        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        app = create_app(wired(pooler, wire.url, database_url))
         async with serve(app, "viewer") as client:
             for path in READS:
                 await client.get(path)  # the first time on this connection prepares the statement
@@ -53,9 +86,10 @@ async def test_a_hot_read_is_one_round_trip(database_url: str) -> None:
             assert wire.round_trips - before == 1
 
 
-async def test_a_single_row_write_is_three_round_trips(database_url: str) -> None:
+@pytest.mark.parametrize("pooler", POOLERS)
+async def test_a_single_row_write_is_three_round_trips(database_url: str, pooler: str) -> None:
     async with counting_proxy(database_url) as wire:
-        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        app = create_app(wired(pooler, wire.url, database_url))
         async with serve(app, "editor") as client:
             for i in range(3):  # the first prepares the INSERT
                 before = wire.round_trips
@@ -64,14 +98,15 @@ async def test_a_single_row_write_is_three_round_trips(database_url: str) -> Non
             # BEGIN, INSERT ... RETURNING, COMMIT
             assert wire.round_trips - before == 3, wire.statements[-6:]
             # The level the write declares (service.db.isolation) is part of the BEGIN; the prepared INSERT sends
-            # no SQL text again.
-            assert wire.statements[-2:] == ["BEGIN ISOLATION LEVEL READ COMMITTED;", "COMMIT;"]
+            # no SQL text again (behind a pooler, its text rides with its Bind, and the settings with the BEGIN).
+            assert written(wire.statements, pooler, "INSERT") == ["BEGIN ISOLATION LEVEL READ COMMITTED;", "COMMIT;"]
 
 
-async def test_a_serializable_write_declares_its_level_in_its_begin(database_url: str) -> None:
+@pytest.mark.parametrize("pooler", POOLERS)
+async def test_a_serializable_write_declares_its_level_in_its_begin(database_url: str, pooler: str) -> None:
     await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
     async with counting_proxy(database_url) as wire:
-        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        app = create_app(wired(pooler, wire.url, database_url))
         async with serve(app) as client:
             for email in ("a@rt.io", "b@rt.io"):
                 await account(client, email, "admin")
@@ -81,12 +116,16 @@ async def test_a_serializable_write_declares_its_level_in_its_begin(database_url
             # BEGIN ISOLATION LEVEL SERIALIZABLE, the active admins, UPDATE ... RETURNING, COMMIT
             assert wire.round_trips - before == 4, wire.statements[-8:]
             # (The prepared statements in between send no SQL text again.)
-            assert wire.statements[-2:] == ["BEGIN ISOLATION LEVEL SERIALIZABLE;", "COMMIT;"]
+            assert written(wire.statements, pooler, "SELECT", "UPDATE") == [
+                "BEGIN ISOLATION LEVEL SERIALIZABLE;",
+                "COMMIT;",
+            ]
 
 
-async def test_an_export_is_four_round_trips(database_url: str) -> None:
+@pytest.mark.parametrize("pooler", POOLERS)
+async def test_an_export_is_four_round_trips(database_url: str, pooler: str) -> None:
     async with counting_proxy(database_url) as wire:
-        app = create_app(Settings(database_url=wire.url, secret_key=TEST_SECRET, db_pool_size=1))
+        app = create_app(wired(pooler, wire.url, database_url))
         async with serve(app, "viewer") as client:
             for params in ({"format": "csv"}, {"format": "ndjson", "specialty": "rt"}):
                 await client.get("/api/developers/export", params=params)  # the first prepares the snapshot's SELECT
