@@ -20,7 +20,7 @@ from service.db import embedded
 from service.db.config import async_url, sqlalchemy_config
 
 
-async def connect(url: str) -> asyncpg.Connection:
+async def connect(url: str, **options: Any) -> asyncpg.Connection:
     parsed = make_url(url)
     return await asyncpg.connect(
         host=parsed.query.get("host") or parsed.host,
@@ -28,6 +28,7 @@ async def connect(url: str) -> asyncpg.Connection:
         user=parsed.username,
         password=parsed.password,
         database=parsed.database,
+        **options,
     )
 
 

@@ -4,7 +4,8 @@ service/db/pool.py subclasses SQLAlchemy's AsyncAdaptedQueuePool (it overrides `
 takes connections from `_pool`) and its AsyncAdaptedQueue (it overrides `get` and `put_nowait` and calls
 `get_nowait`); service/web/transaction.py finds the request's session with advanced-alchemy's private
 `get_aa_scope_state`; service/system/serving.py wraps litestar-granian's private `_GranianSupervisor.forward`;
-service/db/pooler.py overrides asyncpg's `Connection._introspect_types` and sets its `_server_caps`.
+service/db/pooler.py overrides asyncpg's `Connection._introspect_types` and sets its `_server_caps`, and keeps
+unnamed statements that asyncpg marks unprepared (their `_state.prepared`), checking their `_state.closed`.
 pyproject.toml bounds the three packages below their next minor version; raising a bound means
 running these first. (How the pool behaves with them is tested in test_pool.py.)
 """
@@ -33,6 +34,7 @@ from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from service.db.pool import FairQueue, ReadyFirstPool
 from tests.client import TEST_SECRET, serve
+from tests.database import connect
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -166,3 +168,18 @@ def test_asyncpg_introspects_types_as_the_pooled_connection_expects() -> None:
     assert list(inspect.signature(introspect).parameters) == ["self", "typeoids", "timeout"]
     assert "self._server_caps.jit" in inspect.getsource(introspect), "asyncpg no longer decides JIT by _server_caps"
     assert "jit" in ServerCapabilities._fields, f"asyncpg's ServerCapabilities is now {ServerCapabilities._fields}"
+
+
+async def test_asyncpg_sends_a_kept_unnamed_statement_s_parse_with_each_bind(database_url: str) -> None:
+    # service/db/pooler.py's UnnamedStatements keeps described unnamed statements: asyncpg, with its statement cache
+    # off, marks them unprepared, so each run parses again in the same write as its Bind (one round trip, whatever
+    # server connection a pooler gives); it replaces one whose `_state.closed` is set.
+    connection = await connect(database_url, statement_cache_size=0)
+    try:
+        statement = await connection.prepare("SELECT $1::int + 1", name="")
+        assert statement._state.name == ""
+        assert statement._state.prepared is False, "asyncpg keeps unnamed statements prepared again"
+        assert statement._state.closed is False
+        assert [await statement.fetchval(n) for n in (1, 2)] == [2, 3]
+    finally:
+        await connection.close()
