@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from service.core.settings import Settings
 from tests.client import TEST_SECRET
+from tests.processes import free_port, stop
 
 POOLED_RUN = os.environ.get("TEST_DB_POOLER") == "transaction"
 
@@ -76,7 +77,7 @@ def running(server_url: str, *, pool_size: int = 20, **parameters: Any) -> Itera
     with tempfile.TemporaryDirectory(prefix="devdir-pgbouncer-") as tmp:
         directory = Path(tmp)
         directory.chmod(0o777)  # written by `nobody` when started as root
-        listen = _free_port()
+        listen = free_port()
         settings = {
             "listen_addr": "127.0.0.1",
             "listen_port": listen,
@@ -103,12 +104,7 @@ def running(server_url: str, *, pool_size: int = 20, **parameters: Any) -> Itera
             _wait_for(listen, process, directory)
             yield PgBouncer(listen, directory)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, 10)
 
 
 def app_settings(database_url: str, **fields: Any) -> Settings:
@@ -133,12 +129,6 @@ def _user(host: str) -> str:
     if host.startswith("/"):
         return pwd.getpwuid(Path(host).stat().st_uid).pw_name
     return "nobody"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], directory: Path) -> None:

@@ -30,6 +30,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `grace_seconds`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_ready(base: str, process: subprocess.Popen[bytes], deadline_seconds: float = 60) -> httpx.Response:
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:

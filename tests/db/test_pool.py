@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -61,17 +63,26 @@ async def test_database_down_is_503_not_500() -> None:
         assert (await client.get("/health")).status_code == 200
 
 
-async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: str) -> None:
-    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5)
+@asynccontextmanager
+async def one_connection(database_url: str, *, pool_timeout: float) -> AsyncIterator[AsyncEngine]:
+    """An engine whose pool holds exactly one connection, disposed of afterwards."""
+    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=pool_timeout)
     engine = sqlalchemy_config(settings).get_engine()
-    order: list[str] = []
-
-    async def checkout(name: str) -> None:
-        async with engine.connect() as connection:
-            order.append(name)
-            await connection.exec_driver_sql("SELECT 1")
-
     try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: str) -> None:
+    order: list[str] = []
+    async with one_connection(database_url, pool_timeout=5) as engine:
+
+        async def checkout(name: str) -> None:
+            async with engine.connect() as connection:
+                order.append(name)
+                await connection.exec_driver_sql("SELECT 1")
+
         held = await engine.connect()
         await held.exec_driver_sql("SELECT 1")
         first = asyncio.create_task(checkout("first"))
@@ -85,14 +96,10 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: 
         await checkout("newcomer")
         assert order == ["first", "second", "newcomer"]
         await asyncio.gather(first, second)
-    finally:
-        await engine.dispose()
 
 
 async def test_a_waiter_that_times_out_leaves_the_line(database_url: str) -> None:
-    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
-    engine = sqlalchemy_config(settings).get_engine()
-    try:
+    async with one_connection(database_url, pool_timeout=0.2) as engine:
         async with engine.connect() as held:
             await held.exec_driver_sql("SELECT 1")
             with pytest.raises(sqlalchemy.exc.TimeoutError):
@@ -102,8 +109,6 @@ async def test_a_waiter_that_times_out_leaves_the_line(database_url: str) -> Non
         assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
         async with engine.connect() as again:
             assert (await again.exec_driver_sql("SELECT 2")).scalar() == 2
-    finally:
-        await engine.dispose()
 
 
 async def _checkout(engine: AsyncEngine) -> AsyncConnection:
@@ -121,9 +126,7 @@ async def _in_line(engine: Any, waiting: int) -> None:
 async def test_a_waiter_behind_one_that_was_served_still_times_out(database_url: str) -> None:
     # One timer serves the whole line: set for the first waiter's deadline, it must be set again for the next
     # waiter's when the first was given a connection instead, or that next waiter would wait for ever.
-    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.3)
-    engine = sqlalchemy_config(settings).get_engine()
-    try:
+    async with one_connection(database_url, pool_timeout=0.3) as engine:
         held = await engine.connect()
         await held.exec_driver_sql("SELECT 1")
         first = asyncio.create_task(_checkout(engine))
@@ -138,14 +141,10 @@ async def test_a_waiter_behind_one_that_was_served_still_times_out(database_url:
         await served.close()
         pool = engine.sync_engine.pool
         assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
-    finally:
-        await engine.dispose()
 
 
 async def test_every_waiter_past_the_timeout_is_answered_and_the_line_empties(database_url: str) -> None:
-    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
-    engine = sqlalchemy_config(settings).get_engine()
-    try:
+    async with one_connection(database_url, pool_timeout=0.2) as engine:
         async with engine.connect() as held:
             await held.exec_driver_sql("SELECT 1")
             waiters = [asyncio.create_task(_checkout(engine)) for _ in range(50)]
@@ -154,14 +153,10 @@ async def test_every_waiter_past_the_timeout_is_answered_and_the_line_empties(da
         assert not engine.sync_engine.pool._pool._waiters  # type: ignore[attr-defined]
         async with engine.connect() as again:
             assert (await again.exec_driver_sql("SELECT 3")).scalar() == 3
-    finally:
-        await engine.dispose()
 
 
 async def test_a_cancelled_waiter_leaves_the_line(database_url: str) -> None:
-    settings = app_settings(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=5)
-    engine = sqlalchemy_config(settings).get_engine()
-    try:
+    async with one_connection(database_url, pool_timeout=5) as engine:
         held = await engine.connect()
         await held.exec_driver_sql("SELECT 1")
         gone = asyncio.create_task(_checkout(engine))  # a request whose client went away
@@ -174,5 +169,3 @@ async def test_a_cancelled_waiter_leaves_the_line(database_url: str) -> None:
         assert (pool.checkedin(), pool.checkedout()) == (1, 0)  # type: ignore[attr-defined]
         async with engine.connect() as again:
             assert (await again.exec_driver_sql("SELECT 4")).scalar() == 4
-    finally:
-        await engine.dispose()

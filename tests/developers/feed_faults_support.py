@@ -24,7 +24,7 @@ import websockets
 from tests.client import TEST_SECRET, token
 from tests.database import connect, fetch
 from tests.developers.api import encode
-from tests.processes import DEVDIR, environment, free_port
+from tests.processes import DEVDIR, environment, free_port, stop
 
 EVENTS = "/api/developers/events"
 LISTENER = "devdir change feed"  # the feed's listener connection's application_name
@@ -451,10 +451,5 @@ def devdir_process(database_url: str, log: Path, **env: str) -> Iterator[str]:
                 time.sleep(0.2)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, 30)
     assert process.returncode == 0, log.read_text()[-3000:]
