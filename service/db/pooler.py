@@ -7,8 +7,10 @@ from the next server connection this client gets. So, over the pooled URL:
 
 - Settings travel with each transaction. The per-connection settings that a direct connection sends once in its
   startup packet (statement_timeout, idle_in_transaction_session_timeout) follow each BEGIN as `SET LOCAL`, in
-  the same simple-query message: no round trip added (`TransactionSettings`). Only application_name, which
-  PgBouncer itself carries from client to server connection, stays in the startup packet.
+  the same simple-query message: no round trip added (`TransactionSettings`). Only application_name and
+  client_encoding, which PgBouncer itself carries from client to server connection, stay in the startup packet,
+  client_encoding spelled `UTF8` as the server reports it: PgBouncer compares the two as strings, and asyncpg's
+  own `'utf-8'` made it send `SET client_encoding` before every transaction (tests/db/test_pooler_parameters.py).
 - Statements are unnamed (PgBouncer 1.18, without max_prepared_statements), and still described only once per
   client connection. asyncpg, with its statement cache off, marks an unnamed statement "unprepared" once it has
   described it (Parse, Describe, Flush): each later run of that statement object sends Parse, Bind, Execute and
@@ -113,7 +115,8 @@ def connect_args(settings: Settings, server_settings: dict[str, str], applicatio
     args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
     if settings.db_pooler == "none":
         return {**args, "server_settings": server_settings}
-    args["server_settings"] = {"application_name": application_name}
+    # After asyncpg's own client_encoding in the startup packet, so this one is the value PgBouncer keeps.
+    args["server_settings"] = {"application_name": application_name, "client_encoding": "UTF8"}
     base = TransactionSettings if settings.db_pooler_prepared_statements else UnnamedStatements
     args["connection_class"] = type(
         f"Pooled{base.__name__}",
