@@ -1,17 +1,20 @@
 """The cost of the hop: the hot reads through a transaction-mode PgBouncer against the same reads straight to
 PostgreSQL, in the same run.
 
-    uv run python -m tests.bench.pooler_hop [--rows 100000] [--rounds 7] [--duration 4] [--connections 32]
+    uv run python -m tests.bench.pooler_hop [--rows 100000] [--rounds 7] [--slices 4] [--duration 2] [--connections 32]
 
 A PostgreSQL of its own (tests/bench/own_postgres.py) holding --rows developers, and a PgBouncer 1.18 in front of
 it (tests/pgbouncer.py, transaction mode, default_pool_size 20). Each round starts two new service processes
 (granian, one worker, DB_POOL_SIZE 20): `direct` (DB_POOLER=none, DATABASE_URL = PostgreSQL over TCP) and
 `pooled` (DB_POOLER=transaction, DATABASE_URL = the pooler, DATABASE_DIRECT_URL = PostgreSQL), and drives each with
-`wrk -t1` at --connections on GET /api/developers/{id} and on GET /api/developers?specialty=S, the two in a random
-order for each route. New processes each round: two processes of the same code differ by several per cent for as
-long as they live. Printed: per route, the median of the rounds' pooled/direct ratios with their min and max, the
-median requests/s of each, the worker's CPU per request and PgBouncer's share of a core while the pooled runs ran
-(it is single-threaded: near 100% would make it the bottleneck).
+`wrk -t1` at --connections on GET /api/developers/{id} and on GET /api/developers?specialty=S: per route, after a
+second's warm-up each, --slices runs of --duration seconds each, the two processes taking turns in the order
+A B B A A B ... (A picked at random), so that both see the machine as it is slice by slice (a 2-core machine that
+other work shares changes speed by tens of per cent within seconds). A round's ratio is the pooled process's
+requests over the direct one's. New processes each round: two processes of the same code differ by several per
+cent for as long as they live. Printed: per route, the median of the rounds' pooled/direct ratios with their min
+and max, the median requests/s of each, the worker's CPU per request and PgBouncer's share of a core while the
+pooled runs ran (it is single-threaded: near 100% would make it the bottleneck).
 
 DB_POOLER_PREPARED_STATEMENTS=true is not measured: it needs PgBouncer >= 1.21 with max_prepared_statements,
 which 1.18 does not have.
@@ -52,7 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--duration", type=int, default=4, help="seconds of each wrk run")
+    parser.add_argument("--duration", type=int, default=2, help="seconds of each wrk run (a slice)")
+    parser.add_argument("--slices", type=int, default=4, help="wrk runs of each process on each route per round")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -87,25 +91,36 @@ def main() -> None:
                         command += [str(ports[name]), "--factory", "service.app:create_app"]
                         workers[name] = worker_pid(stack.enter_context(serving(command, env, ports[name])).pid)
                     for route, (_, prefix) in ROUTES.items():
-                        for name in random.sample(list(envs), 2):
-                            run_env = wrk_env | {"PREFIX": prefix or "/api/developers?specialty="}
-                            url = f"http://127.0.0.1:{ports[name]}"
-                            # Warm: the pool opened, the first requests' imports and caches.
-                            wrk_run(url, scripts[route], run_env, 1, args.connections)
-                            loop_cpu, bouncer_cpu, wall = (
-                                thread_cpu_seconds(workers[name]),
-                                cpu_seconds(bouncer_pid),
-                                time.monotonic(),
-                            )
-                            run = wrk_run(url, scripts[route], run_env, args.duration, args.connections)
-                            rate, count = run.rate, run.count
-                            assert run.non_2xx == 0, (name, route, run)
-                            rates.setdefault((name, route), []).append(rate)
-                            cpu.setdefault((name, route), []).append(
-                                (thread_cpu_seconds(workers[name]) - loop_cpu) / count * 1e6
-                            )
-                            if name == "pooled":
-                                bouncer.append((cpu_seconds(bouncer_pid) - bouncer_cpu) / (time.monotonic() - wall))
+                        run_env = wrk_env | {"PREFIX": prefix or "/api/developers?specialty="}
+                        urls = {name: f"http://127.0.0.1:{ports[name]}" for name in envs}
+                        for name in envs:  # warm: the pool opened, the first requests' imports and caches
+                            wrk_run(urls[name], scripts[route], run_env, 1, args.connections)
+                        # Short slices in the order A B B A A B ...: both see the same machine, slice by slice.
+                        order = random.sample(list(envs), 2)
+                        counts, loop_cpu, bouncer_cpu, bouncer_wall = (
+                            dict.fromkeys(envs, 0),
+                            dict.fromkeys(envs, 0.0),
+                            0.0,
+                            0.0,
+                        )
+                        for slice_ in range(args.slices):
+                            for name in order if slice_ % 2 == 0 else order[::-1]:
+                                loop_before, bouncer_before = (
+                                    thread_cpu_seconds(workers[name]),
+                                    cpu_seconds(bouncer_pid),
+                                )
+                                wall = time.monotonic()
+                                run = wrk_run(urls[name], scripts[route], run_env, args.duration, args.connections)
+                                assert run.non_2xx == 0, (name, route, run)
+                                counts[name] += run.count
+                                loop_cpu[name] += thread_cpu_seconds(workers[name]) - loop_before
+                                if name == "pooled":
+                                    bouncer_cpu += cpu_seconds(bouncer_pid) - bouncer_before
+                                    bouncer_wall += time.monotonic() - wall
+                        for name in envs:
+                            rates.setdefault((name, route), []).append(counts[name] / (args.slices * args.duration))
+                            cpu.setdefault((name, route), []).append(loop_cpu[name] / counts[name] * 1e6)
+                        bouncer.append(bouncer_cpu / bouncer_wall)
                 print(
                     f"  round {round_ + 1}: " + "  ".join(f"{k[0]} {k[1]} {v[-1]:.0f}" for k, v in rates.items()),
                     flush=True,
@@ -113,7 +128,8 @@ def main() -> None:
         stats = asyncio.run(_stats(pooler.admin_url))
 
     print(
-        f"\nCost of the hop: {args.rows:,} developers, wrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} "
+        f"\nCost of the hop: {args.rows:,} developers, wrk -t1 -c{args.connections}, {args.slices} slices of "
+        f"{args.duration}s per process and route, {args.rounds} "
         f"rounds, new processes each round (granian, one worker, DB_POOL_SIZE 20); {pgbouncer_version()}, "
         f"transaction mode; {os.cpu_count()} CPUs; load average {load_before[0]:.2f} at the start, "
         f"{os.getloadavg()[0]:.2f} at the end; {time.monotonic() - began:.0f} s"
