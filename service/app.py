@@ -17,6 +17,7 @@ from service.accounts.cli import users_group
 from service.accounts.router import router as accounts_router
 from service.core.settings import Settings
 from service.db.config import engine_disposer, sqlalchemy_config
+from service.db.replicas import ReplicaLag
 from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
@@ -61,8 +62,12 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
     traces = tracing(settings, db.get_engine(), span_processor)
     # One change feed per process: a listener connection of its own, fanned out to every subscriber.
     feed = Feed(db.get_engine(), settings)
+    # The hot standbys of DATABASE_REPLICA_URLS, their replay lag watched in the background (none when it is empty).
+    replicas = ReplicaLag(settings) if settings.replica_urls else None
     if metrics is not None:
         metrics.watch(db.get_engine(), feed)
+        if replicas is not None:
+            metrics.watch_replicas(replicas)
     # Exports stream on connections of the request pool, a few at a time per process (EXPORT_MAX_CONCURRENT).
     exports = DeveloperExports(
         db.get_engine(),
@@ -98,8 +103,12 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         # A granian worker of `devdir run` stops when `devdir` or granian's main process ends (service.system.orphans).
         on_startup=[first_admin(settings, db), tune_garbage_collector, stop_with_devdir],
         on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
-        lifespan=[feed.lifespan] if worker is None else [feed.lifespan, worker.lifespan],
-        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports}),
+        lifespan=[
+            feed.lifespan,
+            *([worker.lifespan] if worker is not None else []),
+            *([replicas.lifespan] if replicas is not None else []),
+        ],
+        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "replicas": replicas}),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps. A body
         # that stalls or trickles is 408, one cut short 400 (service.web.body_timeout).
         middleware=([traces.route_namer] if traces is not None else [])

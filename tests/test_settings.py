@@ -78,3 +78,36 @@ def test_check_passes_a_complete_environment_and_gives_the_first_admin_in_nfc() 
     assert admin is not None
     assert admin.email == "jos\u00e9@x.io"
     assert admin.password == "p" * 12
+
+
+def test_replica_urls_are_trimmed_and_blank_entries_skipped() -> None:
+    settings = Settings.from_env(
+        {**GOOD, "DATABASE_REPLICA_URLS": " postgresql://u:p@standby-1:5433/devdir ,, postgres://standby-2/devdir, "}
+    )
+    settings.check()
+    assert settings.replica_urls == ("postgresql://u:p@standby-1:5433/devdir", "postgres://standby-2/devdir")
+    assert settings.db_replica_max_lag_ms == 1000
+    assert Settings.from_env(GOOD).replica_urls == ()
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        "mysql://u:hunter2@standby/devdir",
+        "standby:5432",
+        "postgresql://u:hunter2@/devdir",
+        "postgresql://u:hunter2@standby:port/devdir",
+        "postgresql://u:hunter2@standby:5432",
+        "postgresql://u:hunter2@standby/devdir,postgresql://v:hunter2@standby:5432/devdir",
+    ],
+)
+def test_a_bad_replica_url_is_named_without_its_password(urls: str) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_REPLICA_URLS") as raised:
+        Settings.from_env({**GOOD, "DATABASE_REPLICA_URLS": urls}).check()
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_the_replica_lag_bound_must_be_positive(value: str) -> None:
+    with pytest.raises(SettingsError, match="db_replica_max_lag_ms"):
+        Settings.from_env({**GOOD, "DB_REPLICA_MAX_LAG_MS": value})

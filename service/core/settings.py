@@ -8,12 +8,13 @@ own as it is read (types, bounds); `check()` adds the rules that span the settin
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
+from service.core.database_urls import parse_database_urls
 from service.core.limits import EMAIL_MAX
 from service.core.origins import parse_origins
 from service.core.validation import Email, Password, normalize_fields
@@ -27,6 +28,14 @@ REMOVED = {
 
 class SettingsError(ValueError):
     """A setting in the environment is missing or malformed; the message names it."""
+
+
+def _parsed(name: str, parse: Callable[[str], tuple[str, ...]], text: str) -> tuple[str, ...]:
+    """A comma-separated setting's entries as `parse` reads them; its ValueError as a SettingsError naming `name`."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
 
 
 class AdminAccount(msgspec.Struct, frozen=True):
@@ -52,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Behind a transaction-mode pooler that keeps protocol-level prepared statements itself (PgBouncer >= 1.21
     # with max_prepared_statements > 0): statements stay prepared, as on a direct connection. False: unnamed ones.
     db_pooler_prepared_statements: bool = False
+    # Hot standbys of the primary (comma-separated postgresql:// URLs; empty: none) whose replay lag the service
+    # watches and reports on /metrics (service.db.replicas); DB_REPLICA_MAX_LAG_MS is how far behind the primary a
+    # standby may be to count as usable.
+    database_replica_urls: str = ""
+    db_replica_max_lag_ms: Annotated[int, msgspec.Meta(gt=0)] = 1000
     # Pool sizing: replicas x (pool + overflow) must stay under the server's max_connections.
     db_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 20
     # No overflow by default: an overflow connection is opened under load and closed when returned, so a steady
@@ -186,6 +200,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
         self.allowed_origins  # noqa: B018 (raises now if an entry is not an origin)
+        self.replica_urls  # noqa: B018 (raises now if an entry is not a PostgreSQL URL)
 
     @property
     def direct_url(self) -> str:
@@ -195,10 +210,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def allowed_origins(self) -> tuple[str, ...]:
         """CORS_ALLOW_ORIGINS as origins in their serialized form (lower case, no default port)."""
-        try:
-            return parse_origins(self.cors_allow_origins)
-        except ValueError as exc:
-            raise SettingsError(f"CORS_ALLOW_ORIGINS: {exc}") from exc
+        return _parsed("CORS_ALLOW_ORIGINS", parse_origins, self.cors_allow_origins)
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """DATABASE_REPLICA_URLS as a tuple of PostgreSQL URLs; the error names an entry without its password."""
+        return _parsed("DATABASE_REPLICA_URLS", parse_database_urls, self.database_replica_urls)
 
     def first_admin(self) -> AdminAccount | None:
         """The admin to create on a first start, if DEVDIR_ADMIN_EMAIL / DEVDIR_ADMIN_PASSWORD name one."""

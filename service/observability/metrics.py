@@ -39,7 +39,9 @@ from sqlalchemy.pool import QueuePool
 from service.db.isolation import WRITES
 from service.db.models import IMPORT_STATUSES
 from service.db.pool import ReadyFirstPool
+from service.db.replicas import ReplicaLag
 from service.observability.instruments import PREFIX, BulkMetrics, FeedProbe
+from service.observability.replica_metrics import ReplicaState
 from service.observability.request_metrics import LoopHistogram, RequestMetrics
 
 logger = logging.getLogger("service.system.metrics")
@@ -116,6 +118,10 @@ class Metrics:
         feed.lag_observer = self.feed_lag.observe
         self.engine = engine
         self.registry.register(_LiveState(engine, feed))
+
+    def watch_replicas(self, monitor: ReplicaLag) -> None:
+        """Report each standby's replay lag and whether it answers, as the monitor last measured them."""
+        self.registry.register(ReplicaState(monitor))
 
     async def jobs(self) -> GaugeMetricFamily | None:
         """Import jobs by status, or None when they cannot be counted now without waiting (see the module)."""

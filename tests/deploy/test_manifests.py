@@ -118,7 +118,13 @@ def test_configmap_and_secret_carry_exactly_the_settings() -> None:
     settings = set(Settings.env_names())
     assert not config & secret
     assert (config | secret) - {name for name in config if name.startswith("GRANIAN_")} == settings
-    assert secret == {"DATABASE_URL", "DATABASE_DIRECT_URL", "SECRET_KEY", "DEVDIR_ADMIN_PASSWORD"}
+    assert secret == {
+        "DATABASE_URL",
+        "DATABASE_DIRECT_URL",
+        "DATABASE_REPLICA_URLS",
+        "SECRET_KEY",
+        "DEVDIR_ADMIN_PASSWORD",
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
