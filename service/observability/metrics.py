@@ -1,5 +1,5 @@
 """The app's metrics, which `GET /metrics` (service.system.metrics) serves: requests, the pool, the change feed,
-bulk work and import jobs.
+bulk work, import jobs, and the hot standbys' replay lag (service.observability.replica_metrics).
 
 Requests are counted and timed by service.web.requests, labelled with the route's path template
 (`/api/developers/{developer_id}`), never the raw path, so ids in paths cannot grow the number of series. The

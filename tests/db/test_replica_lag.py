@@ -64,8 +64,10 @@ async def test_a_write_shows_as_lag_until_the_standby_replays_it(pair: Streaming
     async with _watching(pair) as standby:
         await _write(pair)  # held back on the standby for its apply delay
         await until(lambda: (standby.lag_seconds or 0.0) > 0, lambda: f"a lag after the write: {standby}")
+        lag = standby.lag_seconds or 0.0  # read with no await since: the monitor has not changed it
         assert standby.up
-        assert not standby.usable(0.001, now=standby.measured_at)
+        assert standby.usable(lag, now=standby.measured_at)
+        assert not standby.usable(lag / 2, now=standby.measured_at)
         await until(lambda: standby.lag_seconds == 0.0, lambda: f"the standby to catch up: {standby}")
         assert standby.replay_lsn > 0
         assert standby.usable(1.0, now=standby.measured_at)
