@@ -136,11 +136,12 @@ class ReplicaLag:
         async for lsn in self._polled(standby.name, standby.dsn, REPLAY_LSN):
             standby.measured_at = now = time.monotonic()
             standby.up = lsn is not None
-            if lsn is None or not self.primary_up:  # against a primary not sampled now, a lag could look too small
+            if lsn is None:
                 standby.lag_seconds = None
                 continue
             standby.replay_lsn = lsn
-            standby.lag_seconds = self.history.lag(lsn, now)
+            # Against a primary not sampled now, a lag could look smaller than it is: unknown instead.
+            standby.lag_seconds = self.history.lag(lsn, now) if self.primary_up else None
 
     async def _polled(self, name: str, dsn: str, query: str) -> AsyncIterator[int | None]:
         """`query`'s integer every interval on a connection of its own; None after each failure (the connection is
