@@ -6,10 +6,12 @@ could hand each query to another server), one task per standby its `pg_last_wal_
 `check_interval` seconds; a connection that fails is opened again with a backoff, and nothing waits for any of
 them: neither the start nor /ready, which is about the primary alone.
 
-Lag is time: how long the primary has had WAL the standby has not replayed. The primary's positions are kept as
-(monotonic time, LSN) samples, one per new LSN; a standby whose replay LSN has reached the newest sample is 0
-behind, else it is behind since the oldest sample beyond its replay LSN. An idle primary writes no WAL, so a
-caught-up standby stays at 0 (`now() - pg_last_xact_replay_timestamp()` on the standby would grow all the while).
+Lag is time, and an upper bound of how stale a read there can be: how long ago the primary was last seen at a
+position the standby has replayed (everything committed by then is there). The primary's positions are kept as
+samples, one per new LSN with the times it was first and last seen at it; a standby whose replay LSN has reached
+the newest sample is 0 behind. An idle primary writes no WAL, so a caught-up standby stays at 0 (`now() -
+pg_last_xact_replay_timestamp()` on the standby would grow all the while). The bound is at most one check interval
+above the true lag: the primary moved on somewhere between two samples.
 """
 
 from __future__ import annotations
@@ -66,35 +68,41 @@ class Standby:
 
 
 class WalHistory:
-    """The primary's WAL positions as sampled, oldest first, one per new LSN, for `keep` seconds and then some."""
+    """The primary's WAL positions as sampled, oldest first, one per new LSN with the times it was first and last seen
+    at it, for `keep` seconds and then some."""
 
     def __init__(self, keep: float) -> None:
         self.keep = keep
-        self.times: list[float] = []
+        self.times: list[float] = []  # when the primary was first seen at each position
+        self.seen: list[float] = []  # ... and last seen at it
         self.lsns: list[int] = []
         self.pruned = False
 
     def add(self, at: float, lsn: int) -> None:
-        if not self.lsns or lsn > self.lsns[-1]:
+        if self.lsns and lsn <= self.lsns[-1]:
+            self.seen[-1] = at
+        else:
             self.times.append(at)
+            self.seen.append(at)
             self.lsns.append(lsn)
         # The oldest sample goes only once the next is older than `keep` too: the oldest kept is then always older
         # than `keep`, so a standby behind all of them is reported more than `keep` behind, never less.
         while len(self.times) > 1 and self.times[1] < at - self.keep:
-            del self.times[0], self.lsns[0]
+            del self.times[0], self.seen[0], self.lsns[0]
             self.pruned = True
 
     def lag(self, replay_lsn: int, now: float) -> float | None:
-        """Seconds since the primary first had WAL beyond `replay_lsn`; None when that is older than the history
-        and the history is not yet `keep` seconds long (just started: the standby may be far behind)."""
+        """Seconds since the primary was last seen at a position `replay_lsn` has reached (at most that stale); 0 once
+        it has reached the newest; None when it is behind the whole history and the history is not yet `keep` seconds
+        long (just started: the standby may be far behind)."""
         if not self.lsns:
             return None
         index = bisect.bisect_right(self.lsns, replay_lsn)
         if index == len(self.lsns):
             return 0.0
-        if index == 0 and not self.pruned:
-            return None
-        return max(now - self.times[index], 0.0)
+        if index == 0:
+            return max(now - self.times[0], 0.0) if self.pruned else None
+        return max(now - self.seen[index - 1], 0.0)
 
 
 class ReplicaLag:

@@ -139,7 +139,7 @@ async def test_without_replica_urls_there_is_no_monitor_and_no_replica_metric(ap
         assert "devdir_db_replica" not in (await client.get("/metrics")).text
 
 
-def test_lag_is_the_time_since_the_primary_first_had_wal_the_standby_has_not_replayed() -> None:
+def test_lag_is_the_time_since_the_primary_was_last_seen_where_the_standby_has_replayed() -> None:
     history = WalHistory(keep=60.0)
     assert history.lag(100, now=0.0) is None  # no sample of the primary yet
     for at, lsn in [(0.0, 100), (1.0, 100), (2.0, 150), (3.0, 150), (4.0, 200)]:
@@ -147,8 +147,8 @@ def test_lag_is_the_time_since_the_primary_first_had_wal_the_standby_has_not_rep
     assert history.lsns == [100, 150, 200]  # one sample per new position: an idle primary adds none
     assert history.lag(200, now=10.0) == 0.0  # caught up, however long the primary has been idle
     assert history.lag(260, now=10.0) == 0.0
-    assert history.lag(150, now=10.0) == 6.0  # behind since the primary reached 200, at 4.0
-    assert history.lag(120, now=10.0) == 8.0
+    assert history.lag(150, now=10.0) == 7.0  # the primary was last seen at 150 at 3.0: at most 7 s stale
+    assert history.lag(120, now=10.0) == 9.0  # has 100 (last seen at 1.0), not 150
     assert history.lag(50, now=10.0) is None  # behind the whole history, which is younger than `keep`: unknown
 
 
