@@ -21,7 +21,7 @@ class ReplicaState(Collector):
     def collect(self) -> Iterable[Metric]:
         lag = GaugeMetricFamily(
             f"{PREFIX}_db_replica_lag_seconds",
-            "Seconds the primary has had WAL this hot standby has not replayed (0: caught up); absent while unknown",
+            "At most how stale a read on this hot standby can be, in seconds (0: caught up); absent while unknown",
             labels=["replica"],
         )
         up = GaugeMetricFamily(
