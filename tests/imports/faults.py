@@ -13,13 +13,21 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from tests.database import connect, fetch, fetchval
+from tests.pgbouncer import POOLED_RUN
 from tests.polling import until
 
 # A worker's backends by kind, as pg_stat_activity tells them apart (application_name: service.imports.worker).
 # Mid-import the import transaction has written rows, so it holds a transaction id; its status connection
 # (progress, the upload's pieces) runs autocommit statements, and holds none between them.
+# Through the run's PgBouncer (TEST_DB_POOLER=transaction) a server connection carries the application_name of the
+# last client it served: the worker's status statements run on whichever idle one PgBouncer hands out next, and an
+# idle one the API's last request took says 'devdir' (PgBouncer reuses the most recent first, so after the API has
+# read the job's progress, the server connection of the worker's last status write usually does). There every idle
+# server connection is one the status statements may take next; PgBouncer drops a terminated idle one and opens
+# another, as it would in production.
+_STATUS_NAMES = "('devdir worker', 'devdir')" if POOLED_RUN else "('devdir worker')"
 WORKER_BACKENDS = {
-    "status": "application_name = 'devdir worker' AND backend_xid IS NULL",
+    "status": f"application_name IN {_STATUS_NAMES} AND backend_xid IS NULL",
     "import": "application_name = 'devdir worker' AND backend_xid IS NOT NULL",
     "queue": "application_name = 'devdir worker queue'",
     "all": "application_name LIKE 'devdir worker%'",
