@@ -56,6 +56,9 @@ from service.imports.runner import JobRunner
 from service.observability.instruments import WorkerMetrics
 
 logger = logging.getLogger("service.imports")
+# Seconds past WORKER_SHUTDOWN_SECONDS an in-process worker has to end before the app's shutdown cancels it: the
+# give-back of a job and the queue's last writes.
+SHUTDOWN_GRACE = 10.0
 
 State = Literal["starting", "ready", "reconnecting", "stopping", "stopped"]
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0  # queue reconnect backoff, seconds
@@ -119,7 +122,17 @@ class Worker:
             yield
         finally:
             self.stop()
-            await self._task
+            await self._stopped(self._task, self.settings.worker_shutdown_seconds + SHUTDOWN_GRACE)
+
+    async def _stopped(self, task: asyncio.Task[None], within: float) -> None:
+        """Wait for `task` (run()) to end; past `within` seconds, cancel it, so that an app's shutdown never hangs on
+        its worker (a queue task that never returns after its connection was lost). A job it held then waits for
+        the heartbeat timeout, as after a crash."""
+        done, _ = await asyncio.wait({task}, timeout=within)
+        if not done:
+            logger.warning("import worker %s: not stopped after %.0f s, cancelled", self.name, within)
+            task.cancel()
+            await asyncio.wait({task}, timeout=within)
 
     async def run(self) -> None:
         """Take and run jobs until `stop()`, reconnecting the queue whenever its connection is lost."""
