@@ -129,3 +129,8 @@ def postmaster_pid(pgdata: Path) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
     return pid if running(pid) else None
+
+
+def conf_value(value: str | int) -> str:
+    """A value as a postgresql.conf line takes it: an integer as it is, anything else quoted."""
+    return str(value) if isinstance(value, int) else f"'{value}'"

@@ -34,7 +34,7 @@ from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from tests.database import fetchval, run_sql
 from tests.polling import WAIT, until
-from tests.processes import free_port, postmaster_pid
+from tests.processes import conf_value, free_port, postmaster_pid
 
 DATABASE = "devdir"
 SLOT = "standby"  # the physical replication slot the standby streams through
@@ -210,11 +210,7 @@ def _configure(server: Server, **settings: str | int) -> None:
         **settings,
     }
     with (server.pgdata / "postgresql.conf").open("a") as conf:
-        conf.write("".join(f"{key} = {_quoted(value)}\n" for key, value in lines.items()))
-
-
-def _quoted(value: str | int) -> str:
-    return str(value) if isinstance(value, int) else f"'{value}'"
+        conf.write("".join(f"{key} = {conf_value(value)}\n" for key, value in lines.items()))
 
 
 async def _until_streaming(pair: StreamingPair) -> None:

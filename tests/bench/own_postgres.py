@@ -22,7 +22,7 @@ from advanced_alchemy.alembic.commands import AlembicCommands
 from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
 from tests.database import run_sql
-from tests.processes import free_port
+from tests.processes import conf_value, free_port
 
 DATABASE = "devdir"
 
@@ -63,7 +63,7 @@ def own_postgres(**settings: str | int) -> Iterator[OwnPostgres]:
         pgdata, port = directory / "pgdata", free_port()
         initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user)
         lines = {"listen_addresses": "'127.0.0.1'", "port": port, "unix_socket_directories": f"'{directory}'"}
-        lines |= {"log_line_prefix": "'%m [%p] %a '", **{key: _quoted(value) for key, value in settings.items()}}
+        lines |= {"log_line_prefix": "'%m [%p] %a '", **{key: conf_value(value) for key, value in settings.items()}}
         with (pgdata / "postgresql.conf").open("a") as conf:
             conf.write("".join(f"{key} = {value}\n" for key, value in lines.items()))
         server = OwnPostgres(port, directory, directory / "postgresql.log")
@@ -75,10 +75,6 @@ def own_postgres(**settings: str | int) -> Iterator[OwnPostgres]:
             yield server
         finally:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
-
-
-def _quoted(value: str | int) -> str:
-    return str(value) if isinstance(value, int) else f"'{value}'"
 
 
 @contextmanager
