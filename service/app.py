@@ -16,8 +16,10 @@ from service.accounts.bootstrap import first_admin
 from service.accounts.cli import users_group
 from service.accounts.router import router as accounts_router
 from service.core.settings import Settings
-from service.db.config import engine_disposer, sqlalchemy_config
+from service.db.config import engine_disposer, replica_engine, sqlalchemy_config
+from service.db.consistency import Consistency
 from service.db.replicas import ReplicaLag
+from service.db.routing import ReadRouter, Replica
 from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
@@ -60,17 +62,31 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
     # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (service.observability.traces): else None, nothing
     # added.
     traces = tracing(settings, db.get_engine(), span_processor)
-    # One change feed per process: a listener connection of its own, fanned out to every subscriber.
-    feed = Feed(db.get_engine(), settings)
-    # The hot standbys of DATABASE_REPLICA_URLS, their replay lag watched in the background (none when it is empty).
+    # One change feed per process: a listener connection of its own, fanned out to every subscriber (built below,
+    # with the reads' router: its replays may run on a standby).
+    # The hot standbys of DATABASE_REPLICA_URLS, their replay lag watched in the background (none when it is empty),
+    # each with a pool of its own for the reads sent there (service.db.routing).
     replicas = ReplicaLag(settings) if settings.replica_urls else None
+    standbys = (
+        [
+            Replica(standby, replica_engine(settings, url))
+            for standby, url in zip(replicas.standbys, settings.replica_urls, strict=True)
+        ]
+        if replicas is not None
+        else []
+    )
+    reads = ReadRouter(db.get_engine(), standbys, replicas, None if metrics is None else metrics.count_read)
+    # Consistency-Tokens, and each account's last write in this process (service.db.consistency).
+    consistency = Consistency(settings.secret_key, settings.db_replica_max_lag_ms / 1000)
+    feed = Feed(db.get_engine(), settings, reads)
     if metrics is not None:
         metrics.watch(db.get_engine(), feed)
         if replicas is not None:
             metrics.watch_replicas(replicas)
-    # Exports stream on connections of the request pool, a few at a time per process (EXPORT_MAX_CONCURRENT).
+    # Exports stream on connections of the request pool (or a standby's), a few at a time per process
+    # (EXPORT_MAX_CONCURRENT).
     exports = DeveloperExports(
-        db.get_engine(),
+        reads,
         max_concurrent=settings.export_max_concurrent,
         statement_timeout_ms=settings.export_statement_timeout_ms,
     )
@@ -102,18 +118,28 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         on_app_init=[auth.on_app_init],
         # A granian worker of `devdir run` stops when `devdir` or granian's main process ends (service.system.orphans).
         on_startup=[first_admin(settings, db), tune_garbage_collector, stop_with_devdir],
-        on_shutdown=[engine_disposer(db), *([traces.shutdown] if traces else [])],
+        on_shutdown=[engine_disposer(db), reads.dispose, *([traces.shutdown] if traces else [])],
         lifespan=[
             feed.lifespan,
             *([worker.lifespan] if worker is not None else []),
             *([replicas.lifespan] if replicas is not None else []),
         ],
-        state=State({"feed": feed, "worker": worker, "metrics": metrics, "exports": exports, "replicas": replicas}),
+        state=State(
+            {
+                "feed": feed,
+                "worker": worker,
+                "metrics": metrics,
+                "exports": exports,
+                "replicas": replicas,
+                "reads": reads,
+                "consistency": consistency,
+            }
+        ),
         # A 2xx leaves only after its transaction has committed; a failed COMMIT is answered as its error maps. A body
         # that stalls or trickles is 408, one cut short 400 (service.web.body_timeout).
         middleware=([traces.route_namer] if traces is not None else [])
         + [
-            CommitBeforeAnswer(db.session_scope_key, problem_for(problems)),
+            CommitBeforeAnswer(db.session_scope_key, problem_for(problems), consistency if standbys else None),
             BodyArrival(settings.body_idle_timeout_seconds, settings.body_min_bytes_per_second),
         ],
         # JSON bodies only as application/json (415), and 400 when not UTF-8 or nested too deeply.

@@ -15,6 +15,7 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.core.settings import Settings
 from service.db import pooler
@@ -37,14 +38,17 @@ def plain_url(url: str) -> str:
     return make_url(async_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> SQLAlchemyAsyncConfig:
+def sqlalchemy_config(
+    settings: Settings, application_name: str = "devdir", *, url: str | None = None
+) -> SQLAlchemyAsyncConfig:
+    """The plugin's configuration for DATABASE_URL, or for `url` (a standby's: the same pool, sizes and checks)."""
     server_settings = {"application_name": application_name}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     if settings.db_idle_in_transaction_timeout_ms:
         server_settings["idle_in_transaction_session_timeout"] = str(settings.db_idle_in_transaction_timeout_ms)
     config = SQLAlchemyAsyncConfig(
-        connection_string=async_url(settings.database_url),
+        connection_string=async_url(url or settings.database_url),
         engine_config=EngineConfig(
             poolclass=ReadyFirstPool,
             pool_size=settings.db_pool_size,
@@ -87,6 +91,12 @@ def sqlalchemy_config(settings: Settings, application_name: str = "devdir") -> S
     if settings.db_pool_pre_ping:
         event.listen(config.get_engine().sync_engine.pool, "checkout", _discard_if_closed)
     return config
+
+
+def replica_engine(settings: Settings, url: str) -> AsyncEngine:
+    """The pool of reads sent to one standby of DATABASE_REPLICA_URLS: DB_POOL_SIZE and DB_MAX_OVERFLOW of its own,
+    the same timeouts, and the same handling of a transaction-mode pooler in front of it (DB_POOLER)."""
+    return sqlalchemy_config(settings, url=url).get_engine()
 
 
 def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -28,6 +28,7 @@ from typing import Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.consistency import capture
 from service.db.errors import driver_error
 
 logger = logging.getLogger("service.db.isolation")
@@ -159,6 +160,7 @@ async def replayed(
         await session.connection(execution_options={"isolation_level": declared.level})
         try:
             result = await attempt()
+            await capture(session)  # its id for the answer's Consistency-Token, when standbys serve reads
             await session.commit()  # inside the loop: under SERIALIZABLE, COMMIT itself may fail with 40001
         except Exception as exc:
             if number == ATTEMPTS or not is_retryable(exc):

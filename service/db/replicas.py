@@ -29,12 +29,14 @@ import asyncpg
 from service.core.database_urls import database_name
 from service.core.settings import Settings
 from service.db.config import plain_url
+from service.db.consistency import Need
 
 logger = logging.getLogger("service.db.replicas")
 
 APPLICATION_NAME = "devdir replica monitor"
 PRIMARY_LSN = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
-REPLAY_LSN = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint"  # NULL: not a standby
+# The replay position (NULL: not a standby), and the snapshot a read there would take now: which writes it has.
+REPLAY = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint, pg_current_snapshot()::text"
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # seconds of backoff after a failed connection or query
 CHECK_MIN, CHECK_MAX = 0.05, 1.0
 HISTORY_MIN_SECONDS = 60.0
@@ -57,6 +59,8 @@ class Standby:
     lag_seconds: float | None = None
     up: bool = False
     measured_at: float = 0.0  # monotonic time of the last measurement
+    # The snapshot last sampled there, as (xmin, xmax, running xids): what a read there sees at least.
+    snapshot: tuple[int, int, frozenset[int]] | None = None
 
     def usable(self, max_lag: float, now: float | None = None) -> bool:
         """Whether a read may go here: up, and within `max_lag` seconds even if it has replayed nothing since it was
@@ -65,6 +69,27 @@ class Standby:
             return False
         elapsed = (time.monotonic() if now is None else now) - self.measured_at
         return self.lag_seconds + elapsed <= max_lag
+
+    def has_seen(self, need: Need) -> bool:
+        """Whether the snapshot last sampled here included what `need` asks for (then every later one does, while
+        the standby runs: replay only moves forward). Memory only; the read checks again in its statement."""
+        if self.snapshot is None:
+            return False
+        xmin, xmax, running = self.snapshot
+        if need.through is not None and need.through >= xmin:
+            return False
+        return all(xid < xmin or (xid < xmax and xid not in running) for xid in need.xids)
+
+    def mark_down(self) -> None:
+        """A read could not use it: not chosen again until the monitor has measured it again."""
+        self.up = False
+        self.lag_seconds = None
+
+
+def parse_snapshot(text: str) -> tuple[int, int, frozenset[int]]:
+    """`pg_snapshot`'s text form, `xmin:xmax:xip,...`."""
+    xmin, xmax, running = text.split(":")
+    return int(xmin), int(xmax), frozenset(int(xid) for xid in running.split(",") if xid)
 
 
 class WalHistory:
@@ -133,7 +158,8 @@ class ReplicaLag:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _sample_primary(self) -> None:
-        async for lsn in self._polled("the primary", self.primary_dsn, PRIMARY_LSN):
+        async for row in self._polled("the primary", self.primary_dsn, PRIMARY_LSN):
+            lsn = None if row is None else row[0]
             if lsn is None:
                 self.primary_up = False
             else:
@@ -141,19 +167,21 @@ class ReplicaLag:
                 self.history.add(time.monotonic(), lsn)
 
     async def _watch(self, standby: Standby) -> None:
-        async for lsn in self._polled(standby.name, standby.dsn, REPLAY_LSN):
+        async for row in self._polled(standby.name, standby.dsn, REPLAY):
             standby.measured_at = now = time.monotonic()
-            standby.up = lsn is not None
-            if lsn is None:
+            standby.up = row is not None
+            if row is None:
                 standby.lag_seconds = None
+                standby.snapshot = None
                 continue
-            standby.replay_lsn = lsn
+            standby.replay_lsn = row[0]
+            standby.snapshot = parse_snapshot(row[1])
             # Against a primary not sampled now, a lag could look smaller than it is: unknown instead.
-            standby.lag_seconds = self.history.lag(lsn, now) if self.primary_up else None
+            standby.lag_seconds = self.history.lag(row[0], now) if self.primary_up else None
 
-    async def _polled(self, name: str, dsn: str, query: str) -> AsyncIterator[int | None]:
-        """`query`'s integer every interval on a connection of its own; None after each failure (the connection is
-        then opened again, after a growing pause). A NULL answer counts as a failure."""
+    async def _polled(self, name: str, dsn: str, query: str) -> AsyncIterator[asyncpg.Record | None]:
+        """`query`'s row every interval on a connection of its own; None after each failure (the connection is
+        then opened again, after a growing pause). A NULL first column counts as a failure."""
         connection: asyncpg.Connection | None = None
         backoff = RECONNECT_MIN
         try:
@@ -161,11 +189,12 @@ class ReplicaLag:
                 try:
                     async with asyncio.timeout(self.timeout):
                         if connection is None or connection.is_closed():
+                            # Unnamed statements: the URL may be a transaction-mode pooler's (DB_POOLER).
                             connection = await asyncpg.connect(
-                                dsn, server_settings={"application_name": APPLICATION_NAME}
+                                dsn, server_settings={"application_name": APPLICATION_NAME}, statement_cache_size=0
                             )
-                        value = await connection.fetchval(query)
-                    if value is None:
+                        value = await connection.fetchrow(query)
+                    if value is None or value[0] is None:
                         raise LookupError("no WAL position (is it a hot standby?)")
                 except Exception as exc:  # noqa: BLE001 (whatever fails, the state says unknown and we retry)
                     self._log(name, exc)
@@ -180,7 +209,7 @@ class ReplicaLag:
                 if name in self._failing:
                     self._failing.discard(name)
                     logger.info("replica lag: %s measured again", name)
-                yield int(value)
+                yield value
                 await asyncio.sleep(self.interval)
         finally:
             if connection is not None:

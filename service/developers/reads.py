@@ -18,11 +18,16 @@ one server connection for both. Outside a transaction, such a read runs under th
 (a role's or database's setting), not DB_STATEMENT_TIMEOUT_MS, which rides on BEGIN there (service.db.pooler).
 A pooled connection is checked at checkout without a round trip (service.db.config); if the server ends it
 between that check and the query, the read is retried once on a fresh connection, as a read is safe to repeat.
+
+With DATABASE_REPLICA_URLS, these reads run on a fit hot standby (service.db.routing). One that must see some
+writes (a Consistency-Token, or the account's last write in this process) then carries the check of that in the
+same statement, as its first column (`guarded`); still one round trip, and on the primary no check at all.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 import asyncpg
 import msgspec
@@ -30,7 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from service.core.validation import nfc
+from service.db.consistency import NOTHING, Need, fetch_needing
 from service.db.pooler import UnnamedStatements
+from service.db.routing import ReadRouter
 from service.developers import keyset
 from service.developers.errors import DeveloperNotFound
 from service.developers.schemas import Developer, DeveloperPage
@@ -75,8 +82,12 @@ _GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.In
 
 
 class DeveloperReads:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    """The hot reads of one request: on a fit standby or the primary (service.db.routing), seeing at least what
+    `need` names (the request's Consistency-Token, or its account's last write in this process)."""
+
+    def __init__(self, router: ReadRouter, need: Need = NOTHING) -> None:
+        self.router = router
+        self.need = need
 
     async def page(self, *, specialty: str | None, limit: int, cursor: str | None) -> bytes:
         """A DeveloperPage as JSON: the page after `cursor` (a `next_cursor` this method gave), or the first."""
@@ -86,7 +97,7 @@ class DeveloperReads:
             args.append(nfc(specialty))  # specialties are stored in NFC: so is the one asked for
         if after is not None:
             args.extend(after)
-        rows = await self._fetch(_LIST[specialty is not None, after is not None], *args)
+        rows = await self._fetch(_LIST[specialty is not None, after is not None], *args, order="name, id")
         items = [Developer(*row) for row in rows[:limit]]
         next_cursor = keyset.encode(items[-1].name, items[-1].id) if len(rows) > limit else None
         return _PAGE_ENCODER.encode(DeveloperPage(items=items, next_cursor=next_cursor))
@@ -101,24 +112,43 @@ class DeveloperReads:
             return cast(bytes, row[0]), cast(int, row[1])
         return _DEVELOPER_ENCODER.encode(Developer(*row[:-1])), cast(int, row[-1])
 
-    async def _fetch(self, query: str, *args: object, parsed_every_run: str | None = None) -> list[asyncpg.Record]:
-        for attempt in (1, 2):
-            pooled = await self.engine.raw_connection()
-            driver = cast(asyncpg.Connection, pooled.driver_connection)
-            if parsed_every_run is not None and isinstance(driver, UnnamedStatements):
-                query = parsed_every_run
-            try:
-                return cast(list[asyncpg.Record], await driver.fetch(query, *args))
-            except _GONE:
-                if attempt == 2 or not driver.is_closed():
-                    raise
-                pooled.invalidate()  # never back into the pool; retried once below
-            finally:
-                # Back to the pool, without the ~9 µs of a greenlet: returning a connection awaits nothing here.
-                # (Closing one would: the pool closes a surplus connection on return, and with overflow there
-                # can be one; an invalidated one was terminated above, which awaits nothing.)
-                if self.engine.sync_engine.pool.overflow() > 0:  # type: ignore[attr-defined]
-                    await greenlet_spawn(pooled.close)
-                else:
-                    pooled.close()
-        raise AssertionError("unreachable")
+    async def _fetch(
+        self, query: str, *args: object, parsed_every_run: str | None = None, order: str | None = None
+    ) -> Sequence[Sequence[Any]]:
+        async def run(engine: AsyncEngine, need: Need) -> Sequence[Sequence[Any]]:
+            return await _fetch(engine, need, query, args, parsed_every_run, order)
+
+        return await self.router.read(self.need, run)
+
+
+async def _fetch(
+    engine: AsyncEngine,
+    need: Need,
+    query: str,
+    args: tuple[object, ...],
+    parsed_every_run: str | None,
+    order: str | None,
+) -> Sequence[Sequence[Any]]:
+    """`query`'s rows on one of `engine`'s connections; with a `need`, only if the statement's snapshot has it
+    (else Behind)."""
+    for attempt in (1, 2):
+        pooled = await engine.raw_connection()
+        driver = cast(asyncpg.Connection, pooled.driver_connection)
+        statement = (
+            parsed_every_run if parsed_every_run is not None and isinstance(driver, UnnamedStatements) else query
+        )
+        try:
+            return await fetch_needing(driver, need, statement, args, order)
+        except _GONE:
+            if attempt == 2 or not driver.is_closed():
+                raise
+            pooled.invalidate()  # never back into the pool; retried once below
+        finally:
+            # Back to the pool, without the ~9 µs of a greenlet: returning a connection awaits nothing here.
+            # (Closing one would: the pool closes a surplus connection on return, and with overflow there
+            # can be one; an invalidated one was terminated above, which awaits nothing.)
+            if engine.sync_engine.pool.overflow() > 0:  # type: ignore[attr-defined]
+                await greenlet_spawn(pooled.close)
+            else:
+                pooled.close()
+    raise AssertionError("unreachable")

@@ -40,6 +40,7 @@ from service.db.isolation import WRITES
 from service.db.models import IMPORT_STATUSES
 from service.db.pool import ReadyFirstPool
 from service.db.replicas import ReplicaLag
+from service.db.routing import REASONS, Reason, Target
 from service.observability.instruments import PREFIX, BulkMetrics, FeedProbe
 from service.observability.replica_metrics import ReplicaState
 from service.observability.request_metrics import LoopHistogram, RequestMetrics
@@ -105,6 +106,22 @@ class Metrics:
         )
         self.bulk = BulkMetrics(self.registry)
         self.engine: AsyncEngine | None = None
+        self.reads = Counter(
+            f"{PREFIX}_db_reads",
+            "Reads that may run on a hot standby (developers by id, pages, exports, the feed's replays), by where "
+            "they ran: target=replica (reason=fit), or target=primary and why: token_ahead (no standby had yet the "
+            "writes the read must see), lag (past DB_REPLICA_MAX_LAG_MS), host_down, conflict (cancelled by "
+            "recovery), busy (its pool was full), no_replica (DATABASE_REPLICA_URLS is empty)",
+            ["target", "reason"],
+            registry=self.registry,
+        )
+        self._reads = {("replica", "fit"): self.reads.labels("replica", "fit")}
+        for reason in REASONS:
+            if reason != "fit":
+                self._reads["primary", reason] = self.reads.labels("primary", reason)
+
+    def count_read(self, target: Target, reason: Reason) -> None:
+        self._reads[target, reason].inc()
 
     def retried(self, operation: str) -> None:
         self.retries.labels(operation).inc()

@@ -16,6 +16,10 @@ A write declared replayed (service.db.isolation: the SERIALIZABLE account change
 transaction inside its replay loop when the handler returns, since its COMMIT may fail with a serialization
 failure that the loop must see; here it finds no transaction open and only lets the answer go.
 
+With standbys serving reads (DATABASE_REPLICA_URLS), a write's 2xx carries a `Consistency-Token` naming its
+transaction (service.db.consistency): asked for just before COMMIT, sent only once COMMIT has succeeded, and
+remembered for the request's account.
+
 The session is found where the plugin keeps it, with advanced-alchemy's private `get_aa_scope_state`: pyproject.toml
 bounds advanced-alchemy's version, and tests/db/test_private_apis.py checks that shape.
 """
@@ -34,6 +38,8 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.consistency import HEADER_BYTES, XID_KEY, Consistency, capture, capturing
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -43,12 +49,21 @@ class CommitBeforeAnswer(ASGIMiddleware):
     # pay nothing for this layer.
     should_bypass_for_scope = staticmethod(lambda scope: scope["method"] in SAFE_METHODS)
 
-    def __init__(self, session_scope_key: str, problem: Callable[[Exception], ProblemDetailsException]) -> None:
+    def __init__(
+        self,
+        session_scope_key: str,
+        problem: Callable[[Exception], ProblemDetailsException],
+        consistency: Consistency | None = None,
+    ) -> None:
         self.session_scope_key = session_scope_key  # the plugin config's own (it is made unique per config)
         self.problem = problem
+        self.consistency = consistency  # with standbys serving reads: each write's answer carries its token
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         refused = False  # COMMIT failed: the problem was sent instead, and the original answer is dropped
+        consistency = self.consistency
+        if consistency is not None:
+            capturing()
 
         async def send_after_commit(message: Message) -> None:
             nonlocal refused
@@ -56,10 +71,15 @@ class CommitBeforeAnswer(ASGIMiddleware):
                 return
             if message["type"] == "http.response.start":
                 session: AsyncSession | None = get_aa_scope_state(scope, self.session_scope_key)
-                if session is not None and (failed := await _settle(session, ok=200 <= message["status"] < 300)):
+                ok = 200 <= message["status"] < 300
+                if session is not None and (failed := await _settle(session, ok=ok)):
                     refused = True
                     await self._answer(self.problem(failed), scope, receive, send)
                     return
+                if ok and consistency is not None and session is not None and (xid := session.info.pop(XID_KEY, None)):
+                    user = scope.get("user")
+                    token = consistency.written(xid, getattr(user, "id", None))
+                    message["headers"] = [*message.get("headers", ()), (HEADER_BYTES, token)]
             await send(message)
 
         await next_app(scope, receive, send_after_commit)
@@ -81,6 +101,7 @@ async def _settle(session: AsyncSession, *, ok: bool) -> Exception | None:
         return None
     try:
         if ok:
+            await capture(session)  # the transaction's id, for its Consistency-Token (when standbys serve reads)
             await session.commit()
         else:
             await session.rollback()

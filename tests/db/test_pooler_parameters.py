@@ -17,6 +17,7 @@ import pytest
 
 from service.core.settings import Settings
 from service.db.config import sqlalchemy_config
+from service.db.routing import ReadRouter
 from service.developers.errors import DeveloperNotFound
 from service.developers.reads import DeveloperReads
 from tests import pgbouncer
@@ -36,7 +37,7 @@ async def test_the_pooler_sets_no_parameter_before_a_transaction(database_url: s
                 secret_key=TEST_SECRET,
             )
             engine = sqlalchemy_config(settings).get_engine()
-            reads = DeveloperReads(engine)
+            reads = DeveloperReads(ReadRouter(engine))
 
             async def reader() -> None:
                 for developer_id in range(1, 21):

@@ -146,7 +146,7 @@ async def test_a_starved_pool_is_503_with_retry_after(settings: Settings) -> Non
     try:
         async with serve(app) as client:
             exports: DeveloperExports = app.state.exports
-            held = await exports.engine.raw_connection()  # the pool's only connection
+            held = await exports.reads.primary.raw_connection()  # the pool's only connection
             try:
                 response = await client.get("/api/developers/export", params={"format": "csv"})
             finally:
@@ -156,7 +156,7 @@ async def test_a_starved_pool_is_503_with_retry_after(settings: Settings) -> Non
             assert exports.running == 0
             assert (await client.get("/api/developers/export", params={"format": "csv"})).status_code == 200
     finally:
-        await app.state.exports.engine.dispose()
+        await app.state.exports.reads.primary.dispose()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -293,5 +293,5 @@ async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_
             assert ("W", "w@x.io", "w") in parse("csv", after.content)
     finally:
         await writer.close()
-        await app.state.exports.engine.dispose()
+        await app.state.exports.reads.primary.dispose()
         await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")

@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.core.settings import Settings
 from service.db.config import plain_url
+from service.db.consistency import Need
+from service.db.routing import ReadRouter
 from service.developers.errors import CursorExpired
 from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
@@ -67,8 +69,10 @@ State = Literal["starting", "listening", "polling", "stopped"]
 
 
 class Feed:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, reads: ReadRouter | None = None) -> None:
         self.engine = engine
+        # Where replays and counts of events the feed has served run: a standby when one is fit (service.db.routing).
+        self.reads = reads if reads is not None else ReadRouter(engine)
         self.dsn = plain_url(settings.direct_url)  # LISTEN needs a session: never a transaction-mode pooler
         self.connect_timeout = settings.db_connect_timeout
         self.poll_seconds = settings.events_poll_seconds
@@ -191,8 +195,13 @@ class Feed:
     async def _behind(self, last: Cursor, audience: Audience) -> int:
         """How many events the feed has served after `last` that `audience` is shown (counted up to a bound)."""
         bound = RESYNC_FACTOR * self.queue_size + 1
-        async with self._pooled() as connection:
-            return await store.count_between(connection, last, self.cursor, audience, bound)
+        upto = self.cursor
+
+        async def run(engine: AsyncEngine, need: Need) -> int:
+            async with _connection(engine) as connection:
+                return await store.count_between(connection, last, upto, audience, bound, need)
+
+        return await self.reads.read(Need(through=upto[0]), run)
 
     async def resumable(self, after: Cursor) -> None:
         """Raise CursorExpired if events after `after` may have been deleted by retention (410)."""
@@ -291,8 +300,14 @@ class Feed:
                 subscription.offer(event)
 
     async def _replay(self, after: Cursor, upto: Cursor, audience: Audience) -> list[StoredEvent]:
-        async with self._pooled() as connection:
-            return await store.read_between(connection, after, upto, audience, PAGE)
+        """A page of the events in (after, upto]; on a standby only from a snapshot that has all of them (every
+        transaction up to `upto`'s has ended there, as it had on the primary when the feed served `upto`)."""
+
+        async def run(engine: AsyncEngine, need: Need) -> list[StoredEvent]:
+            async with _connection(engine) as connection:
+                return await store.read_between(connection, after, upto, audience, PAGE, need)
+
+        return await self.reads.read(Need(through=upto[0]), run)
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[asyncpg.Connection]:
@@ -303,15 +318,19 @@ class Feed:
             async with self._pooled() as connection:
                 yield connection
 
-    @contextlib.asynccontextmanager
-    async def _pooled(self) -> AsyncIterator[asyncpg.Connection]:
-        # Through a Connection, not engine.raw_connection(): a failed connect then raises SQLAlchemy's
-        # DBAPIError (an outage: 503 on the routes, a logged warning here), not the dialect's bare adapter error.
-        async with self.engine.connect() as connection:
-            pooled = await connection.get_raw_connection()
-            yield pooled.driver_connection
+    def _pooled(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return _connection(self.engine)
 
     def _log(self, what: str, exc: BaseException) -> None:
         held_back = self._errors.admit(what)
         if held_back is not None:
             logger.warning("change feed: %s (%s: %s)", what, type(exc).__name__, exc)
+
+
+@contextlib.asynccontextmanager
+async def _connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    # Through a Connection, not engine.raw_connection(): a failed connect then raises SQLAlchemy's
+    # DBAPIError (an outage: 503 on the routes, a logged warning here), not the dialect's bare adapter error.
+    async with engine.connect() as connection:
+        pooled = await connection.get_raw_connection()
+        yield pooled.driver_connection

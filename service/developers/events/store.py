@@ -19,11 +19,12 @@ Each function takes an asyncpg connection and makes one round trip.
 from __future__ import annotations
 
 from datetime import UTC
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import asyncpg
 import msgspec
 
+from service.db.consistency import NOTHING, Need, fetch_needing
 from service.developers.etags import developer_etag
 from service.developers.events.cursor import Cursor, format_cursor
 from service.developers.events.schemas import BulkSummary, Event, EventDeveloper, ImportJobSummary
@@ -135,20 +136,24 @@ async def read_between(
     upto: Cursor,
     audience: Audience,
     limit: int,
+    need: Need = NOTHING,
 ) -> list[StoredEvent]:
     """Up to `limit` events in (after, upto] shown to the subscriber `audience` (its specialty filter and viewer):
-    a replay, below a cursor the feed has already served (so all of them are servable)."""
-    rows = await connection.fetch(_READ_FOR, str(after[0]), after[1], str(upto[0]), upto[1], *audience, limit)
+    a replay, below a cursor the feed has already served (so all of them are servable). With a `need` (on a
+    standby), only if the snapshot has every event up to `upto` (service.db.consistency.Behind otherwise)."""
+    args = (str(after[0]), after[1], str(upto[0]), upto[1], *audience, limit)
+    rows = await fetch_needing(connection, need, _READ_FOR, args, order="xid_text::xid8, id")
     return [_stored(row) for row in rows]
 
 
 async def count_between(
-    connection: asyncpg.Connection, after: Cursor, upto: Cursor, audience: Audience, bound: int
+    connection: asyncpg.Connection, after: Cursor, upto: Cursor, audience: Audience, bound: int, need: Need = NOTHING
 ) -> int:
     """How many events in (after, upto] are shown to the subscriber `audience`, counting no further than `bound`:
-    how far behind it is (events it is not shown cannot put it behind)."""
-    count: int = await connection.fetchval(_COUNT, str(after[0]), after[1], str(upto[0]), upto[1], *audience, bound)
-    return count
+    how far behind it is (events it is not shown cannot put it behind). `need` as for `read_between`."""
+    args = (str(after[0]), after[1], str(upto[0]), upto[1], *audience, bound)
+    rows = await fetch_needing(connection, need, _COUNT, args)
+    return cast(int, rows[0][0])
 
 
 async def pending(connection: asyncpg.Connection, after: Cursor) -> bool:

@@ -24,7 +24,7 @@ from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 from service.accounts.guards import READ_DEVELOPERS
 from service.core.limits import SPECIALTY_MAX
 from service.core.validation import TEXT_PATTERN
-from service.developers.deps import DeveloperExportsDep, SettingsDep
+from service.developers.deps import DeveloperExportsDep, ReadNeedDep, SettingsDep
 from service.developers.export.service import Export, Format
 from service.developers.formats import documented
 from service.web.controller import Controller
@@ -77,6 +77,7 @@ class DevelopersExportController(Controller):
         self,
         request: Request[Any, Any, Any],
         developer_exports: DeveloperExportsDep,
+        read_need: ReadNeedDep,
         settings: SettingsDep,
         # Named as the query parameter is: a validation error names the handler's parameter (`export_format`
         # was what a client was told to fix).
@@ -92,7 +93,7 @@ class DevelopersExportController(Controller):
                 detail=f"unknown parameters: {', '.join(unknown)}",
                 extra=[{"key": name, "source": "query", "message": "unknown parameter"} for name in unknown],
             )
-        export = await developer_exports.start(format, specialty)
+        export = await developer_exports.start(format, specialty, read_need)
         return ExportStream(export, idle_timeout=settings.export_idle_timeout_seconds)
 
 
