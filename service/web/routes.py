@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import ResponseHeader
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
+
+from service.db.consistency import HEADER
 
 
 class RouteHandler(HTTPRouteHandler):
@@ -30,12 +33,30 @@ def get(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
 
 
 def post(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
-    return RouteHandler(path, http_method=HttpMethod.POST, **kwargs)
+    return RouteHandler(path, http_method=HttpMethod.POST, **_writes(kwargs))
 
 
 def patch(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
-    return RouteHandler(path, http_method=HttpMethod.PATCH, **kwargs)
+    return RouteHandler(path, http_method=HttpMethod.PATCH, **_writes(kwargs))
 
 
 def delete(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
-    return RouteHandler(path, http_method=HttpMethod.DELETE, **kwargs)
+    return RouteHandler(path, http_method=HttpMethod.DELETE, **_writes(kwargs))
+
+
+# Set by service.web.transaction on a write's 2xx (service.db.consistency); stated here for the API document.
+CONSISTENCY_TOKEN = ResponseHeader(
+    name=HEADER,
+    value="",  # never sent as such (documentation_only): its type is the document's schema, a string
+    documentation_only=True,
+    required=False,
+    description=(
+        "Present when the service reads from hot standbys and this request wrote: send it back as the "
+        f"`{HEADER}` header of a later read, and that read shows this write (and every earlier one) whichever pod "
+        "serves it. Opaque; a value the service did not issue is refused (400)."
+    ),
+)
+
+
+def _writes(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**kwargs, "response_headers": [*kwargs.get("response_headers", ()), CONSISTENCY_TOKEN]}
