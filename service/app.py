@@ -37,6 +37,7 @@ from service.system.runtime import tune_garbage_collector
 from service.system.serving import ServeGuard
 from service.web.body_timeout import BodyArrival
 from service.web.cli import CommandGroup
+from service.web.consistency import DEPENDENCIES as consistency_dependencies
 from service.web.cors import cors_config
 from service.web.json_body import JSONBodyRequest
 from service.web.openapi import ExactSchemaPlugin, api_document
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "feed": feed_dependency(feed),
             "streamed_uploads": uploads.dependency(),
+            # What a request's reads must see, and the ORM reads that may run on a standby (service.web.consistency).
+            **consistency_dependencies,
         },
         # The bearer-token middleware and the OAuth2 password flow in the API document.
         on_app_init=[auth.on_app_init],

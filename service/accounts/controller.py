@@ -15,9 +15,11 @@ from service.accounts.auth import TOKEN_URL, Principal
 from service.accounts.deps import AccountsServiceDep, TokenIssuerDep
 from service.accounts.guards import ADMIN_USERS
 from service.accounts.schemas import AccessToken, Account, AccountCreate, AccountUpdate, SignIn
+from service.accounts.service import AccountsService
 from service.accounts.token_errors import EXCEPTION_HANDLERS, MEDIA_TYPE, OAuthError, TokenError, check_token_request
 from service.core.limits import EMAIL_MAX
 from service.core.validation import PASSWORD_MAX
+from service.web.consistency import SessionReadsDep
 from service.web.controller import Controller
 from service.web.path_ids import PathId
 from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_response
@@ -88,12 +90,13 @@ class UsersController(Controller):
     tags = ["users"]
 
     @get("/me", summary="The caller's account", responses=COMMON_RESPONSES | NOT_FOUND)
-    async def me(self, accounts_service: AccountsServiceDep, request: Request[Principal, Token, Any]) -> Account:
-        return await accounts_service.get(request.user.id)
+    async def me(self, session_reads: SessionReadsDep, request: Request[Principal, Token, Any]) -> Account:
+        # A read that may run on a hot standby, seeing at least the caller's own writes (service.db.routing).
+        return await session_reads.run(lambda session: AccountsService(session).get(request.user.id))
 
     @get(summary="List accounts", guards=[ADMIN_USERS], responses=ADMIN)
-    async def list_accounts(self, accounts_service: AccountsServiceDep) -> list[Account]:
-        return await accounts_service.list()
+    async def list_accounts(self, session_reads: SessionReadsDep) -> list[Account]:
+        return await session_reads.run(lambda session: AccountsService(session).list())
 
     @post(summary="Create an account", guards=[ADMIN_USERS], responses=ADMIN | CONFLICT | JSON_BODY_RESPONSES)
     async def create_account(self, accounts_service: AccountsServiceDep, data: JSONBody[AccountCreate]) -> Account:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import ARRAY, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.core.errors import InvalidInput
@@ -70,8 +70,13 @@ class Need:
         return bool(self.xids) or self.through is not None
 
     def guard_args(self) -> list[object]:
-        """The parameters of GUARD, in its order."""
+        """The parameters of `guard`, in its order."""
         return [[str(xid) for xid in self.xids], None if self.through is None else str(self.through)]
+
+    def guard_params(self) -> dict[str, object]:
+        """The parameters of GUARD."""
+        xids, through = self.guard_args()
+        return {"xids": xids, "through": through}
 
 
 NOTHING = Need()
@@ -81,12 +86,22 @@ def guard(first: int) -> str:
     """The SQL test of a Need, true when the statement's own snapshot includes it; its two parameters (see
     `Need.guard_args`) are ${first} and ${first + 1}. One shape for every Need, so each guarded statement is
     prepared once."""
-    a, b = f"${first}", f"${first + 1}"
+    return _guard(f"${first}", f"${first + 1}")
+
+
+def _guard(xids: str, through: str) -> str:
     return (
         f"(SELECT coalesce(bool_and(pg_visible_in_snapshot(x, pg_current_snapshot())), true) "  # noqa: S608
-        f"FROM unnest({a}::text[]::xid8[]) AS x) "
-        f"AND ({b}::text IS NULL OR {b}::text::xid8 < pg_snapshot_xmin(pg_current_snapshot()))"
+        f"FROM unnest(CAST({xids} AS text[])::xid8[]) AS x) "
+        f"AND (CAST({through} AS text) IS NULL "
+        f"OR CAST({through} AS text)::xid8 < pg_snapshot_xmin(pg_current_snapshot()))"
     )
+
+
+# The same test as a SQLAlchemy statement, for a session's transaction (its first statement takes the snapshot).
+GUARD = text(f"SELECT {_guard(':xids', ':through')}").bindparams(
+    bindparam("xids", type_=ARRAY(Text)), bindparam("through", type_=Text)
+)
 
 
 class Behind(Exception):

@@ -26,9 +26,9 @@ from typing import Literal, TypeVar
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service.db.consistency import Behind, Need
+from service.db.consistency import GUARD, Behind, Need
 from service.db.replicas import ReplicaLag, Standby
 
 logger = logging.getLogger("service.db.routing")
@@ -142,3 +142,26 @@ def _failure(exc: BaseException) -> Reason:
     if isinstance(sqlstate, str) and sqlstate.startswith("40"):
         return "conflict"
     return "host_down"
+
+
+class SessionReads:
+    """The ORM reads of one request (accounts, import jobs), on a fit standby or the primary: `run(read)` gives
+    `read` a session of its own there, and runs it again elsewhere if that host fails it.
+
+    With a `need`, the session's transaction is REPEATABLE READ and its first statement checks that its snapshot
+    has what the read must see (one round trip more, only then; the rest of the read sees that snapshot)."""
+
+    def __init__(self, router: ReadRouter, need: Need) -> None:
+        self.router = router
+        self.need = need
+
+    async def run(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def attempt(engine: AsyncEngine, need: Need) -> T:
+            async with AsyncSession(engine, expire_on_commit=False, autoflush=False) as session:
+                if need:
+                    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                    if not (await session.execute(GUARD, need.guard_params())).scalar_one():
+                        raise Behind()
+                return await read(session)
+
+        return await self.router.read(self.need, attempt)

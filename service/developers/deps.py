@@ -7,58 +7,28 @@ the request's session (`db_session`, the SQLAlchemy plugin's) or the engine.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
-from service.db.consistency import HEADER, NOTHING, TOKEN_LENGTH, Consistency, Need
-from service.db.routing import ReadRouter
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
 from service.developers.reads import DeveloperReads
 from service.developers.service import DevelopersService
-
-ConsistencyToken = Annotated[
-    str | None,
-    HeaderParameter(
-        name=HEADER,
-        max_length=TOKEN_LENGTH,
-        description=(
-            f"The `{HEADER}` of an earlier write's answer: the read then shows that write and every earlier one, "
-            "whichever pod and database host serve it."
-        ),
-    ),
-]
-
-
-def _need(request: Request[Any, Any, Any], state: State, token: str | None) -> Need:
-    """What this request's reads must see: the write its Consistency-Token names, and its account's last write in
-    this process (service.db.consistency); nothing when every read runs on the primary anyway."""
-    router: ReadRouter = state["reads"]
-    if not router.replicas and token is None:
-        return NOTHING
-    consistency: Consistency = state["consistency"]
-    return consistency.need(token, getattr(request.scope.get("user"), "id", None))
+from service.web.consistency import ConsistencyToken, need
 
 
 def provide_developer_reads(
     request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
 ) -> DeveloperReads:
     """The hot reads of this request, on a standby or the primary (service.db.routing)."""
-    return DeveloperReads(state["reads"], _need(request, state, consistency_token))
-
-
-def provide_read_need(
-    request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
-) -> Need:
-    return _need(request, state, consistency_token)
+    return DeveloperReads(state["reads"], need(request, state, consistency_token))
 
 
 def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
@@ -80,7 +50,6 @@ def provide_bulk_service(
 # Plain functions, run in the event loop: none of them waits on anything.
 DEPENDENCIES = {
     "developer_reads": Provide(provide_developer_reads, sync_to_thread=False),
-    "read_need": Provide(provide_read_need, sync_to_thread=False),
     "developers_service": Provide(provide_developers_service, sync_to_thread=False),
     "bulk_service": Provide(provide_bulk_service, sync_to_thread=False),
 }
@@ -116,7 +85,6 @@ def tickets_dependency(settings: Settings) -> Provide:
 
 
 DeveloperReadsDep = NamedDependency[DeveloperReads]
-ReadNeedDep = NamedDependency[Need]
 DeveloperExportsDep = NamedDependency[DeveloperExports]
 DevelopersServiceDep = NamedDependency[DevelopersService]
 BulkServiceDep = NamedDependency[DevelopersBulkService]

@@ -24,8 +24,10 @@ from service.core.validation import ID_PATTERN
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, ViewerDep
+from service.imports.jobs import ImportJobs
 from service.imports.schemas import ImportJob, ImportJobPage
 from service.web import request_body
+from service.web.consistency import SessionReadsDep
 from service.web.controller import Controller
 from service.web.openapi import streamed
 from service.web.path_ids import PathId
@@ -102,7 +104,7 @@ class ImportsController(Controller):
     )
     async def list_imports(
         self,
-        import_jobs: ImportJobsDep,
+        session_reads: SessionReadsDep,
         viewer: ViewerDep,
         limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 100,
         cursor: Annotated[
@@ -114,11 +116,13 @@ class ImportsController(Controller):
             ),
         ] = None,
     ) -> ImportJobPage:
-        return await import_jobs.list(viewer, None if cursor is None else int(cursor), limit)
+        before = None if cursor is None else int(cursor)
+        # Reads that may run on a hot standby, seeing at least the caller's own writes (service.db.routing).
+        return await session_reads.run(lambda session: ImportJobs(session).list(viewer, before, limit))
 
     @get("/{job_id:str}", summary="Get an import job", guards=[READ_DEVELOPERS], responses=COMMON_RESPONSES | NOT_FOUND)
-    async def get_import(self, import_jobs: ImportJobsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
-        return await import_jobs.get(job_id, viewer)
+    async def get_import(self, session_reads: SessionReadsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
+        return await session_reads.run(lambda session: ImportJobs(session).get(job_id, viewer))
 
     @delete(
         "/{job_id:str}",

@@ -108,7 +108,8 @@ class Metrics:
         self.engine: AsyncEngine | None = None
         self.reads = Counter(
             f"{PREFIX}_db_reads",
-            "Reads that may run on a hot standby (developers by id, pages, exports, the feed's replays), by where "
+            "Reads that may run on a hot standby (developers by id and pages, exports, the feed's replays, account and "
+            "import-job reads), by where "
             "they ran: target=replica (reason=fit), or target=primary and why: token_ahead (no standby had yet the "
             "writes the read must see), lag (past DB_REPLICA_MAX_LAG_MS), host_down, conflict (cancelled by "
             "recovery), busy (its pool was full), no_replica (DATABASE_REPLICA_URLS is empty)",

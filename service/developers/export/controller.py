@@ -24,9 +24,10 @@ from litestar.types import HTTPResponseBodyEvent, Receive, Scope, Send
 from service.accounts.guards import READ_DEVELOPERS
 from service.core.limits import SPECIALTY_MAX
 from service.core.validation import TEXT_PATTERN
-from service.developers.deps import DeveloperExportsDep, ReadNeedDep, SettingsDep
+from service.developers.deps import DeveloperExportsDep, SettingsDep
 from service.developers.export.service import Export, Format
 from service.developers.formats import documented
+from service.web.consistency import ReadNeedDep
 from service.web.controller import Controller
 from service.web.openapi import streamed
 from service.web.problems import COMMON_RESPONSES, problem_response
