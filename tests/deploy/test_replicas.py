@@ -84,7 +84,7 @@ def test_standby_connections_fit_the_pooler_and_max_connections() -> None:
     per_pod = pool + 1  # a standby pool and the lag monitor's connection, per replica URL
     poolers = [d for d in documents("prod") if d["kind"] == "Pooler"]
     ro_poolers = {d["metadata"]["name"]: d for d in poolers if d["spec"]["type"] == "ro"}
-    direct, clients = 0, dict.fromkeys(ro_poolers, 0.0)
+    direct, clients = 0.0, dict.fromkeys(ro_poolers, 0.0)
     for url in replica_urls("prod", "Deployment", "devdir-api"):
         host = urlsplit(url).hostname
         if host in ro_poolers:
@@ -92,7 +92,7 @@ def test_standby_connections_fit_the_pooler_and_max_connections() -> None:
         else:  # straight to the standbys' Service: every connection is a standby's
             assert host == f"{cluster['metadata']['name']}-ro", host
             direct += api_pods * per_pod
-    # Each standbys' Pooler takes all its clients in either of its instances alone.
+    # Each ro Pooler takes all its clients in either of its instances alone.
     for name, found in ro_poolers.items():
         assert clients[name] <= int(found["spec"]["pgbouncer"]["parameters"]["max_client_conn"]), name
     # The Poolers' server connections, capped per PgBouncer by max_db_connections, a rollout's surge pod counted,
