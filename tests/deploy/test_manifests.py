@@ -36,6 +36,13 @@ def pod_specs(target: str) -> list[tuple[str, dict[str, Any]]]:
     return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in documents(target) if d["kind"] in WORKLOADS]
 
 
+def primary_env(container: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A container's env but for DATABASE_REPLICA_URLS, which the prod overlay gives the API alone (the workers and
+    the migration only write)."""
+    env = container.get("env")
+    return None if env is None else [v for v in env if v["name"] != "DATABASE_REPLICA_URLS"]
+
+
 def quantity(value: str | int) -> float:
     """A Kubernetes resource quantity in base units (cores, bytes): "250m", "1", "256Mi", "1Gi", "250M"."""
     text = str(value)
@@ -109,7 +116,7 @@ def test_migration_job_runs_the_migration_with_the_api_image(overlay: str) -> No
     assert job["containers"][0]["args"] == ["database", "upgrade", "--no-prompt"]
     assert job["containers"][0]["image"] == api["containers"][0]["image"]
     assert job["containers"][0]["envFrom"] == api["containers"][0]["envFrom"]
-    assert job["containers"][0].get("env") == api["containers"][0].get("env")
+    assert job["containers"][0].get("env") == primary_env(api["containers"][0])
 
 
 def test_configmap_and_secret_carry_exactly_the_settings() -> None:
@@ -164,7 +171,8 @@ def test_worker_runs_the_api_image_with_its_settings(overlay: str) -> None:
     assert worker["args"] == ["workers", "run"]
     assert worker["image"] == api["containers"][0]["image"]
     assert worker["envFrom"] == api["containers"][0]["envFrom"]
-    assert worker.get("env") == api["containers"][0].get("env")  # prod: DATABASE_URL from the operator's secret
+    # prod: DATABASE_URL from the operator's secret, as the API's (whose reads alone have a standby URL besides)
+    assert worker.get("env") == primary_env(api["containers"][0])
     # Two workers, so that the job of one that is killed is taken by the other; one is enough on a laptop.
     assert deployment["spec"]["replicas"] == (1 if overlay == "dev" else 2)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -217,8 +225,13 @@ def test_worker_is_sized_for_one_import(overlay: str) -> None:
 def test_worker_is_locked_down_like_the_api(overlay: str) -> None:
     worker = one(overlay, "Deployment", "devdir-worker")["spec"]["template"]["spec"]
     api = one(overlay, "Deployment", "devdir-api")["spec"]["template"]["spec"]
-    for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken", "volumes"):
+    for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken"):
         assert worker[key] == api[key], key
+    # The same /tmp, which the API may have larger (prod spools exports there, test_replicas.py).
+    (worker_tmp,), (api_tmp,) = worker["volumes"], api["volumes"]
+    assert worker_tmp["name"] == api_tmp["name"]
+    assert quantity(worker_tmp["emptyDir"]["sizeLimit"]) <= quantity(api_tmp["emptyDir"]["sizeLimit"])
+    assert set(worker_tmp["emptyDir"]) == set(api_tmp["emptyDir"]) == {"sizeLimit"}  # on disk, never in memory
     for key in ("securityContext", "volumeMounts"):
         assert worker["containers"][0][key] == api["containers"][0][key], key
 

@@ -1,6 +1,7 @@
-"""The prod overlay's transaction-mode pooler (CloudNativePG's Pooler, PgBouncer), checked offline: the Pooler
-validates against its schema, the pods pool through it and keep what needs a session on the primary, and the
-connection arithmetic written beside the manifests holds for the numbers in them."""
+"""The prod overlay's transaction-mode pooler on the primary (CloudNativePG's Pooler, PgBouncer), checked offline:
+the Poolers validate against their schema, the pods pool through the primary's and keep what needs a session on the
+primary, and the primary's connection arithmetic written beside the manifests holds for the numbers in them (the
+standbys' side is in test_replicas.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from service.system.serving import BACKPRESSURE
 from tests.deploy import crds
-from tests.deploy.manifests import documents, one, selects, setting
+from tests.deploy.manifests import documents, env_of, max_pods, one, replica_urls, selects, setting
 
 PROD_PODS = (("Deployment", "devdir-api"), ("Deployment", "devdir-worker"), ("Job", "devdir-migrate"))
 SUPERUSER_RESERVED = 3  # PostgreSQL's default superuser_reserved_connections, unless the Cluster sets it
@@ -24,40 +25,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def pooler() -> dict[str, Any]:
-    return one("prod", "Pooler")
+def poolers(target: str = "prod") -> list[dict[str, Any]]:
+    return [d for d in documents(target) if d["kind"] == "Pooler"]
 
 
-def env_of(kind: str, name: str) -> list[dict[str, Any]]:
-    (container,) = one("prod", kind, name)["spec"]["template"]["spec"]["containers"]
-    env: list[dict[str, Any]] = container["env"]
-    return env
-
-
-def max_pods(kind: str, name: str) -> int:
-    """The most pods of a Deployment at once: its HPA's maximum, else its replicas, plus a rollout's surge."""
-    spec = one("prod", kind, name)["spec"]
-    scalers = [d for d in documents("prod") if d["kind"] == "HorizontalPodAutoscaler"]
-    bounds = [h["spec"]["maxReplicas"] for h in scalers if h["spec"]["scaleTargetRef"]["name"] == name]
-    replicas: int = bounds[0] if bounds else spec["replicas"]
-    surge: int = spec["strategy"]["rollingUpdate"]["maxSurge"]
-    return replicas + surge
+def pooler(kind: str = "rw") -> dict[str, Any]:
+    """The prod overlay's one Pooler of this type: rw, the primary's; ro, the standbys'."""
+    (found,) = [d for d in poolers() if d["spec"]["type"] == kind]
+    return found
 
 
 def test_prod_has_one_transaction_pooler_on_the_primary() -> None:
-    (found,) = [d for d in documents("prod") if d["kind"] == "Pooler"]
-    spec = found["spec"]
+    spec = pooler("rw")["spec"]
     assert spec["cluster"]["name"] == one("prod", "Cluster")["metadata"]["name"]
-    assert spec["type"] == "rw"
     assert spec["instances"] >= 2  # one lost leaves the other to carry every client
     assert spec["pgbouncer"]["poolMode"] == "transaction"
     assert int(spec["pgbouncer"]["parameters"]["max_prepared_statements"]) > 0
-    assert not [d for d in documents("dev") if d["kind"] == "Pooler"]
+    assert not poolers("dev")
 
 
-def test_pooler_validates_against_its_schema() -> None:
-    assert crds.schema_file(pooler()).exists()
-    assert crds.errors(pooler()) == []
+def test_poolers_validate_against_their_schema() -> None:
+    assert {p["spec"]["type"] for p in poolers()} == {"rw", "ro"}
+    for found in poolers():
+        assert crds.schema_file(found).exists()
+        assert crds.errors(found) == [], found["metadata"]["name"]
 
 
 def test_pooler_schema_refuses_what_the_operator_would() -> None:
@@ -100,7 +91,7 @@ def test_prepared_statements_are_kept_only_where_the_pooler_keeps_them() -> None
 def test_pods_pool_through_the_pooler_and_keep_sessions_on_the_primary(kind: str, name: str) -> None:
     cluster = one("prod", "Cluster")
     app_secret = f"{cluster['metadata']['name']}-app"  # the operator's secret for the application user
-    env = env_of(kind, name)
+    env = env_of("prod", kind, name)
     names = [variable["name"] for variable in env]
     by_name = {variable["name"]: variable for variable in env}
     # DATABASE_URL: the Pooler's Service (named as the Pooler), the application user and database, the password
@@ -120,22 +111,26 @@ def test_pods_pool_through_the_pooler_and_keep_sessions_on_the_primary(kind: str
     assert "DATABASE_DIRECT_URL" not in secret
 
 
-def test_the_service_may_reach_the_pooler() -> None:
-    labels = pooler()["spec"]["template"]["metadata"]["labels"]
-    for policy in ("devdir", "devdir-worker"):
-        (to_database,) = [
-            rule
-            for rule in one("prod", "NetworkPolicy", policy)["spec"]["egress"]
-            if {"protocol": "TCP", "port": 5432} in rule["ports"]
-        ]
-        assert any(selects(peer["podSelector"], labels) for peer in to_database["to"]), policy
-    spread = pooler()["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
-    assert spread["topologyKey"] == "kubernetes.io/hostname"
-    assert selects(spread["labelSelector"], labels)
+def test_the_service_may_reach_the_poolers() -> None:
+    pods = {p["metadata"]["name"]: p["spec"]["template"]["metadata"]["labels"] for p in poolers()}
+    for name, labels in pods.items():
+        for policy in ("devdir", "devdir-worker"):
+            (to_database,) = [
+                rule
+                for rule in one("prod", "NetworkPolicy", policy)["spec"]["egress"]
+                if {"protocol": "TCP", "port": 5432} in rule["ports"]
+            ]
+            assert any(selects(peer["podSelector"], labels) for peer in to_database["to"]), (name, policy)
+        # Each Pooler's two pods on two nodes: its spread counts its own pods, not the other Pooler's.
+        (found,) = [p for p in poolers() if p["metadata"]["name"] == name]
+        spread = found["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert [other for other, theirs in pods.items() if selects(spread["labelSelector"], theirs)] == [name]
 
 
 def test_prod_connections_fit_the_pooler_and_max_connections() -> None:
-    """The sums in k8s/overlays/prod/kustomization.yaml, from the rendered numbers, counting every surge."""
+    """The primary's sums in k8s/overlays/prod/kustomization.yaml, from the rendered numbers, counting every
+    surge."""
     cluster = one("prod", "Cluster")["spec"]
     assert cluster["instances"] == 3
     postgres = cluster["postgresql"]["parameters"]
@@ -143,11 +138,17 @@ def test_prod_connections_fit_the_pooler_and_max_connections() -> None:
     spec = pooler()["spec"]
     parameters = spec["pgbouncer"]["parameters"]
     config = one("prod", "ConfigMap", "devdir-config")["data"]
-    api_pods, worker_pods = max_pods("Deployment", "devdir-api"), max_pods("Deployment", "devdir-worker")
+    api_pods, worker_pods = (
+        max_pods("prod", "Deployment", "devdir-api"),
+        max_pods("prod", "Deployment", "devdir-worker"),
+    )
     assert api_pods == one("prod", "HorizontalPodAutoscaler")["spec"]["maxReplicas"] + 1
-    # Direct, on the primary: each API pod's change-feed LISTEN, each worker's queue connection (its scheduler
-    # shares it), one migration.
-    direct = api_pods * 1 + worker_pods * 1 + 1
+    # Direct, on the primary: each API pod's change-feed LISTEN and its replica lag monitor's connection to the
+    # primary (service/db/replicas.py: one to DATABASE_DIRECT_URL in an API process with replica URLs, whatever their
+    # number), each worker's queue connection (its scheduler shares it), one migration. The workers and the
+    # migration have no replica URLs (test_replicas.py).
+    monitor = 1 if replica_urls("prod", "Deployment", "devdir-api") else 0
+    direct = api_pods * (1 + monitor) + worker_pods * 1 + 1
     # The Pooler's server connections: max_db_connections caps each PgBouncer's for the service's database,
     # whatever default_pool_size and reserve_pool_size say; a rollout adds its surge pod.
     assert int(parameters["default_pool_size"]) <= int(parameters["max_db_connections"])
