@@ -1,7 +1,8 @@
 """The account and import-job reads on a real hot standby (tests/standby.py) that replays 500 ms late: an account
 just created, and an import just submitted, are read back at once, with the write's Consistency-Token and without
 it (the pod remembers the account's last write); reads with nothing to wait for run on the standby. Counted by
-`devdir_db_reads_total`, as the routed reads of the developers are (tests/db/test_read_routing.py)."""
+`devdir_db_reads_total`, as the routed reads of the developers are (tests/db/test_read_routing.py). And the bound
+for everyone else: a standby further behind than DB_REPLICA_MAX_LAG_MS gets no reads until it has caught up."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from service.app import create_app
 from service.core.settings import Settings
 from service.db.consistency import HEADER
 from tests.client import TEST_SECRET, serve, token
+from tests.database import run_sql
 from tests.db.test_read_routing import _counted
 from tests.polling import until
 from tests.standby import StreamingPair, streaming_pair
@@ -102,3 +104,47 @@ async def test_reads_with_nothing_to_wait_for_run_on_the_standby(client: httpx.A
         assert me.json()["email"] == email
     after = await _counted(client)
     assert after[("replica", "fit")] - before.get(("replica", "fit"), 0.0) >= 45, (before, after)
+
+
+@slow
+async def test_a_standby_past_the_lag_bound_gets_no_reads_until_it_catches_up(pair: StreamingPair) -> None:
+    settings = Settings(
+        database_url=pair.primary_url,
+        database_replica_urls=pair.standby_url,
+        secret_key=TEST_SECRET,
+        db_replica_max_lag_ms=1000,
+    )
+    app = create_app(settings)
+    async with serve(app, bearer="viewer") as client:
+        standby = app.state.replicas.standbys[0]
+        await until(lambda: standby.usable(1.0), f"the standby measured usable: {standby}")
+        # Replay paused, then a write on the primary: the standby stays behind, further every moment, until resumed.
+        await run_sql(pair.standby_url, "SELECT pg_wal_replay_pause()")
+        try:
+            name = f"lag-{secrets.token_hex(5)}"
+            await run_sql(
+                pair.primary_url,
+                f"INSERT INTO developers (name, email, specialty) VALUES ('{name}', '{name}@example.com', 'lag')",
+            )
+            await until(lambda: (standby.lag_seconds or 0.0) > 1.0, f"the standby measured behind: {standby}")
+            before = await _counted(client)
+            for _ in range(20):
+                page = await client.get("/api/developers", params={"limit": 1})
+                assert page.status_code == 200, page.text
+            behind = await _counted(client)
+        finally:
+            await run_sql(pair.standby_url, "SELECT pg_wal_replay_resume()")
+
+        def grown(reason: tuple[str, str]) -> float:
+            return behind[reason] - before.get(reason, 0.0)
+
+        assert grown(("replica", "fit")) == 0, (before, behind)
+        # Lag, unless a sample of the monitor failed meanwhile (then the standby counts as down): never the standby.
+        assert grown(("primary", "lag")) + grown(("primary", "host_down")) == 20, (before, behind)
+        assert grown(("primary", "lag")) > 0, (before, behind)
+        await until(lambda: standby.usable(1.0), f"the standby caught up: {standby}")
+        for _ in range(20):
+            assert (await client.get("/api/developers", params={"limit": 1})).status_code == 200
+        caught_up = await _counted(client)
+        # Used again (all 20, unless this busy machine held the monitor back for a second).
+        assert caught_up[("replica", "fit")] - behind[("replica", "fit")] >= 10, (behind, caught_up)
