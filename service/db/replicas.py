@@ -2,7 +2,8 @@
 standby asks `Standby.usable`, which makes no round trip, and /metrics reports each standby's lag.
 
 One task samples the primary's `pg_current_wal_lsn()` on a connection of its own to DATABASE_DIRECT_URL (a pooler
-could hand each query to another server), one task per standby its `pg_last_wal_replay_lsn()`, each every
+could hand each query to another server), one task per standby its `pg_last_wal_replay_lsn()` and the snapshot a
+read there would take (`pg_current_snapshot()`: which writes it has, for `Standby.has_seen`), each every
 `check_interval` seconds; a connection that fails is opened again with a backoff, and nothing waits for any of
 them: neither the start nor /ready, which is about the primary alone.
 
