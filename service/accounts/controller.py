@@ -50,6 +50,7 @@ class AccessController(Controller):
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
         security=[{}],
         exclude_from_auth=True,  # the way to get a token cannot need one
+        consistency=False,  # writes nothing
         response_headers=NO_STORE,
         # Failures are RFC 6749's error responses, which OAuth2 clients read (service.accounts.token_errors).
         before_request=check_token_request,

@@ -51,6 +51,7 @@ WRITE_MEMORY_MIN = 5.0  # seconds an account's last write is remembered, at leas
 MEMORY_ACCOUNTS_MAX = 100_000  # accounts remembered at most per process (the oldest go first)
 _XID_BYTES, _MAC_BYTES = 8, 12
 TOKEN_LENGTH = len(base64.urlsafe_b64encode(bytes(_XID_BYTES + _MAC_BYTES)).rstrip(b"="))
+TOKEN_PATTERN = f"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$"  # its form; only the service can make one that verifies
 _XID = text("SELECT pg_current_xact_id_if_assigned()::text")
 # Whether this request's writes should name their transaction (set by service.web.transaction when standbys serve
 # reads); `capture` reads it, so a write that commits its own transaction (service.db.isolation.replayed) can too.

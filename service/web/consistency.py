@@ -11,14 +11,14 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter
 
-from service.db.consistency import HEADER, NOTHING, TOKEN_LENGTH, Consistency, Need
+from service.db.consistency import HEADER, NOTHING, TOKEN_PATTERN, Consistency, Need
 from service.db.routing import ReadRouter, SessionReads
 
 ConsistencyToken = Annotated[
     str | None,
     HeaderParameter(
         name=HEADER,
-        max_length=TOKEN_LENGTH,
+        pattern=TOKEN_PATTERN,
         description=(
             f"The `{HEADER}` of an earlier write's answer: the read then shows that write and every earlier one, "
             "whichever pod and database host serve it."

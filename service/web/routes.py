@@ -9,13 +9,15 @@ HTTPRouteHandler. Every route with a guard is declared with these.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.datastructures import ResponseHeader
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
 
 from service.db.consistency import HEADER
 
@@ -44,19 +46,39 @@ def delete(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandl
     return RouteHandler(path, http_method=HttpMethod.DELETE, **_writes(kwargs))
 
 
-# Set by service.web.transaction on a write's 2xx (service.db.consistency); stated here for the API document.
-CONSISTENCY_TOKEN = ResponseHeader(
-    name=HEADER,
-    value="",  # never sent as such (documentation_only): its type is the document's schema, a string
-    documentation_only=True,
-    required=False,
-    description=(
-        "Present when the service reads from hot standbys and this request wrote: send it back as the "
-        f"`{HEADER}` header of a later read, and that read shows this write (and every earlier one) whichever pod "
-        "serves it. Opaque; a value the service did not issue is refused (400)."
-    ),
-)
-
-
 def _writes(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {**kwargs, "response_headers": [*kwargs.get("response_headers", ()), CONSISTENCY_TOKEN]}
+    """A write's route: its 2xx answers document the Consistency-Token (unless `consistency=False`: a POST that
+    writes nothing, such as signing in)."""
+    if not kwargs.pop("consistency", True):
+        return kwargs
+    return {**kwargs, "operation_class": _answering_token(kwargs.get("operation_class", Operation))}
+
+
+@functools.cache
+def _answering_token(base: type[Operation]) -> type[Operation]:
+    """`base`, with the Consistency-Token header on each 2xx answer. (An operation class, not `response_headers`:
+    those miss an answer declared in `responses`, as the 202 of an import's submission is.)"""
+
+    @dataclass
+    class AnsweringToken(base):  # type: ignore[valid-type,misc]
+        def __post_init__(self) -> None:
+            if (post_init := getattr(super(), "__post_init__", None)) is not None:
+                post_init()
+            for status, response in (self.responses or {}).items():
+                if status.startswith("2") and isinstance(response, OpenAPIResponse):
+                    response.headers = (response.headers or {}) | {HEADER: _token_header()}
+
+    return AnsweringToken
+
+
+def _token_header() -> OpenAPIHeader:
+    # Set by service.web.transaction on a write's 2xx (service.db.consistency).
+    return OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.STRING),
+        required=False,
+        description=(
+            "Present when the service reads from hot standbys and this request wrote: send it back as the "
+            f"`{HEADER}` header of a later read, and that read shows this write (and every earlier one) whichever "
+            "pod serves it. Opaque; a value the service did not issue is refused (400)."
+        ),
+    )

@@ -153,11 +153,43 @@ async def test_openapi_describes_the_validators_and_the_conditions(client: httpx
         assert operation["responses"][success]["headers"]["ETag"]["required"] is True
     for operation in (one["get"], many["get"]):
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-        assert headers == {"If-None-Match"}
+        assert headers == {"If-None-Match", "Consistency-Token"}
         assert "content" not in operation["responses"]["304"]
     for operation in (one["patch"], one["delete"]):
         assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} == {"If-Match"}
         assert "REQUIRE_IF_MATCH" in operation["responses"]["428"]["description"]
+
+
+async def test_openapi_describes_the_consistency_token(client: httpx.AsyncClient) -> None:
+    """Writes answer it, the reads that may run on a standby take it back (service.db.consistency)."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    reads = [
+        ("/api/developers", "get"),
+        ("/api/developers/{developer_id}", "get"),
+        ("/api/developers/export", "get"),
+        ("/api/users/me", "get"),
+        ("/api/users", "get"),
+        ("/api/imports", "get"),
+        ("/api/imports/{job_id}", "get"),
+    ]
+    for path, method in reads:
+        (token,) = [p for p in doc["paths"][path][method]["parameters"] if p["name"] == "Consistency-Token"]
+        assert (token["in"], token["required"]) == ("header", False), (path, method)
+    writes = [
+        (path, method, operation)
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if method in {"post", "patch", "delete"}
+    ]
+    assert len(writes) >= 10
+    for path, method, operation in writes:
+        success = next(status for status in operation["responses"] if status.startswith("2"))
+        header = operation["responses"][success].get("headers", {}).get("Consistency-Token")
+        if path in {"/api/access/token", "/api/developers/events/tickets"}:  # they write nothing
+            assert header is None, (path, method)
+        else:
+            assert header is not None, (path, method)
+            assert header["schema"]["type"] == "string", (path, method)
 
 
 MAX_ID = 9223372036854775807  # PostgreSQL's bigint maximum
@@ -269,7 +301,7 @@ async def test_openapi_describes_the_export(client: httpx.AsyncClient) -> None:
     assert content["text/csv"]["schema"]["type"] == "string"
     assert content["application/x-ndjson"]["schema"]["$ref"].endswith("/DeveloperCreate")  # what the import takes
     parameters = {p["name"]: p for p in export["parameters"]}
-    assert set(parameters) == {"format", "specialty"}
+    assert set(parameters) == {"format", "specialty", "Consistency-Token"}
     assert (parameters["format"]["required"], parameters["format"]["schema"]["enum"]) == (True, ["csv", "ndjson"])
     assert parameters["specialty"]["schema"]["maxLength"] == 100
     assert "EXPORT_MAX_CONCURRENT" in export["responses"]["503"]["description"]

@@ -28,6 +28,7 @@ class FeedTicketsController(Controller):
 
     @post(
         status_code=200,  # nothing is created that has a URL of its own: the ticket is the answer, as a token is
+        consistency=False,  # writes nothing: a ticket is signed, not stored
         summary="A short-lived ticket to follow the change feed from a browser page",
         description=(
             "Opens `GET /api/developers/events?ticket=...` or the WebSocket `/api/developers/events/ws?ticket=...` "
