@@ -170,9 +170,8 @@ def report(fault_run: Run, standby_totals: dict[str, int]) -> None:
         print(f"  {name:<10} {seconds:5.1f} s   {statuses}   no answer: {errors}")
     total = sum((answers.statuses for _, answers, *_ in rows), Counter[int]())
     failed = sum(answers.failed for _, answers, *_ in rows)
-    print(
-        f"  {'all':<10}           {', '.join(f'{s}: {n}' for s, n in sorted(total.items()))}   >= 500 or none: {failed}"
-    )
+    statuses = ", ".join(f"{status}: {n}" for status, n in sorted(total.items()))
+    print(f"  {'all':<10}           {statuses}   >= 500 or no whole answer: {failed}")
     for name, answers, *_ in rows:
         for sample in answers.samples:
             print(f"    {name}: {sample}")
@@ -183,9 +182,7 @@ def report(fault_run: Run, standby_totals: dict[str, int]) -> None:
     for name, _, counted, *_ in rows:
         print(f"  {name:<10}" + "".join(f"{counted[key]:>18}" for key in keys))
 
-    print(
-        "\nThe standby's pg_stat_database_conflicts (queries it cancelled, by cause) and what its log says it cancelled"
-    )
+    print("\nThe standby's pg_stat_database_conflicts (queries cancelled, by cause), and what its log says they were")
     for name, _, _, cancelled, kinds, _ in rows:
         causes = ", ".join(f"{key} {n}" for key, n in cancelled.items() if n) or "none"
         print(f"  {name:<10} {causes}")
