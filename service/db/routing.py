@@ -40,12 +40,15 @@ REASONS: tuple[Reason, ...] = ("fit", "no_replica", "token_ahead", "lag", "host_
 # Why the primary served a read, the most telling first: when several standbys were unfit, the reason of the one
 # that came closest.
 _RANK: dict[Reason, int] = {"conflict": 0, "token_ahead": 1, "busy": 2, "lag": 3, "host_down": 4, "no_replica": 5}
-# What a read may hit on a standby besides its answer: anything of the database or the connection to it.
+# What a read may hit on a standby besides its answer: anything of the database or the connection to it. A new
+# connection that the server refuses with an error (starting up, shutting down, too many connections) comes out of
+# `engine.raw_connection()` as the asyncpg dialect's own DBAPI error, which is neither asyncpg's nor SQLAlchemy's.
 _DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     sa_exc.SQLAlchemyError,
+    sa_exc.EmulatedDBAPIException,
     OSError,
     TimeoutError,
 )
@@ -137,7 +140,7 @@ def _failure(exc: BaseException) -> Reason:
     way), a full pool (busy, not down), or anything else (down until measured again)."""
     if isinstance(exc, sa_exc.TimeoutError):
         return "busy"
-    original = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    original = exc.orig if isinstance(exc, sa_exc.DBAPIError | sa_exc.EmulatedDBAPIException) else exc
     sqlstate = getattr(original, "sqlstate", None) or getattr(getattr(original, "__cause__", None), "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate.startswith("40"):
         return "conflict"
