@@ -47,7 +47,9 @@ _DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
-    sa_exc.SQLAlchemyError,
+    sa_exc.DBAPIError,  # a statement's error as SQLAlchemy wraps it
+    sa_exc.TimeoutError,  # the standby's pool is full (busy)
+    sa_exc.DisconnectionError,
     sa_exc.EmulatedDBAPIException,
     OSError,
     TimeoutError,

@@ -166,11 +166,17 @@ class DeveloperExports:
             status = await driver.copy_from_query(
                 copy_query(fmt, filtered=specialty is not None), output=write, **copy_options(fmt)
             )
-            await driver.execute("COMMIT")
         except BaseException:
             spool.close()
             await _discard(pooled)
             raise
+        try:
+            await driver.execute("COMMIT")
+        except Exception:  # noqa: BLE001
+            # The rows are whole (the server counted them, from one snapshot) and the transaction only read: how it
+            # ends changes nothing. A standby may end the session right after the COPY (a recovery conflict with a
+            # transaction left idle): the connection is dropped, the export kept, the standby not held down for it.
+            pooled.invalidate()
         await greenlet_spawn(pooled.close)
         spool.seek(0)
         return Export(self, fmt, filtered=specialty is not None, spool=spool, rows=int(status.rsplit(" ", 1)[-1]))
