@@ -18,7 +18,9 @@ ConsistencyToken = Annotated[
     str | None,
     HeaderParameter(
         name=HEADER,
-        pattern=TOKEN_PATTERN,
+        # Checked by service.db.consistency.Tokens, whose 400 names the header (Litestar's would name this
+        # parameter) and says what a token is rather than quote the pattern.
+        schema_extra={"pattern": TOKEN_PATTERN},
         description=(
             f"The `{HEADER}` of an earlier write's answer: the read then shows that write and every earlier one, "
             "whichever pod and database host serve it."
