@@ -6,10 +6,14 @@ Starts a streaming pair (tests/standby.py) whose standby has `recovery_min_apply
 the app in process (tests.client.serve) with DATABASE_REPLICA_URLS = the standby and DB_REPLICA_MAX_LAG_MS = 4 x
 the delay (at least 2,000), so the delayed standby stays fit for reads that need no recent write.
 
-Then --loops write-then-read loops in each of two modes, as one editor (account 7):
+Then --loops write-then-read loops in each of four modes, as one editor (account 7):
 
   echoed     the write's `Consistency-Token` is sent back on the reads that follow it
   forgotten  no header at all: only the process's memory of the account's last write protects the reads
+  echoed, guard only / forgotten, guard only
+             the same, with the router's choice from memory switched off (every standby taken to have every write
+             in its last sample): each read goes to the standby first, and only the check inside its own statement
+             (service.db.consistency.guard) stands between the client and a stale answer
 
 Each loop does the four kinds: create then GET by id (200 with the created body), PATCH then GET (the new value),
 PATCH then the list filtered by the new value (exactly that developer, with it), DELETE then GET (404). A read that
@@ -145,10 +149,17 @@ async def bench(pair: StreamingPair, args: argparse.Namespace, max_lag_ms: int) 
         await until(lambda: standby.usable(max_lag_ms / 1000), f"the standby measured usable: {standby}")
 
         rows = []
-        for mode, echo in (("echoed", True), ("forgotten", False)):
+        modes = [("echoed", True, False), ("forgotten", False, False)]
+        modes += [("echoed, guard only", True, True), ("forgotten, guard only", False, True)]
+        for mode, echo, guard_only in modes:
             before = await counted(client)
             started = time.monotonic()
-            stale = await loops(client, args.loops, echo=echo)
+            if guard_only:
+                standby.has_seen = lambda _need: True  # this instance only
+            try:
+                stale = await loops(client, args.loops, echo=echo)
+            finally:
+                vars(standby).pop("has_seen", None)
             seconds = time.monotonic() - started
             change = delta(before, await counted(client))
             rows.append((mode, stale, change, seconds))
@@ -163,13 +174,13 @@ async def bench(pair: StreamingPair, args: argparse.Namespace, max_lag_ms: int) 
 
     print()
     print(f"stale reads (expected 0), {args.loops} loops per mode, standby delay {args.delay_ms} ms:")
-    print(f"  {'mode':<10}" + "".join(f"{kind:>12}" for kind in KINDS) + f"{'total':>8}")
+    print(f"  {'mode':<22}" + "".join(f"{kind:>12}" for kind in KINDS) + f"{'total':>8}")
     for mode, stale, _, _ in rows:
-        print(f"  {mode:<10}" + "".join(f"{stale[kind]:>12}" for kind in KINDS) + f"{sum(stale.values()):>8}")
+        print(f"  {mode:<22}" + "".join(f"{stale[kind]:>12}" for kind in KINDS) + f"{sum(stale.values()):>8}")
     print()
     print("devdir_db_reads_total change per mode (4 reads a loop):")
     for mode, _, change, _ in rows:
-        print(f"  {mode:<10} {_fmt(change)}")
+        print(f"  {mode:<22} {_fmt(change)}")
     print()
     print(f"offload (viewer of another account, no token, standby caught up), {args.offload} each:")
     for kind, (change, share) in results.items():

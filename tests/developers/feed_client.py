@@ -162,10 +162,12 @@ class SSEStream:
             self.queue.put_nowait(END)
 
     async def message(self, within: float = WAIT, *, keepalives: bool = False) -> Message:
-        """The next message (END once the stream has ended), keepalives skipped unless asked for."""
+        """The next message (END once the stream has ended), keepalives skipped unless asked for: within `within`
+        seconds in all, however many keepalives come meanwhile."""
+        deadline = time.monotonic() + within
         while True:
             try:
-                message = await asyncio.wait_for(self.queue.get(), within)
+                message = await asyncio.wait_for(self.queue.get(), max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
                 raise AssertionError("no message arrived in time") from None
             if keepalives or message.data is not None or message.event is not None:
