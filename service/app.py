@@ -76,7 +76,15 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         if replicas is not None
         else []
     )
-    reads = ReadRouter(db.get_engine(), standbys, replicas, None if metrics is None else metrics.count_read)
+    if metrics is not None and standbys:
+        metrics.watch_retries(replica.standby.name for replica in standbys)
+    reads = ReadRouter(
+        db.get_engine(),
+        standbys,
+        replicas,
+        count=None if metrics is None else metrics.count_read,
+        retried=None if metrics is None or not standbys else metrics.count_retry,
+    )
     # Consistency-Tokens, and each account's last write in this process (service.db.consistency).
     consistency = Consistency(settings.secret_key, settings.db_replica_max_lag_ms / 1000)
     feed = Feed(db.get_engine(), settings, reads)

@@ -12,7 +12,9 @@ primary, so a standby that is down, restarting, or cancels the query on a confli
 never becomes an error answer. A standby whose connection failed is not chosen again until the monitor has
 measured it again. Every read is counted once, where it finally ran: `devdir_db_reads_total{target, reason}`, the
 reason saying why the primary served it (`token_ahead`, `lag`, `host_down`, `conflict`, `busy`; `no_replica`
-without standbys), `fit` for a standby's.
+without standbys), `fit` for a standby's; and every time a read sent to a standby is run again elsewhere,
+`devdir_db_replica_retries_total{replica, reason}` (`behind`: its own statement found the snapshot without the
+write it must see; `conflict`, `host_down`, `busy`).
 
 Standbys are taken in turn (round robin) among those fit, so their load evens out.
 """
@@ -56,6 +58,11 @@ _DATABASE_ERRORS = (
 )
 
 Count = Callable[[Target, Reason], None]
+# Why a read was run again elsewhere after it was sent to a standby: its snapshot lacked the read's need (the check
+# in its own statement), a conflict with recovery, the standby down, or its pool full.
+Retry = Literal["behind", "conflict", "host_down", "busy"]
+RETRIES: tuple[Retry, ...] = ("behind", "conflict", "host_down", "busy")
+Retried = Callable[[str, Retry], None]
 
 
 @dataclass(eq=False)
@@ -71,12 +78,14 @@ class ReadRouter:
         replicas: Sequence[Replica] = (),
         monitor: ReplicaLag | None = None,
         count: Count | None = None,
+        retried: Retried | None = None,
     ) -> None:
         self.primary = primary
         self.replicas = tuple(replicas)
         self.monitor = monitor
         self.max_lag = monitor.max_lag if monitor is not None else 0.0
         self.count = count
+        self.retried = retried
         self._turn = 0
 
     async def dispose(self, _app: object = None) -> None:
@@ -118,12 +127,16 @@ class ReadRouter:
                 result = await run(replica.engine, need)
             except Behind:
                 reason = min(reason, "token_ahead", key=_RANK.__getitem__)
+                if self.retried is not None:
+                    self.retried(replica.standby.name, "behind")
                 continue
             except _DATABASE_ERRORS as exc:
                 failed = _failure(exc)
                 if failed == "host_down":
                     replica.standby.mark_down()
                 reason = min(reason, failed, key=_RANK.__getitem__)
+                if self.retried is not None:
+                    self.retried(replica.standby.name, failed)
                 logger.debug(
                     "read on %s failed (%s: %s); trying elsewhere", replica.standby.name, type(exc).__name__, exc
                 )
@@ -137,7 +150,7 @@ class ReadRouter:
         return result
 
 
-def _failure(exc: BaseException) -> Reason:
+def _failure(exc: BaseException) -> Literal["conflict", "host_down", "busy"]:
     """What a standby's failed read says about it: a conflict with recovery (it is fine, this query was in the
     way), a full pool (busy, not down), or anything else (down until measured again)."""
     if isinstance(exc, sa_exc.TimeoutError):

@@ -40,7 +40,7 @@ from service.db.isolation import WRITES
 from service.db.models import IMPORT_STATUSES
 from service.db.pool import ReadyFirstPool
 from service.db.replicas import ReplicaLag
-from service.db.routing import REASONS, Reason, Target
+from service.db.routing import REASONS, RETRIES, Reason, Retry, Target
 from service.observability.instruments import PREFIX, BulkMetrics, FeedProbe
 from service.observability.replica_metrics import ReplicaState
 from service.observability.request_metrics import LoopHistogram, RequestMetrics
@@ -123,6 +123,23 @@ class Metrics:
 
     def count_read(self, target: Target, reason: Reason) -> None:
         self._reads[target, reason].inc()
+
+    def watch_retries(self, replicas: Iterable[str]) -> None:
+        """Count the reads sent to each of these standbys (by name) that had to run again elsewhere."""
+        self.replica_retries = Counter(
+            f"{PREFIX}_db_replica_retries",
+            "Reads sent to this hot standby that ran again on another host (finally the primary), by why: behind "
+            "(the read's own statement found its snapshot without a write the read must see), conflict (cancelled "
+            "by recovery), host_down, busy (its pool was full)",
+            ["replica", "reason"],
+            registry=self.registry,
+        )
+        for replica in replicas:
+            for reason in RETRIES:
+                self.replica_retries.labels(replica, reason)
+
+    def count_retry(self, replica: str, reason: Retry) -> None:
+        self.replica_retries.labels(replica, reason).inc()
 
     def retried(self, operation: str) -> None:
         self.retries.labels(operation).inc()

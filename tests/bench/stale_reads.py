@@ -50,11 +50,15 @@ Reads = dict[tuple[str, str], float]
 
 
 def reads(metrics: str) -> Reads:
-    """devdir_db_reads_total's samples, by (target, reason)."""
+    """devdir_db_reads_total's samples, by (target, reason), and devdir_db_replica_retries_total's, summed over the
+    standbys, by ("retried", reason)."""
     counted: Reads = {}
     for labels, value in re.findall(r"^devdir_db_reads_total\{([^}]*)\} (\S+)$", metrics, re.M):
         named = dict(re.findall(r'(\w+)="(\w*)"', labels))
         counted[named["target"], named["reason"]] = float(value)
+    for labels, value in re.findall(r"^devdir_db_replica_retries_total\{([^}]*)\} (\S+)$", metrics, re.M):
+        named = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counted["retried", named["reason"]] = counted.get(("retried", named["reason"]), 0.0) + float(value)
     return counted
 
 
@@ -178,7 +182,7 @@ async def bench(pair: StreamingPair, args: argparse.Namespace, max_lag_ms: int) 
     for mode, stale, _, _ in rows:
         print(f"  {mode:<22}" + "".join(f"{stale[kind]:>12}" for kind in KINDS) + f"{sum(stale.values()):>8}")
     print()
-    print("devdir_db_reads_total change per mode (4 reads a loop):")
+    print("devdir_db_reads_total change per mode (4 reads a loop), and retried/...: devdir_db_replica_retries_total's:")
     for mode, _, change, _ in rows:
         print(f"  {mode:<22} {_fmt(change)}")
     print()

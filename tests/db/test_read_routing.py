@@ -391,3 +391,37 @@ async def test_a_write_whose_transaction_wrote_nothing_carries_no_token(client: 
     assert deleted.status_code == 200, deleted.text
     assert deleted.json() == {"deleted": 1, "not_found": []}
     assert HEADER in deleted.headers
+
+
+@slow
+async def test_the_check_in_the_reads_own_statement_refuses_a_standby_without_the_write(
+    client: httpx.AsyncClient, pair: StreamingPair
+) -> None:
+    """The router's choice from memory switched off (the standby taken to have every write): the reads go to the
+    standby, whose own statement finds the write missing; they run again on the primary, counted as retried."""
+    app: Litestar = client.app  # type: ignore[attr-defined]
+    standby = app.state.replicas.standbys[0]
+    label = f'devdir_db_replica_retries_total{{reason="behind",replica="{standby.name}"}}'
+
+    async def behind() -> float:
+        lines = (await client.get("/metrics")).text.splitlines()
+        return float(next(line for line in lines if line.startswith(label)).split()[-1])
+
+    async with _replay_paused(pair):
+        specialty = f"own-{secrets.token_hex(4)}"
+        created = await client.post("/api/developers", json=_new() | {"specialty": specialty})
+        assert created.status_code == 201, created.text
+        sent = {HEADER: created.headers[HEADER]}
+        path = f"/api/developers/{created.json()['id']}"
+        before = await behind()
+        standby.has_seen = lambda _need: True
+        try:
+            got = await client.get(path, headers=sent)
+            page = await client.get("/api/developers", params={"specialty": specialty}, headers=sent)
+            exported = await client.get("/api/developers/export", params={"format": "ndjson"}, headers=sent)
+        finally:
+            vars(standby).pop("has_seen", None)
+        assert got.json() == created.json()
+        assert [item["id"] for item in page.json()["items"]] == [created.json()["id"]]
+        assert created.json()["email"] in exported.text
+        assert await behind() - before == 3
