@@ -39,10 +39,9 @@ from service.accounts.auth import TokenIssuer, build_auth
 from service.core.settings import Settings
 from tests.bench.__main__ import GET_LUA, LIST_LUA, load
 from tests.bench.own_postgres import own_postgres, pgbouncer_pid
-from tests.bench.servers import BIN, cpu_seconds, serving, thread_cpu_seconds, worker_pid
+from tests.bench.servers import cpu_seconds, granian_apps, thread_cpu_seconds
 from tests.bench.wrk_runs import wrk_run
 from tests.pgbouncer import running
-from tests.processes import free_port
 
 ROUTES = {"get": ("GET /api/developers/{id}", "/api/developers/"), "list": ("GET /api/developers?specialty=S", "")}
 
@@ -84,15 +83,9 @@ def main() -> None:
             scripts["list"].write_text(LIST_LUA)
             for round_ in range(args.rounds):
                 with ExitStack() as stack:
-                    ports, workers = {}, {}
-                    for name, env in envs.items():
-                        ports[name] = free_port()
-                        command = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1", "--port"]
-                        command += [str(ports[name]), "--factory", "service.app:create_app"]
-                        workers[name] = worker_pid(stack.enter_context(serving(command, env, ports[name])).pid)
+                    urls, workers = granian_apps(stack, envs)
                     for route, (_, prefix) in ROUTES.items():
                         run_env = wrk_env | {"PREFIX": prefix or "/api/developers?specialty="}
-                        urls = {name: f"http://127.0.0.1:{ports[name]}" for name in envs}
                         for name in envs:  # warm: the pool opened, the first requests' imports and caches
                             wrk_run(urls[name], scripts[route], run_env, 1, args.connections)
                         # Short slices in the order A B B A A B ...: both see the same machine, slice by slice.

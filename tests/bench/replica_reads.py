@@ -57,11 +57,11 @@ import pytest
 from service.accounts.auth import TokenIssuer, build_auth
 from service.core.settings import Settings
 from tests.bench.__main__ import LIST_LUA, load
-from tests.bench.servers import BIN, cpu_seconds, serving, thread_cpu_seconds, worker_pid
+from tests.bench.servers import cpu_seconds, granian_apps, thread_cpu_seconds
 from tests.bench.wrk_runs import spread, wrk_run
 from tests.database import run_sql
 from tests.polling import until
-from tests.processes import environment, free_port, postmaster_pid
+from tests.processes import environment, postmaster_pid
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
 
 ROUTES = {"get": ("GET /api/developers/{id}", "/api/developers/"), "list": ("GET /api/developers?specialty=S", "")}
@@ -136,13 +136,7 @@ def measure(pair: StreamingPair, args: argparse.Namespace) -> Results:
         scripts["list"].write_text(LIST_LUA)
         for round_ in range(args.rounds):
             with ExitStack() as stack:
-                ports, workers = {}, {}
-                for name, env in envs.items():
-                    ports[name] = free_port()
-                    command = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1", "--port"]
-                    command += [str(ports[name]), "--factory", "service.app:create_app"]
-                    workers[name] = worker_pid(stack.enter_context(serving(command, env, ports[name])).pid)
-                urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+                urls, workers = granian_apps(stack, envs)
                 asyncio.run(standby_measured(urls["B"]))
                 for route, (_, prefix) in ROUTES.items():
                     run_env = wrk_env | {"PREFIX": prefix or "/api/developers?specialty="}

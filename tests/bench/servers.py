@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.processes import descends
+from tests.processes import descends, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -38,6 +38,19 @@ def serving(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def granian_apps(stack: ExitStack, envs: Mapping[str, dict[str, str]]) -> tuple[dict[str, str], dict[str, int]]:
+    """A new granian process (one worker, the app's factory) per entry of `envs`, each with that environment, until
+    `stack` closes: each one's URL and its worker's pid, by the entry's name."""
+    urls, workers = {}, {}
+    for name, env in envs.items():
+        port = free_port()
+        command = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1", "--port", str(port)]
+        command += ["--factory", "service.app:create_app"]
+        workers[name] = worker_pid(stack.enter_context(serving(command, env, port)).pid)
+        urls[name] = f"http://127.0.0.1:{port}"
+    return urls, workers
 
 
 def worker_pid(server: int) -> int:
