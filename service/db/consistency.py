@@ -19,10 +19,10 @@ The token is the xid and an HMAC of it under SECRET_KEY, base64url: opaque to cl
 issue is refused (400), so a forged one can neither pin reads anywhere nor reach SQL. A token from another pod of
 the same deployment is as good as this pod's own.
 
-Without a token, each process also remembers each account's latest write for WRITE_MEMORY seconds: a client that
-forgets the header still reads its own writes on the same pod. The memory lasts at least as long as the lag any
-standby may have and still serve (DB_REPLICA_MAX_LAG_MS): a write older than that is on every standby allowed to
-serve a read.
+Without a token, each process also remembers each account's latest write for max(WRITE_MEMORY_MIN, 2 x
+DB_REPLICA_MAX_LAG_MS) seconds: a client that forgets the header still reads its own writes on the same pod. The
+memory lasts at least as long as the lag any standby may have and still serve (DB_REPLICA_MAX_LAG_MS): a write
+older than that is on every standby allowed to serve a read.
 """
 
 from __future__ import annotations
