@@ -49,11 +49,11 @@ from tests.db.replica_faults import (
     load,
     locking,
     readers,
-    reads_counted,
-    since,
 )
 from tests.polling import until
 from tests.processes import free_port
+from tests.read_metrics import Reads, since
+from tests.read_metrics import counted as reads_counted
 from tests.standby import StreamingPair, streaming_pair
 
 MAX_LAG_MS = 5000
@@ -66,8 +66,8 @@ class Run:
         self.exports = Exports()
         self.rows: list[tuple[str, Answers, Counter[tuple[str, str]], dict[str, int], Counter[str], float]] = []
 
-    async def counted(self) -> Counter[tuple[str, str]]:
-        return reads_counted((await self.client.get("/metrics", headers=READER)).text)
+    async def counted(self) -> Reads:
+        return await reads_counted(self.client, READER)
 
     async def standby_usable(self) -> bool:
         text = (await self.client.get("/metrics", headers=READER)).text

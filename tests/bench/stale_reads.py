@@ -43,31 +43,24 @@ from service.core.settings import Settings
 from service.db.consistency import HEADER
 from tests.client import TEST_SECRET, serve, token
 from tests.polling import until
+from tests.read_metrics import Reads, reads_counted, since
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
 
 KINDS = ("create→get", "patch→get", "patch→list", "delete→get")
-Reads = dict[tuple[str, str], float]
 
 
 def reads(metrics: str) -> Reads:
     """devdir_db_reads_total's samples, by (target, reason), and devdir_db_replica_retries_total's, summed over the
     standbys, by ("retried", reason)."""
-    counted: Reads = {}
-    for labels, value in re.findall(r"^devdir_db_reads_total\{([^}]*)\} (\S+)$", metrics, re.M):
-        named = dict(re.findall(r'(\w+)="(\w*)"', labels))
-        counted[named["target"], named["reason"]] = float(value)
+    counted = reads_counted(metrics)
     for labels, value in re.findall(r"^devdir_db_replica_retries_total\{([^}]*)\} (\S+)$", metrics, re.M):
         named = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        counted["retried", named["reason"]] = counted.get(("retried", named["reason"]), 0.0) + float(value)
+        counted["retried", named["reason"]] += int(float(value))
     return counted
 
 
 async def counted(client: httpx.AsyncClient) -> Reads:
     return reads((await client.get("/metrics")).text)
-
-
-def delta(before: Reads, after: Reads) -> Reads:
-    return {key: value - before.get(key, 0.0) for key, value in after.items() if value - before.get(key, 0.0)}
 
 
 def _new(specialty: str = "stale-bench") -> dict[str, str]:
@@ -127,7 +120,7 @@ async def offload(client: httpx.AsyncClient, pair: StreamingPair, n: int) -> dic
             else:
                 params = {"specialty": "offload", "limit": "20"} if i % 2 else {"limit": "20"}
                 _ok(await client.get("/api/developers", params=params, headers=viewer), 200)
-        change = delta(before, await counted(client))
+        change = since(before, await counted(client))
         results[kind] = (change, change.get(("replica", "fit"), 0.0) / n)
     return results
 
@@ -165,7 +158,7 @@ async def bench(pair: StreamingPair, args: argparse.Namespace, max_lag_ms: int) 
             finally:
                 vars(standby).pop("has_seen", None)
             seconds = time.monotonic() - started
-            change = delta(before, await counted(client))
+            change = since(before, await counted(client))
             rows.append((mode, stale, change, seconds))
             print(f"  {mode}: {args.loops} loops in {seconds:.1f} s ({args.loops / seconds:.1f} loops/s)", flush=True)
 

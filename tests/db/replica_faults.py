@@ -22,8 +22,10 @@ import asyncpg
 import httpx
 
 from service.core.settings import Settings
+from tests import read_metrics
 from tests.client import TEST_SECRET, token
 from tests.database import connect, fetchval, run_sql
+from tests.read_metrics import Reads
 from tests.standby import StreamingPair, current_lsn, wait_for_replay
 
 # The standby cancels a query as soon as it is in the way of replay, and tells the primary nothing of its queries,
@@ -78,24 +80,8 @@ async def conflicts(pair: StreamingPair) -> dict[str, int]:
     return {key.removeprefix("confl_"): int(value) for key, value in row.items()}
 
 
-def reads_counted(metrics: str) -> Counter[tuple[str, str]]:
-    """devdir_db_reads_total's samples, by (target, reason)."""
-    counted: Counter[tuple[str, str]] = Counter()
-    for labels, value in re.findall(r"^devdir_db_reads_total\{([^}]*)\} (\S+)$", metrics, re.M):
-        named = dict(re.findall(r'(\w+)="(\w*)"', labels))
-        counted[named["target"], named["reason"]] = int(float(value))
-    return counted
-
-
-async def counted(client: httpx.AsyncClient) -> Counter[tuple[str, str]]:
-    answer = await client.get("/metrics", headers=READER)
-    assert answer.status_code == 200, answer.text
-    return reads_counted(answer.text)
-
-
-def since(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> Counter[tuple[str, str]]:
-    """What was counted between two scrapes (the counters only grow)."""
-    return Counter({key: after[key] - before[key] for key in after if after[key] != before[key]})
+async def counted(client: httpx.AsyncClient) -> Reads:
+    return await read_metrics.counted(client, READER)
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from tests.developers.api import create_as_event
 from tests.developers.feed_client import SSEStream, cursor, running, sse
 from tests.pgbouncer import running as pgbouncer
 from tests.polling import WAIT, until
+from tests.read_metrics import Reads, counted, reads_counted, since
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
@@ -71,19 +71,6 @@ async def client(pair: StreamingPair) -> AsyncIterator[httpx.AsyncClient]:
         yield served
 
 
-def _reads(metrics: str) -> dict[tuple[str, str], float]:
-    """devdir_db_reads_total's samples, by (target, reason)."""
-    counted = {}
-    for labels, value in re.findall(r"^devdir_db_reads_total\{([^}]*)\} (\S+)$", metrics, re.M):
-        named = dict(re.findall(r'(\w+)="(\w*)"', labels))
-        counted[named["target"], named["reason"]] = float(value)
-    return counted
-
-
-async def _counted(client: httpx.AsyncClient) -> dict[tuple[str, str], float]:
-    return _reads((await client.get("/metrics")).text)
-
-
 def _new() -> dict[str, str]:
     name = f"rr-{secrets.token_hex(5)}"
     return {"name": name, "email": f"{name}@example.com", "specialty": "routing"}
@@ -115,8 +102,8 @@ async def test_every_read_after_a_write_shows_the_write(client: httpx.AsyncClien
         gone = await client.get(f"/api/developers/{developer['id']}", headers=sent)
         stale += gone.status_code != 404
     assert stale == 0
-    counted = await _counted(client)
-    assert counted[("primary", "token_ahead")] > 0  # the standby was really behind: reads had to go elsewhere
+    reads = await counted(client)
+    assert reads[("primary", "token_ahead")] > 0  # the standby was really behind: reads had to go elsewhere
 
 
 @slow
@@ -125,12 +112,12 @@ async def test_reads_with_nothing_to_wait_for_go_to_the_standby(client: httpx.As
     developer_id = created.json()["id"]
     await asyncio.sleep(1.0)  # past the apply delay: the standby has it
     # Another account reads: this pod remembers account 7's write, not account 8's.
-    before = await _counted(client)
+    before = await counted(client)
     other = {"Authorization": f"Bearer {token('viewer', account_id=8)}"}
     for _ in range(100):
         got = await client.get(f"/api/developers/{developer_id}", headers=other)
         assert got.status_code == 200, got.text
-    after = await _counted(client)
+    after = await counted(client)
     replica = after[("replica", "fit")] - before.get(("replica", "fit"), 0.0)
     assert replica >= 90, (before, after)
 
@@ -187,11 +174,6 @@ async def _fetchval_is(url: str, query: str, expected: object) -> bool:
     return bool(await fetchval(url, query) == expected)
 
 
-def _change(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    """What each sample of devdir_db_reads_total grew by (only those that did)."""
-    return {key: value - before.get(key, 0.0) for key, value in after.items() if value > before.get(key, 0.0)}
-
-
 # Through a real PgBouncer in transaction mode (unnamed statements, the guard among them)
 
 
@@ -222,7 +204,7 @@ async def test_through_pgbouncer_reads_after_a_write_show_it_and_others_go_to_th
 ) -> None:
     app: Litestar = pooled.app  # type: ignore[attr-defined]
     replica = app.state["reads"].replicas[0]
-    before = await _counted(pooled)
+    before = await counted(pooled)
     stale = 0
     for _ in range(POOLED_LOOPS):
         created = await pooled.post("/api/developers", json=_new())
@@ -236,7 +218,7 @@ async def test_through_pgbouncer_reads_after_a_write_show_it_and_others_go_to_th
         page = await pooled.get("/api/developers", params={"specialty": changed.json()["specialty"]}, headers=sent)
         stale += [item["id"] for item in page.json()["items"]] != [developer["id"]]
     assert stale == 0
-    assert _change(before, await _counted(pooled)).get(("primary", "token_ahead"), 0) > 0
+    assert since(before, await counted(pooled)).get(("primary", "token_ahead"), 0) > 0
 
     # The guard itself, as an unnamed statement on the standby through its pooler: false while the standby lacks
     # the write (replay paused), true once it has it.
@@ -265,14 +247,14 @@ async def test_through_pgbouncer_reads_after_a_write_show_it_and_others_go_to_th
 
     # With the standby caught up, a read with the token runs there (the guard passes), and so do reads of an
     # account this pod remembers no write of.
-    before = await _counted(pooled)
+    before = await counted(pooled)
     got = await pooled.get(f"/api/developers/{developer_id}", headers={HEADER: created.headers[HEADER]})
     assert got.status_code == 200, got.text
     other = {"Authorization": f"Bearer {token('viewer', account_id=18)}"}
     for _ in range(50):
         assert (await pooled.get(f"/api/developers/{developer_id}", headers=other)).status_code == 200
         assert (await pooled.get("/api/developers", params={"limit": "5"}, headers=other)).status_code == 200
-    change = _change(before, await _counted(pooled))
+    change = since(before, await counted(pooled))
     assert change.get(("replica", "fit"), 0) >= 91, change  # the read with the token and at least 90 of the 100
 
 
@@ -282,7 +264,7 @@ async def test_through_pgbouncer_reads_after_a_write_show_it_and_others_go_to_th
 @slow
 @pytest.mark.parametrize("echo", [True, False], ids=["token-echoed", "token-forgotten"])
 async def test_an_export_right_after_a_create_includes_it(client: httpx.AsyncClient, echo: bool) -> None:
-    before = await _counted(client)
+    before = await counted(client)
     for _ in range(EXPORT_LOOPS):
         created = await client.post("/api/developers", json=_new())
         assert created.status_code == 201, created.text
@@ -292,7 +274,7 @@ async def test_an_export_right_after_a_create_includes_it(client: httpx.AsyncCli
         emails = {json.loads(line)["email"] for line in exported.text.splitlines()}
         assert created.json()["email"] in emails
     # The standby lagged behind each create: the exports ran where the write was.
-    assert _change(before, await _counted(client)).get(("primary", "token_ahead"), 0) > 0
+    assert since(before, await counted(client)).get(("primary", "token_ahead"), 0) > 0
 
 
 @slow
@@ -304,12 +286,12 @@ async def test_exports_with_nothing_to_wait_for_run_on_the_standby(
     assert created.status_code == 201, created.text
     await _replica_caught_up(app, pair)
     other = {"Authorization": f"Bearer {token('viewer', account_id=9)}"}
-    before = await _counted(client)
+    before = await counted(client)
     for _ in range(20):
         exported = await client.get("/api/developers/export", params={"format": "ndjson"}, headers=other)
         assert exported.status_code == 200, exported.text
         assert created.json()["email"] in {json.loads(line)["email"] for line in exported.text.splitlines()}
-    change = _change(before, await _counted(client))
+    change = since(before, await counted(client))
     assert change.get(("replica", "fit"), 0) >= 18, change
 
 
@@ -329,10 +311,10 @@ async def test_a_resumed_feed_replays_every_later_event_once_in_order_wherever_i
         assert ids == sorted(ids, key=cursor)
         assert len(set(ids)) == FEED_EVENTS
 
-        async def resumed(label: str) -> dict[tuple[str, str], float]:
+        async def resumed(label: str) -> Reads:
             """Resume after the first event: every later one, once, in order, and nothing more; the change of the
             read counts meanwhile."""
-            before = _reads((await run.api.get("/metrics")).text)
+            before = reads_counted((await run.api.get("/metrics")).text)
             async with sse(run, {"after": seen[0]["id"]}) as stream:
                 replayed = await _events(stream, len(seen) - 1)
                 await stream.quiet(0.5)
@@ -341,7 +323,7 @@ async def test_a_resumed_feed_replays_every_later_event_once_in_order_wherever_i
             async with sse(run, headers={"Last-Event-ID": seen[0]["id"]}) as stream:  # as a browser resumes
                 assert await _events(stream, len(seen) - 1) == seen[1:], label
                 await stream.quiet(0.5)
-            return _change(before, _reads((await run.api.get("/metrics")).text))
+            return since(before, reads_counted((await run.api.get("/metrics")).text))
 
         # The standby lacks the newest event (replay paused before it was written): the replays, which must
         # include it, run on the primary.

@@ -40,9 +40,9 @@ from tests.db.replica_faults import (
     locking,
     readers,
     settings,
-    since,
 )
 from tests.polling import until
+from tests.read_metrics import since
 from tests.server import served
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
 

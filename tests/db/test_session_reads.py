@@ -18,8 +18,8 @@ from service.core.settings import Settings
 from service.db.consistency import HEADER
 from tests.client import TEST_SECRET, serve, token
 from tests.database import run_sql
-from tests.db.test_read_routing import _counted
 from tests.polling import until
+from tests.read_metrics import counted
 from tests.standby import StreamingPair, streaming_pair
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
@@ -53,7 +53,7 @@ async def client(pair: StreamingPair) -> AsyncIterator[httpx.AsyncClient]:
 @slow
 @pytest.mark.parametrize("echo", [True, False], ids=["token-echoed", "token-forgotten"])
 async def test_an_account_just_created_is_listed_at_once(client: httpx.AsyncClient, echo: bool) -> None:
-    before = await _counted(client)
+    before = await counted(client)
     missing = 0
     for _ in range(LOOPS):
         email = f"sr-{secrets.token_hex(5)}@example.com"
@@ -64,7 +64,7 @@ async def test_an_account_just_created_is_listed_at_once(client: httpx.AsyncClie
         assert listed.status_code == 200, listed.text
         missing += email not in {account["email"] for account in listed.json()}
     assert missing == 0
-    after = await _counted(client)
+    after = await counted(client)
     assert after[("primary", "token_ahead")] > before.get(("primary", "token_ahead"), 0.0)
 
 
@@ -96,13 +96,13 @@ async def test_reads_with_nothing_to_wait_for_run_on_the_standby(client: httpx.A
     created = await client.post("/api/users", json={"email": email, "password": "a-long-enough-password"})
     reader = created.json()["id"]
     await asyncio.sleep(1.0)
-    before = await _counted(client)
+    before = await counted(client)
     headers = {"Authorization": f"Bearer {token('viewer', account_id=reader)}"}
     for _ in range(50):
         me = await client.get("/api/users/me", headers=headers)
         assert me.status_code == 200, me.text
         assert me.json()["email"] == email
-    after = await _counted(client)
+    after = await counted(client)
     assert after[("replica", "fit")] - before.get(("replica", "fit"), 0.0) >= 45, (before, after)
 
 
@@ -127,11 +127,11 @@ async def test_a_standby_past_the_lag_bound_gets_no_reads_until_it_catches_up(pa
                 f"INSERT INTO developers (name, email, specialty) VALUES ('{name}', '{name}@example.com', 'lag')",
             )
             await until(lambda: (standby.lag_seconds or 0.0) > 1.0, f"the standby measured behind: {standby}")
-            before = await _counted(client)
+            before = await counted(client)
             for _ in range(20):
                 page = await client.get("/api/developers", params={"limit": 1})
                 assert page.status_code == 200, page.text
-            behind = await _counted(client)
+            behind = await counted(client)
         finally:
             await run_sql(pair.standby_url, "SELECT pg_wal_replay_resume()")
 
@@ -145,6 +145,6 @@ async def test_a_standby_past_the_lag_bound_gets_no_reads_until_it_catches_up(pa
         await until(lambda: standby.usable(1.0), f"the standby caught up: {standby}")
         for _ in range(20):
             assert (await client.get("/api/developers", params={"limit": 1})).status_code == 200
-        caught_up = await _counted(client)
+        caught_up = await counted(client)
         # Used again (all 20, unless this busy machine held the monitor back for a second).
         assert caught_up[("replica", "fit")] - behind[("replica", "fit")] >= 10, (behind, caught_up)
