@@ -1,4 +1,5 @@
-"""PostgreSQL URLs as settings list them: DATABASE_REPLICA_URLS, the hot standbys the service watches.
+"""Database URLs: which server DATABASE_URL names (PostgreSQL or MariaDB/MySQL), and DATABASE_REPLICA_URLS, the
+PostgreSQL hot standbys the service watches.
 
 A URL carries a password: neither an error about one nor the name a standby is shown by (logs, /metrics labels)
 ever contains it. A standby is named by `host:port/database`, which says which server it is without the user.
@@ -6,11 +7,28 @@ ever contains it. A standby is named by `host:port/database`, which says which s
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 # The schemes DATABASE_URL takes: what PostgreSQL's own tools write, and SQLAlchemy's name for asyncpg.
 SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 DEFAULT_PORT = 5432
+# MariaDB 10.6+ and MySQL 8, on asyncmy (docs/decisions/0012-mysql-driver.md): plain schemes, or SQLAlchemy's.
+MARIADB_SCHEMES = ("mysql", "mariadb", "mysql+asyncmy", "mariadb+asyncmy")
+
+# The two kinds of server the service runs on; each has its implementation of what differs (service.db.dialect).
+Backend = Literal["postgresql", "mariadb"]
+
+
+def backend_of(url: str) -> Backend:
+    """Which kind of server `url` names, by its scheme; ValueError for any other scheme (never showing the URL)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in SCHEMES:
+        return "postgresql"
+    if scheme in MARIADB_SCHEMES:
+        return "mariadb"
+    known = ", ".join(f"{name}://" for name in (*SCHEMES, *MARIADB_SCHEMES))
+    raise ValueError(f"its scheme must be one of {known}")
 
 
 def parse_database_urls(text: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from service.core.database_urls import parse_database_urls
+from service.core.database_urls import Backend, backend_of, parse_database_urls
 from service.core.limits import EMAIL_MAX
 from service.core.origins import parse_origins
 from service.core.validation import Email, Password, normalize_fields
@@ -183,6 +183,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """
         if not self.database_url:
             raise SettingsError("DATABASE_URL is not set (`devdir run` starts an embedded PostgreSQL when it is not)")
+        if self.backend == "mariadb":
+            self._check_mariadb()
         if self.db_pooler == "transaction" and not self.database_direct_url:
             raise SettingsError(
                 "DB_POOLER=transaction needs DATABASE_DIRECT_URL: the change feed's LISTEN, the job queue and "
@@ -201,6 +203,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         self.first_admin()  # raises now if the pair is wrong; the admin is created at start-up
         self.allowed_origins  # noqa: B018 (raises now if an entry is not an origin)
         self.replica_urls  # noqa: B018 (raises now if an entry is not a PostgreSQL URL)
+
+    def _check_mariadb(self) -> None:
+        """What only PostgreSQL has: a transaction-mode pooler in front of it, and hot standbys read with tokens."""
+        if self.db_pooler != "none":
+            raise SettingsError("DB_POOLER=transaction is for PgBouncer in front of PostgreSQL, not MariaDB or MySQL")
+        if self.database_replica_urls:
+            raise SettingsError(
+                "DATABASE_REPLICA_URLS is for PostgreSQL hot standbys; on MariaDB or MySQL every read runs on "
+                'DATABASE_URL (README, "PostgreSQL and MariaDB")'
+            )
+        if self.database_direct_url and backend_of(self.database_direct_url) != "mariadb":
+            raise SettingsError("DATABASE_DIRECT_URL must name the same kind of server as DATABASE_URL")
+
+    @property
+    def backend(self) -> Backend:
+        """The kind of server DATABASE_URL names: `postgresql` or `mariadb` (MariaDB or MySQL), by its scheme."""
+        try:
+            return backend_of(self.database_url)
+        except ValueError as exc:
+            raise SettingsError(f"DATABASE_URL: {exc}") from exc
 
     @property
     def direct_url(self) -> str:

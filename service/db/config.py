@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
-from service.db import pooler
+from service.db import mariadb, pooler
 from service.db.pool import ReadyFirstPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -26,7 +27,10 @@ VERSION_TABLE = "alembic_versions"
 
 
 def async_url(url: str) -> str:
-    """Accept the plain `postgresql://` URLs operators and PostgreSQL tools use; the engine needs asyncpg's."""
+    """Accept the plain `postgresql://` URLs operators and PostgreSQL tools use (the engine needs asyncpg's), and
+    MariaDB's or MySQL's, on asyncmy (service.db.mariadb)."""
+    if backend_of(url) == "mariadb":
+        return mariadb.async_url(url)
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
@@ -42,11 +46,17 @@ def sqlalchemy_config(
     settings: Settings, application_name: str = "devdir", *, url: str | None = None
 ) -> SQLAlchemyAsyncConfig:
     """The plugin's configuration for DATABASE_URL, or for `url` (a standby's: the same pool, sizes and checks)."""
+    on_mariadb = backend_of(url or settings.database_url) == "mariadb"
     server_settings = {"application_name": application_name}
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     if settings.db_idle_in_transaction_timeout_ms:
         server_settings["idle_in_transaction_session_timeout"] = str(settings.db_idle_in_transaction_timeout_ms)
+    connect_args = (
+        mariadb.connect_args(settings, application_name)
+        if on_mariadb
+        else pooler.connect_args(settings, server_settings, application_name)
+    )
     config = SQLAlchemyAsyncConfig(
         connection_string=async_url(url or settings.database_url),
         engine_config=EngineConfig(
@@ -65,9 +75,11 @@ def sqlalchemy_config(
             isolation_level="READ COMMITTED",
             # server_settings travel in the startup packet: no SET statements after connecting; behind a
             # transaction-mode pooler they travel with each BEGIN instead (service.db.pooler).
-            connect_args=pooler.connect_args(settings, server_settings, application_name),
+            connect_args=connect_args,
             # Migrations (migrations/env.py) run on this URL: they need a session, which a pooler may not give.
-            execution_options={pooler.DIRECT_URL_OPTION: async_url(settings.direct_url)},
+            # On MariaDB they connect as the pool does (its session settings, which triggers keep).
+            execution_options={pooler.DIRECT_URL_OPTION: async_url(settings.direct_url)}
+            | ({pooler.CONNECT_ARGS_OPTION: connect_args} if on_mariadb else {}),
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False, autoflush=False),
         # The plugin's default handler closes the session as the answer starts, which rolls back anything not
@@ -89,7 +101,8 @@ def sqlalchemy_config(
         ),
     )
     if settings.db_pool_pre_ping:
-        event.listen(config.get_engine().sync_engine.pool, "checkout", _discard_if_closed)
+        checkout = _discard_if_broken if on_mariadb else _discard_if_closed
+        event.listen(config.get_engine().sync_engine.pool, "checkout", checkout)
     return config
 
 
@@ -107,6 +120,12 @@ def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     first statement fails that statement: hot reads retry once (service.developers.reads), anything else is 503.
     """
     if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection while it was in the pool")
+
+
+def _discard_if_broken(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """The same check on asyncmy's connection (service.db.mariadb.is_closed), also without a round trip."""
+    if mariadb.is_closed(dbapi_connection.driver_connection):
         raise DisconnectionError("the server closed this connection while it was in the pool")
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, get_args
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
 
 from advanced_alchemy.base import DefaultBase, IdentityBase
 from sqlalchemy import (
@@ -16,14 +16,17 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    String,
     Text,
     func,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import UserDefinedType
+from sqlalchemy.types import JSON, TypeDecorator, TypeEngine, UserDefinedType
 
 from service.core.limits import EMAIL_MAX, NAME_MAX, SPECIALTY_MAX
 
@@ -34,6 +37,34 @@ ROLES: tuple[Role, ...] = get_args(Role)
 # Unique indexes by name: a write that breaks one is told apart from other errors by this name.
 DEVELOPERS_EMAIL_INDEX = "uq_developers_email_lower"
 USERS_EMAIL_INDEX = "uq_users_email_lower"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """MariaDB's DATETIME(6), which holds no time zone, as UTC both ways (every connection's zone is UTC:
+    service.db.mariadb). advanced-alchemy's DateTimeUTC does the same over DATETIME, which drops microseconds."""
+
+    impl = mysql.DATETIME
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC).replace(tzinfo=None) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _text(limit: int) -> TypeEngine[str]:
+    """TEXT on PostgreSQL (its CHECKs hold the limit); on MariaDB a VARCHAR of the limit, which an index can
+    cover, compared by code point (migration 0007)."""
+    return Text().with_variant(String(limit, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+def _timestamp() -> TypeEngine[datetime]:
+    return DateTime(timezone=True).with_variant(UTCDateTime(fsp=6), "mysql", "mariadb")
+
+
+def _json() -> TypeEngine[Any]:
+    return JSONB().with_variant(JSON(), "mysql", "mariadb")
 
 
 class Developer(IdentityBase):
@@ -55,12 +86,12 @@ class Developer(IdentityBase):
         CheckConstraint("email IS NFC NORMALIZED", name="email_nfc"),
     )
 
-    name: Mapped[str] = mapped_column(Text, nullable=False)
-    email: Mapped[str] = mapped_column(Text, nullable=False)
-    specialty: Mapped[str] = mapped_column(Text, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    name: Mapped[str] = mapped_column(_text(NAME_MAX), nullable=False)
+    email: Mapped[str] = mapped_column(_text(EMAIL_MAX), nullable=False)
+    specialty: Mapped[str] = mapped_column(_text(SPECIALTY_MAX), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_timestamp(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+        _timestamp(), nullable=False, server_default=func.now(), onupdate=func.now()
     )
     # Incremented by every statement that updates the row (migration 0006): the ETag's version
     # (service.developers.etags).
@@ -78,13 +109,13 @@ class User(IdentityBase):
         CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role_known"),
     )
 
-    email: Mapped[str] = mapped_column(Text, nullable=False)
-    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
-    role: Mapped[str] = mapped_column(Text, nullable=False)
+    email: Mapped[str] = mapped_column(_text(EMAIL_MAX), nullable=False)
+    password_hash: Mapped[str] = mapped_column(_text(255), nullable=False)
+    role: Mapped[str] = mapped_column(_text(16), nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(_timestamp(), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+        _timestamp(), nullable=False, server_default=func.now(), onupdate=func.now()
     )
 
 
@@ -161,22 +192,22 @@ class ImportJob(DefaultBase):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    status: Mapped[str] = mapped_column(Text, nullable=False)
-    on_conflict: Mapped[str] = mapped_column(Text, nullable=False)
-    media_type: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(_text(16), nullable=False)
+    on_conflict: Mapped[str] = mapped_column(_text(16), nullable=False)
+    media_type: Mapped[str] = mapped_column(_text(255), nullable=False)
     rows_total: Mapped[int | None] = mapped_column(BigInteger)
     rows_done: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
     created: Mapped[int | None] = mapped_column(BigInteger)
     updated: Mapped[int | None] = mapped_column(BigInteger)
     skipped: Mapped[int | None] = mapped_column(BigInteger)
-    error: Mapped[dict[str, object] | None] = mapped_column(JSONB)  # the RFC 9457 problem of a failed import
+    error: Mapped[dict[str, object] | None] = mapped_column(_json())  # the RFC 9457 problem of a failed import
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     # The token's subject, not a foreign key: a token may outlive its account, and a job outlives neither.
     submitted_by: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(_timestamp(), nullable=False, server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(_timestamp())
+    finished_at: Mapped[datetime | None] = mapped_column(_timestamp())
 
 
 class ImportUpload(DefaultBase):
@@ -186,4 +217,6 @@ class ImportUpload(DefaultBase):
 
     job_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("import_jobs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    data: Mapped[bytes] = mapped_column(
+        LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"), nullable=False
+    )

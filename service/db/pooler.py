@@ -44,6 +44,8 @@ from asyncpg.prepared_stmt import PreparedStatement
 from service.core.settings import Settings
 
 DIRECT_URL_OPTION = "devdir_direct_url"  # an engine execution option: DATABASE_DIRECT_URL, which migrations use
+# Another: the connect arguments a migration's own connection takes too (MariaDB's session settings).
+CONNECT_ARGS_OPTION = "devdir_connect_args"
 
 
 class TransactionSettings(asyncpg.Connection):  # type: ignore[misc]  # asyncpg's class is untyped

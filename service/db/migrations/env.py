@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import service.db.models  # noqa: F401  (registers the tables on the metadata)
 from service.db import queue
-from service.db.pooler import DIRECT_URL_OPTION
+from service.db.pooler import CONNECT_ARGS_OPTION, DIRECT_URL_OPTION
 
 config = context.config
 
@@ -42,7 +42,12 @@ async def _run_online() -> None:
     # On DATABASE_DIRECT_URL: a migration takes locks and sets things for its session, which a transaction-mode
     # pooler in DATABASE_URL would not keep.
     url = config.engine.get_execution_options().get(DIRECT_URL_OPTION, config.db_url)  # type: ignore[attr-defined]
-    engine: AsyncEngine = create_async_engine(url, poolclass=pool.NullPool)
+    # With the request pool's connect arguments where they shape the session (MariaDB's time zone and sql_mode,
+    # which its triggers keep as they are created).
+    options = config.engine.get_execution_options()  # type: ignore[attr-defined]
+    engine: AsyncEngine = create_async_engine(
+        url, poolclass=pool.NullPool, connect_args=options.get(CONNECT_ARGS_OPTION, {})
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

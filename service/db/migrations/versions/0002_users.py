@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.create_table(
         "users",
         sa.Column("id", sa.BigInteger(), sa.Identity(start=1, increment=1), nullable=False),
@@ -32,4 +34,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.drop_table("users")

@@ -26,6 +26,8 @@ _NORMALIZE = "UPDATE {table} SET email = normalize(email, NFC) WHERE email IS NO
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     bind = op.get_bind()
     for table in TABLES:
         clashes = bind.execute(sa.text(_CLASHES.format(table=table))).all()
@@ -44,6 +46,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     # The normalised text stays: it is the same text.
     for table in TABLES:
         op.drop_constraint(f"ck_{table}_email_nfc", table, type_="check")

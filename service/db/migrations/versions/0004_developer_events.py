@@ -105,6 +105,8 @@ class _XID8(sa.types.UserDefinedType[int]):
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.create_table(
         "developer_events",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -139,6 +141,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     for name in TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON developers")
         op.execute(f"DROP FUNCTION {name}()")

@@ -188,6 +188,8 @@ def _script(sql: str) -> None:
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.create_table(
         "import_jobs",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -240,6 +242,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.execute("DROP TRIGGER import_jobs_status ON import_jobs")
     op.execute("DROP TRIGGER import_jobs_created ON import_jobs")
     op.execute("DROP FUNCTION import_jobs_event()")

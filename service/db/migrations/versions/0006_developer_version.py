@@ -21,8 +21,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.add_column("developers", sa.Column("version", sa.BigInteger(), server_default=sa.text("1"), nullable=False))
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # PostgreSQL's revision: MariaDB's schema is 0007's
     op.drop_column("developers", "version")
