@@ -52,7 +52,7 @@ def _text(length: int) -> sa.String:
     return sa.String(length, collation=BIN)
 
 
-def _at() -> sa.types.TypeEngine[object]:
+def _at() -> sa.types.TypeEngine[Any]:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
 
 
