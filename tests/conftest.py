@@ -11,9 +11,9 @@ from litestar import Litestar
 from service.app import create_app
 from service.core.settings import Settings
 from service.observability.log_writer import writer
-from tests import pgbouncer
-from tests.client import serve
-from tests.database import fresh_database, run_sql, server_url
+from tests import mariadb, pgbouncer
+from tests.client import TEST_SECRET, serve
+from tests.database import empty, fresh_database, server_url
 from tests.pgbouncer import POOLED_RUN, PgBouncer, app_settings
 
 
@@ -67,7 +67,7 @@ async def app(settings: Settings) -> AsyncIterator[Litestar]:
 
 @pytest.fixture
 async def client(app: Litestar, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
+    await empty(database_url, "developers", "users")
     async with serve(app) as http:
         yield http
 
@@ -78,3 +78,38 @@ def log_lines_with_their_test() -> Iterator[None]:
     yield
     if writer.pending:
         writer.flush()
+
+
+# MariaDB in every run (tests/mariadb.py): for the tests of MariaDB's own implementations and of what differs.
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh, migrated database on the tests' MariaDB (skips, or fails in CI, where none answers)."""
+    with mariadb.fresh_database(mariadb.server_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def mariadb_settings(mariadb_url: str) -> Settings:
+    return Settings(
+        database_url=mariadb_url,
+        secret_key=TEST_SECRET,
+        db_pool_size=5,
+        db_max_overflow=5,
+        login_attempts_per_minute=1000,
+    )
+
+
+@pytest.fixture
+async def mariadb_app(mariadb_settings: Settings) -> AsyncIterator[Litestar]:
+    app = create_app(mariadb_settings)
+    yield app
+    await app.state.feed.engine.dispose()
+
+
+@pytest.fixture
+async def mariadb_client(mariadb_app: Litestar, mariadb_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    await mariadb.empty(mariadb_url, "developers", "users")
+    async with serve(mariadb_app) as http:
+        yield http

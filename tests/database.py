@@ -15,9 +15,11 @@ import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
 from sqlalchemy.engine import make_url
 
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
 from service.db import embedded
 from service.db.config import async_url, sqlalchemy_config
+from tests import mariadb
 
 
 async def connect(url: str, **options: Any) -> asyncpg.Connection:
@@ -33,6 +35,9 @@ async def connect(url: str, **options: Any) -> asyncpg.Connection:
 
 
 async def run_sql(url: str, *statements: str) -> None:
+    if backend_of(url) == "mariadb":
+        await mariadb.run_sql(url, *statements)
+        return
     conn = await connect(url)
     try:
         for statement in statements:
@@ -61,7 +66,7 @@ async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
 def server_url() -> Iterator[str]:
     """URL of a maintenance database on the server the tests use."""
     if url := os.environ.get("TEST_DATABASE_URL"):
-        yield async_url(url)
+        yield url if mariadb.run_on_mariadb() else async_url(url)
         return
     with tempfile.TemporaryDirectory(prefix="devdir-test-") as tmp:
         server = embedded.start(Path(tmp) / "pgdata", cleanup="delete")
@@ -72,6 +77,10 @@ def server_url() -> Iterator[str]:
 @contextmanager
 def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
     """A new, empty database on `server` (migrated to head unless told not to), dropped afterwards."""
+    if backend_of(server) == "mariadb":
+        with mariadb.fresh_database(server, migrate=migrate) as url:
+            yield url
+        return
     name = f"devdir_test_{secrets.token_hex(4)}"
     asyncio.run(run_sql(server, f'CREATE DATABASE "{name}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
@@ -112,3 +121,11 @@ async def _require_password(url: str, password: str) -> None:
             return
         await asyncio.sleep(0.1)
     raise RuntimeError("the server still lets a login in without its password")
+
+
+async def empty(url: str, *tables: str) -> None:
+    """Empty `tables` and restart their identities, on either server."""
+    if backend_of(url) == "mariadb":
+        await mariadb.empty(url, *tables)
+    else:
+        await run_sql(url, f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")

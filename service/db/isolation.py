@@ -11,9 +11,9 @@ statement), and asyncpg writes it into the BEGIN it sends anyway (`BEGIN ISOLATI
 costs no round trip.
 
 An operation declared `replay` runs its whole transaction, COMMIT included, inside `replayed()`: a serialization
-failure (40001) or a deadlock (40P01), at any statement or at COMMIT, rolls the attempt back, waits a jittered
-backoff and runs it again from what the request already holds in memory (its parsed body, never the socket), up
-to ATTEMPTS times; the last attempt's error becomes the usual 503 with Retry-After (service.web.problems). Only work
+failure (40001) or a deadlock (40P01; MariaDB's 1213: service.db.errors), at any statement or at COMMIT, rolls
+the attempt back, waits a jittered backoff and runs it again from what the request already holds in memory (its
+parsed body, never the socket), up to ATTEMPTS times; the last attempt's error becomes the usual 503 with Retry-After (service.web.problems). Only work
 that is safe to repeat is declared so: a streamed body was consumed as it was written, so the imports are not.
 """
 
@@ -29,7 +29,7 @@ from typing import Literal, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.consistency import capture
-from service.db.errors import driver_error
+from service.db.errors import error_name, is_retryable
 
 logger = logging.getLogger("service.db.isolation")
 
@@ -47,8 +47,6 @@ DRIVER_LEVELS: dict[Level, str] = {
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.02
 BACKOFF_MAX_SECONDS = 0.5
-# PostgreSQL's "try the transaction again" errors: serialization_failure and deadlock_detected.
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 @dataclass(frozen=True)
@@ -166,20 +164,10 @@ async def replayed(
             if number == ATTEMPTS or not is_retryable(exc):
                 raise
             await session.rollback()
-            logger.debug("%s: %s on attempt %d; replaying", operation, _sqlstate(exc), number)
+            logger.debug("%s: %s on attempt %d; replaying", operation, error_name(exc), number)
         else:
             return result
         if retried is not None:
             retried(operation)
         await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (number - 1))))  # noqa: S311
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """A serialization failure or a deadlock: the transaction was rolled back and may simply be run again."""
-    return _sqlstate(exc) in RETRYABLE_SQLSTATES
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    code = getattr(driver_error(exc), "sqlstate", None)
-    return code if isinstance(code, str) else None

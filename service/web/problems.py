@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 
 from service.core.errors import DomainError
 from service.core.validation import named_field, readable
-from service.db.errors import driver_error
+from service.db.errors import driver_error, is_conflict, is_statement_timeout
 from service.observability.log_throttle import LogThrottle
 from service.observability.metrics import ErrorKind, Metrics
 
@@ -169,11 +169,12 @@ def _unavailable_because(exc: Exception) -> tuple[ErrorKind, str] | None:
     """What kind of trouble kept the database from serving this request now, and why in words; None if the error
     is not about availability."""
     driver = driver_error(exc)
-    if isinstance(driver, asyncpg.QueryCanceledError):
+    if isinstance(driver, asyncpg.QueryCanceledError) or is_statement_timeout(exc):
         return "statement_timeout", (
             "The database took longer than the statement timeout; retry shortly, or send less at once."
         )
-    if isinstance(driver, asyncpg.TransactionRollbackError):  # deadlock or serialization failure
+    # A deadlock or a serialization failure; on MariaDB a row lock waited on for innodb_lock_wait_timeout too.
+    if isinstance(driver, asyncpg.TransactionRollbackError) or is_conflict(exc):
         return "conflict", "The request collided with a concurrent transaction; retry it."
     # Refused or timed-out connects surface as OSError (TimeoutError is one); a lost connection, a server
     # shutting down or refusing connections as asyncpg connection, operator or resource errors. A connection
