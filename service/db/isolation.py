@@ -13,8 +13,9 @@ costs no round trip.
 An operation declared `replay` runs its whole transaction, COMMIT included, inside `replayed()`: a serialization
 failure (40001) or a deadlock (40P01; MariaDB's 1213: service.db.errors), at any statement or at COMMIT, rolls
 the attempt back, waits a jittered backoff and runs it again from what the request already holds in memory (its
-parsed body, never the socket), up to ATTEMPTS times; the last attempt's error becomes the usual 503 with Retry-After (service.web.problems). Only work
-that is safe to repeat is declared so: a streamed body was consumed as it was written, so the imports are not.
+parsed body, never the socket), up to ATTEMPTS times; the last attempt's error becomes the usual 503 with
+Retry-After (service.web.problems). Only work that is safe to repeat is declared so: a streamed body was consumed
+as it was written, so the imports are not.
 """
 
 from __future__ import annotations
