@@ -126,6 +126,11 @@ class MariaDBOutbox:
         if reads is not None:
             reads.connection.close()  # no goodbye needed: the connection only read and stamped
 
+    @property
+    def connection_id(self) -> int | None:
+        """The server's id of the feed's connection (information_schema.processlist's ID), while it has one."""
+        return None if self._reads is None else int(self._reads.connection.thread_id())
+
     def own(self) -> MariaDBReads | None:
         return self._reads if self.connected() else None
 
