@@ -97,8 +97,8 @@ def private_server(directory: Path) -> Iterator[PrivateServer]:
         pytest.skip(reason)
     server = PrivateServer(directory)
     server.install()
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()

@@ -211,3 +211,23 @@ async def test_many_processes_stamping_at_once_give_each_event_one_place(mariadb
 
 async def _unstamped(url: str) -> bool:
     return bool(await mariadb.fetchval(url, "SELECT count(*) FROM developer_events WHERE seq IS NULL"))
+
+
+async def test_post_patch_delete_each_arrive_as_one_event_with_the_api_s_json(run: Running) -> None:
+    async with sse(run) as stream:
+        response = await run.api.post("/api/developers", json={"name": "Ada", "email": "ada@x.io", "specialty": "m"})
+        assert response.status_code == 201, response.text
+        created = response.json()
+        event = await stream.event()
+        assert event["op"] == "created"
+        answer = await run.api.get(f"/api/developers/{created['id']}")
+        assert event["developer"] == created | {"etag": answer.headers["etag"]}
+        response = await run.api.patch(f"/api/developers/{created['id']}", json={"specialty": "poetry"})
+        assert response.status_code == 200, response.text
+        event = await stream.event()
+        assert (event["op"], event["specialty"]) == ("updated", "poetry")
+        assert event["developer"] == response.json() | {"etag": response.headers["etag"]}
+        assert (await run.api.delete(f"/api/developers/{created['id']}")).status_code == 204
+        event = await stream.event()
+        assert (event["op"], event["developer"], event["developer_id"]) == ("deleted", None, created["id"])
+        await stream.quiet(QUIET)
