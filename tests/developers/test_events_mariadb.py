@@ -231,3 +231,26 @@ async def test_post_patch_delete_each_arrive_as_one_event_with_the_api_s_json(ru
         event = await stream.event()
         assert (event["op"], event["developer"], event["developer_id"]) == ("deleted", None, created["id"])
         await stream.quiet(QUIET)
+
+
+async def test_a_transaction_of_more_events_than_a_page_arrives_whole_and_in_order(
+    run: Running, mariadb_url: str
+) -> None:
+    """2,500 rows in one transaction: the sequencer stamps them a page (1,000) per transaction, the feed reads on
+    at once while a round stamped a full page, and the subscriber, whose queue (1,000) overflows, catches up from
+    the outbox (a replay, then a count of how far behind it is) without a gap, a repeat or a resync."""
+    rows = 2500
+    async with sse(run) as stream, connection(mariadb_url) as conn:
+        await conn.begin()
+        for start in range(0, rows, 500):
+            await execute(
+                conn,
+                "INSERT INTO developers (name, email, specialty) VALUES "
+                + ", ".join(f"('Many {i}', 'm{i}@x.io', 's')" for i in range(start, start + 500)),
+            )
+        await conn.commit()
+        events = await stream.events(rows)
+        await stream.quiet(QUIET)
+    assert [e["developer"]["name"] for e in events] == [f"Many {i}" for i in range(rows)]
+    assert [cursor(e["id"]) for e in events] == sorted(cursor(e["id"]) for e in events)
+    assert len({e["id"] for e in events}) == rows

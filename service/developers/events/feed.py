@@ -161,6 +161,8 @@ class Feed:
 
     def _subscribe(self, audience: Audience) -> Subscription:
         subscription = Subscription(audience, self.queue_size, self.cursor)
+        if not self.subscriptions:
+            self._wake.set()  # the first subscriber: read now, and at its pace from now on (Outbox.wait_seconds)
         self.subscriptions.add(subscription)
         return subscription
 
