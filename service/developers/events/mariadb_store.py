@@ -6,7 +6,8 @@ transaction and, following its cursor, skip it for ever. MariaDB has no snapshot
 rule, service.developers.events.store), so the triggers (migration 0007) leave `seq` NULL and the sequencer stamps
 committed events, in one short transaction at a time:
 
-1. `SELECT ... FROM developer_events_sequence FOR UPDATE`: one sequencer at a time, across all processes;
+1. `SELECT ... FROM developer_events_sequence FOR UPDATE SKIP LOCKED`: one sequencer at a time, across all
+   processes (a process that finds it locked leaves the stamping to the one that holds it, and reads on);
 2. `SELECT id ... WHERE seq IS NULL ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED`: a row whose writer has not
    committed is locked by its insert and passed over; every committed unstamped row is taken;
 3. the rows taken get seq = last + 1, last + 2, ... in id order; the sequence row keeps the last; COMMIT.
@@ -51,7 +52,8 @@ _STATE = (
     "SELECT (SELECT seq FROM developer_events_sequence WHERE one), "
     "EXISTS (SELECT 1 FROM developer_events WHERE seq IS NULL)"
 )
-_LOCK_SEQUENCE = "SELECT seq FROM developer_events_sequence WHERE one FOR UPDATE"
+_LOCK_SEQUENCE = "SELECT seq FROM developer_events_sequence WHERE one FOR UPDATE SKIP LOCKED"
+_LAST = "SELECT seq FROM developer_events_sequence WHERE one"
 _UNSTAMPED = "SELECT id FROM developer_events WHERE seq IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
 # The ids are integers the server just returned, and ascending: FIND_IN_SET gives each its rank. Spelled out in
 # the statement so that the UPDATE looks each row up by primary key and touches no other (never waits on a writer).
@@ -86,7 +88,11 @@ async def stamp(connection: asyncmy.Connection, limit: int) -> tuple[int, int]:
     short transaction, six round trips: BEGIN, the sequence's lock, the rows, the stamps, the sequence, COMMIT."""
     await connection.begin()
     try:
-        last = int((await _fetch(connection, _LOCK_SEQUENCE))[0][0])
+        locked = await _fetch(connection, _LOCK_SEQUENCE)
+        if not locked:  # another process's sequencer is stamping: it stamps for this one too
+            await connection.commit()
+            return await _last(connection), 0
+        last = int(locked[0][0])
         ids = [int(row[0]) for row in await _fetch(connection, _UNSTAMPED, (limit,))]
         if ids:
             listed = ",".join(map(str, ids))
@@ -98,6 +104,10 @@ async def stamp(connection: asyncmy.Connection, limit: int) -> tuple[int, int]:
         await _rollback(connection)
         raise
     return last, len(ids)
+
+
+async def _last(connection: asyncmy.Connection) -> int:
+    return int((await _fetch(connection, _LAST))[0][0])
 
 
 async def _rollback(connection: asyncmy.Connection) -> None:
