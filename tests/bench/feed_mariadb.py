@@ -8,8 +8,9 @@ On a private MariaDB server (tests/mariadb_server.py), so that nothing else runs
 - an app served in this process, idle, for --idle-seconds, with one SSE subscriber (the feed polls every
   LIVE_POLL_SECONDS) and with none (every EVENTS_POLL_SECONDS): the server's statements and CPU seconds, and this
   process's CPU seconds, per second;
-- --events single-row INSERTs from another connection (as another process writes), spaced 0-100 ms at random:
-  the time from each COMMIT's answer to the event's arrival on the SSE stream.
+- --events single-row INSERTs from another connection (as another process writes), then as many POSTs through the
+  app itself, spaced 0-100 ms at random: the time from each write's answer to the event's arrival on the SSE
+  stream (a POST's answer may come after its event: then the figure is 0 or less).
 """
 
 from __future__ import annotations
@@ -85,12 +86,15 @@ async def idle_app(server: PrivateServer, url: str, seconds: float, subscribed: 
     await app.state.feed.engine.dispose()
 
 
-async def latency(url: str, events: int) -> None:
+async def latency(url: str, events: int, *, through_api: bool) -> None:
+    """From each write's answer to its event's arrival: writes from another connection (as another process's),
+    or POSTs through the app itself (its feed is woken by its own commits)."""
     app = create_app(Settings(database_url=url, secret_key=TEST_SECRET))
     committed: dict[str, float] = {}
     arrived: dict[str, float] = {}
+    tag = "api" if through_api else "sql"
     async with served(app) as base:
-        headers = {"Authorization": f"Bearer {token('viewer')}"}
+        headers = {"Authorization": f"Bearer {token('admin')}"}
         async with (
             httpx.AsyncClient(base_url=base, headers=headers, timeout=httpx.Timeout(10, read=None)) as client,
             client.stream("GET", "/api/developers/events") as response,
@@ -110,19 +114,24 @@ async def latency(url: str, events: int) -> None:
             try:
                 for i in range(events):
                     await asyncio.sleep(random.uniform(0, 0.1))
-                    email = f"lat{i}@bench.io"
-                    async with conn.cursor() as cursor:
-                        await cursor.execute(
-                            "INSERT INTO developers (name, email, specialty) VALUES (%s, %s, 'bench')", ("L", email)
-                        )
-                    committed[email] = time.perf_counter()  # autocommit: the INSERT's answer is its COMMIT's
+                    email = f"{tag}{i}@bench.io"
+                    if through_api:
+                        body = {"name": "L", "email": email, "specialty": "bench"}
+                        assert (await client.post("/api/developers", json=body)).status_code == 201
+                    else:
+                        async with conn.cursor() as cursor:
+                            await cursor.execute(
+                                "INSERT INTO developers (name, email, specialty) VALUES (%s, %s, 'bench')", ("L", email)
+                            )
+                    committed[email] = time.perf_counter()  # the answer comes once COMMIT has
             finally:
                 conn.close()
             await asyncio.wait_for(reader, 60)
     await app.state.feed.engine.dispose()
     lags = sorted((arrived[e] - committed[e]) * 1000 for e in committed)
+    what = "POSTs through the app" if through_api else "INSERTs from another connection"
     print(
-        f"delivery, {events} events from another connection: median {statistics.median(lags):.1f} ms, "
+        f"delivery, {events} {what}: median {statistics.median(lags):.1f} ms, "
         f"p90 {lags[int(len(lags) * 0.9)]:.1f} ms, p99 {lags[int(len(lags) * 0.99)]:.1f} ms, max {lags[-1]:.1f} ms"
     )
 
@@ -140,7 +149,8 @@ def main() -> None:
         asyncio.run(idle_round(url))
         asyncio.run(idle_app(server, url, args.idle_seconds, subscribed=True))
         asyncio.run(idle_app(server, url, args.idle_seconds, subscribed=False))
-        asyncio.run(latency(url, args.events))
+        asyncio.run(latency(url, args.events, through_api=False))
+        asyncio.run(latency(url, args.events, through_api=True))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ class Feed:
         # Called with each event's delivery lag, seconds from its statement (the database's clock) to its fan-out.
         self.lag_observer: Callable[[float], None] | None = None
         self._wake = asyncio.Event()
+        self.outbox.follow_commits(engine, self._wake.set)
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # set once the cursor has been read from the outbox
         self._errors = LogThrottle(10.0)

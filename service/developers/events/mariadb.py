@@ -6,7 +6,8 @@ event), and when the last stamp is past the feed's cursor, the feed reads what f
 round trip. The feed polls every LIVE_POLL_SECONDS while it has subscribers, every EVENTS_POLL_SECONDS while it has
 none (its cursor, where a subscriber from now starts, moves on all the same), and at once again while a round
 stamped a full page. Every process's feed stamps: whichever runs first stamps for all, so an event committed
-through one process reaches the subscribers of any other within one poll interval (plus the round itself).
+through one process reaches the subscribers of any other within one poll interval (plus the round itself). A
+commit through this process's own pool wakes its feed at once (`follow_commits`).
 
 The connection is asyncmy's, outside the request pool, with the pool's session settings (service.db.mariadb) and
 READ COMMITTED (the sequencer takes no gap locks). While it is down the feed reads through the request pool and
@@ -21,9 +22,11 @@ from typing import Any, cast
 
 import asyncmy
 from asyncmy import errors as asyncmy_errors
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from service.core.settings import Settings
 from service.db import mariadb
@@ -35,6 +38,7 @@ from service.developers.events.stored import Audience, StoredEvent
 APPLICATION_NAME = "devdir change feed"
 LIVE_POLL_SECONDS = 0.05  # while the process has subscribers: the latency of an event across processes
 STAMP_PAGE = 1000  # events stamped per transaction, when not reading
+_COMMITTED = "devdir.feed.committed"  # in a pooled connection's info: it committed since it was checked out
 _READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
 
@@ -144,3 +148,18 @@ class MariaDBOutbox:
         if pending:
             return 0.0
         return min(LIVE_POLL_SECONDS, self.poll_seconds) if subscribed else self.poll_seconds
+
+    def follow_commits(self, engine: AsyncEngine, wake: Callable[[], None]) -> None:
+        """Wake the feed when a connection of `engine`'s pool goes back to it after a COMMIT: this process's own
+        writes arrive at once, without waiting for a poll (other processes' within one). Reads commit nothing
+        (service.web.transaction), so they wake nothing; many commits before the feed runs wake it once."""
+
+        def committed(connection: Connection) -> None:
+            connection.info[_COMMITTED] = True
+
+        def returned(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+            if record.info.pop(_COMMITTED, False):
+                wake()
+
+        event.listen(engine.sync_engine, "commit", committed)
+        event.listen(engine.sync_engine.pool, "checkin", returned)

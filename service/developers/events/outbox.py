@@ -86,6 +86,10 @@ class Outbox(Protocol):
         """How long the feed may sleep, unless woken, before it reads again."""
         ...
 
+    def follow_commits(self, engine: AsyncEngine, wake: Callable[[], None]) -> None:
+        """Have `wake()` called after this process's own commits on `engine`'s pool, where nothing else would."""
+        ...
+
 
 def outbox_for(settings: Settings) -> Outbox:
     """The server's Outbox: chosen here, once, from DATABASE_URL."""

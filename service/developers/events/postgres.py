@@ -120,3 +120,6 @@ class PostgresOutbox:
 
     def wait_seconds(self, pending: bool, subscribed: bool) -> float:  # a NOTIFY wakes it
         return PENDING_POLL_SECONDS if pending else self.poll_seconds
+
+    def follow_commits(self, engine: AsyncEngine, wake: Callable[[], None]) -> None:
+        """Nothing to do: a commit that wrote events NOTIFYs the listener, this process's own as any other's."""
