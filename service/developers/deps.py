@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
+from service.db.returning import UPDATE_ONE
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
 from service.developers.reads import DeveloperReads, PostgresReads, ReadQueries
 from service.developers.reads_mariadb import MariaDBReads
-from service.developers.service import DevelopersService, UpdateOne, update_returning, update_then_select
+from service.developers.service import DevelopersService
 from service.web.consistency import ConsistencyToken, need
 
 
@@ -40,7 +41,7 @@ def reads_dependency(settings: Settings) -> Provide:
 
 def service_dependency(settings: Settings) -> Provide:
     """Each request's DevelopersService, with the UPDATE of the server DATABASE_URL names (chosen here, once)."""
-    update_one: UpdateOne = update_then_select if settings.backend == "mariadb" else update_returning
+    update_one = UPDATE_ONE[settings.backend]
 
     def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
         return DevelopersService(db_session, update_one)
