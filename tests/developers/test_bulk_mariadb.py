@@ -211,3 +211,24 @@ async def test_the_triggers_are_back_after_a_bulk_write(
     assert_problem(await bulk(client, "json", bad, mode), 400)
     assert await session_variables(app) == (None, None, None, None, session)
     assert await mariadb.fetchval(mariadb_url, "SELECT COUNT(*) FROM developers") == 20
+
+
+async def test_a_bulk_statement_past_its_time_limit_is_503(mariadb_url: str) -> None:
+    # BULK_STATEMENT_TIMEOUT_MS limits each bulk statement by itself (SET STATEMENT ... FOR): the session's own
+    # max_statement_time (DB_STATEMENT_TIMEOUT_MS) is what the next request on the connection gets.
+    settings = Settings(
+        database_url=mariadb_url, secret_key=TEST_SECRET, db_pool_size=1, db_max_overflow=0, bulk_statement_timeout_ms=1
+    )
+    app = create_app(settings)
+    await mariadb.empty(mariadb_url, "developers")
+    try:
+        async with serve(app) as client:
+            body = assert_problem(await bulk(client, "ndjson", people(30_000), "update"), 503)
+            assert "statement timeout" in body["detail"]
+            engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
+            async with engine.connect() as connection:
+                limit = (await connection.exec_driver_sql("SELECT @@max_statement_time")).scalar_one()
+            assert float(limit) == settings.db_statement_timeout_ms / 1000
+    finally:
+        await app.state.feed.engine.dispose()
+    assert await mariadb.fetchval(mariadb_url, "SELECT COUNT(*) FROM developers") == 0
