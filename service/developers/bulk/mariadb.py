@@ -6,11 +6,12 @@ MariaDB has no UPDATE ... RETURNING, no arrays, no statement triggers; a stateme
 max_statement_time = ... FOR ...), so nothing lingers on the pooled connection. Only the email index can clash:
 no statement here gives an id to a new row, so `ON DUPLICATE KEY` and `IGNORE` meet uq_developers_email_lower alone.
 
-Round trips of an import: SET @devdir_bulk; per chunk of 10,000 rows one INSERT into the table plus three for its
+Round trips of an import: SET @devdir_bulk; per chunk of 10,000 rows one INSERT into the table and one of its
 summary event (error mode), or one INSERT into the staging table (skip, update: created by the first, after one
-DROP); then for skip and update one INSERT ... SELECT, three for the events, one DROP; SET to clear; COMMIT.
-A batch update: CREATE, one INSERT of the items, the UPDATE, the tallies (plus one query when an item was not
-written), its events, DROP. A batch delete: one DELETE ... RETURNING and its events.
+DROP); then for skip and update one INSERT ... SELECT, one query of what it inserted and one INSERT of its event
+(update: two more to read and clear the updates' tallies, one more event); one DROP; SET to clear; COMMIT.
+A batch update: DROP, CREATE, one INSERT of the items, SET, the UPDATE, two for its tallies, its event (or one
+query of the unwritten items instead), SET, DROP. A batch delete: SET, one DELETE ... RETURNING, its event, SET.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from service.core.errors import REPORTED
 from service.developers.bulk.conflicts import Conflict, emails_taken
 from service.developers.bulk.dialect import BatchOutcome, Change
-from service.developers.bulk.mariadb_events import bulk_writes, write_events
+from service.developers.bulk.mariadb_events import aggregated, bulk_writes, summary, tallied_updates, write_event
 from service.developers.bulk.mariadb_writer import DROP_STAGING, STAGING, ChunkWriter
 from service.developers.bulk.rows import Row
 from service.developers.errors import EmailsTaken
@@ -36,6 +37,9 @@ from service.developers.schemas import BulkCreateResult, OnConflict
 _INSERT = f"""
     INSERT IGNORE INTO developers (name, email, specialty)
     SELECT name, email, specialty FROM {STAGING} ORDER BY lower(email), row_no"""  # noqa: S608 (constants)
+# The rows it wrote. One INSERT ... SELECT reserves its ids under the table's AUTO-INC lock (innodb_autoinc_lock_mode
+# 0 or 1; MariaDB's default is 1), so no other row takes an id between its first (LAST_INSERT_ID) and its last.
+_INSERTED = "SELECT id, specialty FROM developers WHERE id >= %s ORDER BY id LIMIT %s"
 # update mode: repeated emails collapse to the last row sent, so a row is written once (version + 1, as on
 # PostgreSQL). VALUES(col), not an `AS new` alias: asyncmy's multi-row rewrite, and MariaDB, want this form.
 _UPSERT = f"""
@@ -47,6 +51,11 @@ _UPSERT = f"""
     WHERE newest = 1 ORDER BY lower(email)
     ON DUPLICATE KEY UPDATE name = VALUES(name), specialty = VALUES(specialty), updated_at = NOW(6),
         version = developers.version + 1"""  # noqa: S608 (constants)
+# The rows it inserted: each email was written once, an existing row's version went from n to n + 1 (>= 2).
+_UPSERTED = f"""
+    SELECT d.id, d.specialty FROM developers d JOIN (SELECT DISTINCT lower(email) AS email_lower FROM {STAGING}) s
+        ON d.email_lower = s.email_lower
+    WHERE d.version = 1"""  # noqa: S608 (constants)
 # As PostgreSQL's: rows 1..%s were written by this request, so a match in `developers` for an email whose first
 # row is among them is this request's own row.
 _CONFLICTS = f"""
@@ -117,14 +126,16 @@ class MariaDBBulk:
 
     async def delete_many(self, session: AsyncSession, ids: list[int]) -> tuple[int, list[int]]:
         connection = await session.connection()
+        placeholders = ",".join(["%s"] * len(ids))
         async with bulk_writes(connection):
-            placeholders = ",".join(["%s"] * len(ids))
             result = await connection.exec_driver_sql(
-                f"DELETE FROM developers WHERE id IN ({placeholders}) RETURNING id",  # noqa: S608 (placeholders)
+                f"DELETE FROM developers WHERE id IN ({placeholders}) RETURNING id, specialty",  # noqa: S608
                 tuple(ids),
             )
-            deleted = {id_ for (id_,) in result.all()}
-            await write_events(connection)
+            returned: Sequence[Any] = result.all()
+            deleted = {int(row[0]): str(row[1]) for row in returned}
+            if deleted:
+                await write_event(connection, summary("deleted", sorted(deleted), deleted.values()))
         return len(deleted), [id_ for id_ in ids if id_ not in deleted]
 
 
@@ -136,12 +147,15 @@ async def _import(
     total = writer.rows
     if on_conflict == "update":
         await connection.exec_driver_sql(limit + _UPSERT)
-        created = (await write_events(connection))["created"]
-        return BulkCreateResult(created=created, updated=total - created, skipped=0)
+        created = await aggregated(connection, "created", _UPSERTED, ())
+        await write_event(connection, created)
+        await write_event(connection, await tallied_updates(connection))
+        return BulkCreateResult(created=created.count, updated=total - created.count, skipped=0)
     if on_conflict == "skip":
-        await connection.exec_driver_sql(limit + _INSERT)
-        created = (await write_events(connection))["created"]
-        return BulkCreateResult(created=created, updated=0, skipped=total - created)
+        result = await connection.exec_driver_sql(limit + _INSERT)
+        created = await aggregated(connection, "created", _INSERTED, (result.lastrowid, result.rowcount))
+        await write_event(connection, created)
+        return BulkCreateResult(created=created.count, updated=0, skipped=total - created.count)
     if writer.inserted < total:
         raise await _conflicts(connection, writer.inserted)
     return BulkCreateResult(created=total, updated=0, skipped=0)
@@ -154,16 +168,16 @@ async def _conflicts(connection: AsyncConnection, inserted: int) -> EmailsTaken:
 
 
 async def _updated(connection: AsyncConnection, total: int) -> BatchOutcome:
-    """What the batch UPDATE wrote; its events when it wrote every item's row (else the request fails)."""
-    written = await write_events(connection)
-    updated = written["updated"]
-    if updated == total:
-        return BatchOutcome(updated)
+    """What the batch UPDATE wrote; its event when it wrote every item's row (else the request fails)."""
+    written = await tallied_updates(connection)
+    if written.count == total:
+        await write_event(connection, written)
+        return BatchOutcome(written.count)
     rows: Sequence[Any] = (await connection.exec_driver_sql(_UNWRITTEN, (REPORTED,))).all()
     unwritten = {bool(row[0]): (int(row[1]), tuple(_json_ints(row[2]))) for row in rows}
     missing, missing_ids = unwritten.get(True, (0, ()))
     stale, stale_ids = unwritten.get(False, (0, ()))
-    return BatchOutcome(updated, missing, missing_ids, stale, stale_ids)
+    return BatchOutcome(written.count, missing, missing_ids, stale, stale_ids)
 
 
 def _timeout(timeout_ms: int) -> str:

@@ -1,32 +1,30 @@
 """The change feed's events of bulk writes on MariaDB: one summary per statement, as PostgreSQL's triggers write.
 
-MariaDB has row triggers only. Under the session variable `@devdir_bulk` they write no event per row and tally
-instead, per operation, in session variables (migration 0007): how many rows, the first and last id, the ids up
-to 1,000, the distinct specialties up to 100. After each bulk statement `write_events` turns the tallies into the
-events PostgreSQL's statement triggers (0004) would have written, in the same transaction, and clears them: a
-`bulk` summary, or the row's own created/updated/deleted event when the statement wrote one row.
+MariaDB has row triggers only. Under the session variable `@devdir_bulk` they write no event per row (migration
+0007), and the bulk service writes, after each bulk statement and in its transaction, what PostgreSQL's statement
+triggers (0004) would have: a `bulk` summary (operation, count, first and last id, the ids up to 1,000, the
+distinct specialties up to 100), or the row's own created/updated/deleted event when the statement wrote one row.
+What an INSERT or a DELETE wrote, the service knows (its rows, their ids: see mariadb.py); an UPDATE's old
+specialties only its trigger sees, so the UPDATE trigger tallies them in session variables, read and cleared here.
 
 `bulk_writes` sets `@devdir_bulk` and clears it, and the tallies, afterwards, whatever happened: connections are
-pooled, and the next request on this one must have its triggers back. Round trips: one SET before, one after;
-per statement two (read and clear the tallies) and one INSERT per event.
+pooled, and the next request on this one must have its triggers back.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-OPERATIONS = ("created", "updated", "deleted")
 MAX_IDS, MAX_SPECIALTIES = 1000, 100  # as in PostgreSQL's summaries (0004)
-_PARTS = ("n", "first", "last", "ids", "sp", "spn")
-_TALLIES = [f"@devdir_{operation}_{part}" for operation in OPERATIONS for part in _PARTS]
+_TALLIES = [f"@devdir_updated_{part}" for part in ("n", "first", "last", "ids", "sp", "spn")]
 _READ = "SELECT " + ", ".join(_TALLIES)
 _CLEAR = "SET " + ", ".join(f"{name} = NULL" for name in _TALLIES)
-_END = f"{_CLEAR}, @devdir_bulk = NULL"
 
 _SUMMARY = "INSERT INTO developer_events (op, specialties, bulk) VALUES ('bulk', %s, %s)"
 # The row's own event, as the row triggers (0007) write it: the developer as PostgreSQL's to_jsonb(row), in UTC.
@@ -38,70 +36,92 @@ _ONE_WRITTEN = f"""
     FROM developers WHERE id = %s"""  # noqa: S608 (constants only)
 _ONE_DELETED = """
     INSERT INTO developer_events (op, developer_id, specialty, specialties) VALUES ('deleted', %s, %s, %s)"""
+# A summary of rows a query selects (id, specialty), computed by the server.
+_AGGREGATE = f"""
+    SELECT COUNT(*), MIN(id), MAX(id), JSON_ARRAYAGG(id ORDER BY id LIMIT {MAX_IDS + 1}),
+           JSON_ARRAYAGG(DISTINCT specialty ORDER BY specialty LIMIT {MAX_SPECIALTIES + 1})
+    FROM ({{rows}}) AS written"""  # noqa: S608 (constants only)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What one statement wrote, as the change feed tells it."""
+
+    operation: str  # created, updated, deleted
+    count: int
+    first_id: int
+    last_id: int
+    ids: list[int] | None  # None past MAX_IDS
+    specialties: list[str] | None  # distinct, in code point order (PostgreSQL's C collation); None past 100
+
+
+def summary(operation: str, ids: list[int], specialties: Iterable[str]) -> Summary:
+    """The summary of rows known to the caller: their ids in order, their specialties."""
+    distinct = set(specialties)
+    listed = sorted(distinct) if len(distinct) <= MAX_SPECIALTIES else None
+    return Summary(operation, len(ids), ids[0], ids[-1], ids if len(ids) <= MAX_IDS else None, listed)
 
 
 @asynccontextmanager
 async def bulk_writes(connection: AsyncConnection) -> AsyncIterator[None]:
-    """Row triggers tally instead of writing events while the block runs (see the module's docstring)."""
+    """Row triggers write no events while the block runs (see the module's docstring)."""
     await connection.exec_driver_sql(f"{_CLEAR}, @devdir_bulk = 1")
     try:
         yield
     finally:
-        await connection.exec_driver_sql(_END)
+        await connection.exec_driver_sql(f"{_CLEAR}, @devdir_bulk = NULL")
 
 
-async def write_events(connection: AsyncConnection) -> dict[str, int]:
-    """Write the events of the statements run since the last call, and clear their tallies; the rows each
-    operation wrote ({"created": n, ...})."""
-    values = (await connection.exec_driver_sql(_READ)).one()
+async def aggregated(connection: AsyncConnection, operation: str, rows: str, params: tuple[Any, ...]) -> Summary:
+    """The summary of the rows (id, specialty) that the query `rows` selects; count 0 when none."""
+    row: Any = (await connection.exec_driver_sql(_AGGREGATE.format(rows=rows), params)).one()
+    n, first, last, ids, specialties = row
+    if not n:
+        return Summary(operation, 0, 0, 0, [], [])
+    listed: list[str] = msgspec.json.decode(specialties)
+    return Summary(
+        operation,
+        int(n),
+        int(first),
+        int(last),
+        msgspec.json.decode(ids, type=list[int]) if n <= MAX_IDS else None,
+        listed if len(listed) <= MAX_SPECIALTIES else None,
+    )
+
+
+async def tallied_updates(connection: AsyncConnection) -> Summary:
+    """The summary of the rows UPDATEd since the tallies were last cleared, which it clears; count 0 when none."""
+    row: Any = (await connection.exec_driver_sql(_READ)).one()
+    n, first, last, ids, sp, spn = row
     await connection.exec_driver_sql(_CLEAR)
-    written: dict[str, int] = {}
-    for index, operation in enumerate(OPERATIONS):
-        n, first, last, ids, sp, spn = values[index * len(_PARTS) : (index + 1) * len(_PARTS)]
-        written[operation] = int(n or 0)
-        if n:
-            specialties = _specialties(sp, spn)
-            await _write(connection, operation, int(n), int(first), int(last), _ids(ids), specialties)
-    return written
+    if not n:
+        return Summary("updated", 0, 0, 0, [], [])
+    specialties = None if int(spn) > MAX_SPECIALTIES else sorted(s for s in _text(sp).split("\0") if s)
+    listed = None if ids is None else sorted(int(id_) for id_ in _text(ids).split(","))
+    return Summary("updated", int(n), int(first), int(last), listed, specialties)
 
 
-async def _write(
-    connection: AsyncConnection,
-    operation: str,
-    n: int,
-    first: int,
-    last: int,
-    ids: list[int] | None,
-    specialties: list[str] | None,
-) -> None:
-    listed = None if specialties is None else msgspec.json.encode(specialties).decode()
-    if n == 1 and operation == "deleted":
-        assert specialties is not None
-        await connection.exec_driver_sql(_ONE_DELETED, (first, specialties[0], listed))
-    elif n == 1:
-        await connection.exec_driver_sql(_ONE_WRITTEN, (operation, listed, first))
+async def write_event(connection: AsyncConnection, written: Summary) -> None:
+    """The event of one statement's rows: nothing for none, the row's own for one, else a summary."""
+    if not written.count:
+        return
+    listed = None if written.specialties is None else msgspec.json.encode(written.specialties).decode()
+    if written.count == 1 and written.operation == "deleted":
+        assert written.specialties is not None
+        await connection.exec_driver_sql(_ONE_DELETED, (written.first_id, written.specialties[0], listed))
+    elif written.count == 1:
+        await connection.exec_driver_sql(_ONE_WRITTEN, (written.operation, listed, written.first_id))
     else:
-        bulk: dict[str, Any] = {
-            "operation": operation,
-            "count": n,
-            "first_id": first,
-            "last_id": last,
-            "ids": ids,
-            "specialties": specialties,
+        bulk = {
+            "operation": written.operation,
+            "count": written.count,
+            "first_id": written.first_id,
+            "last_id": written.last_id,
+            "ids": written.ids,
+            "specialties": written.specialties,
         }
         await connection.exec_driver_sql(_SUMMARY, (listed, msgspec.json.encode(bulk).decode()))
 
 
-def _ids(tally: Any) -> list[int] | None:
-    if tally is None:
-        return None  # more than MAX_IDS
-    text = tally.decode() if isinstance(tally, bytes) else str(tally)
-    return sorted(int(id_) for id_ in text.split(","))
-
-
-def _specialties(tally: Any, count: Any) -> list[str] | None:
-    """The distinct specialties in code point order (PostgreSQL's C collation), None past MAX_SPECIALTIES."""
-    if tally is None or int(count or 0) > MAX_SPECIALTIES:
-        return None
-    text = tally.decode() if isinstance(tally, bytes) else str(tally)
-    return sorted(specialty for specialty in text.split("\0") if specialty)
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.db.errors import violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
-from service.developers.bulk.mariadb_events import write_events
+from service.developers.bulk.mariadb_events import summary, write_event
 from service.developers.bulk.rows import Row
 
 STAGING = "developers_import"  # the import's statements read it by this name
@@ -66,9 +66,11 @@ class ChunkWriter:
 
     async def _write(self, chunk: list[Row]) -> None:
         if self.direct:
+            written = len(self.ranges)
             done = await self._insert_into_table(chunk)
-            if done == len(chunk):
-                await write_events(self.connection)  # one summary per chunk, as one COPY on PostgreSQL
+            if done == len(chunk):  # one event per chunk, as for one COPY on PostgreSQL
+                ids = [id_ for first, last in self.ranges[written:] for id_ in range(first, last + 1)]
+                await write_event(self.connection, summary("created", ids, (row[3] for row in chunk)))
                 return
             self.direct = False
             await self._create_staging()
