@@ -9,6 +9,7 @@ import httpx
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from service.app import create_app
@@ -186,14 +187,21 @@ async def one_connection(mariadb_url: str) -> AsyncIterator[tuple[httpx.AsyncCli
 
 
 async def session_variables(app: Litestar) -> tuple[object, ...]:
+    """On the app's one pooled connection: @devdir_bulk, the UPDATE trigger's tally, whether a staging table is
+    or a batch's table left, and the connection's id."""
     engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine()
     async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                text("SELECT @devdir_bulk, @devdir_created_n, @devdir_updated_n, @devdir_deleted_n, CONNECTION_ID()")
-            )
-        ).one()
-    return tuple(row)
+        row = (await connection.execute(text("SELECT @devdir_bulk, @devdir_updated_n, CONNECTION_ID()"))).one()
+        tables = (await connection.execute(text("SHOW TABLES LIKE 'developers_%'"))).scalars().all()
+        staged = False
+        for temporary in ("developers_import", "developers_changes"):
+            try:
+                await connection.execute(text(f"SELECT 1 FROM {temporary} LIMIT 0"))
+                staged = True
+            except sa_exc.ProgrammingError:
+                pass
+    assert "developers_import" not in tables
+    return (row[0], row[1], staged, row[2])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -203,14 +211,20 @@ async def test_the_triggers_are_back_after_a_bulk_write(
     client, app = one_connection
     (*_, session) = await session_variables(app)
     assert (await bulk(client, "ndjson", people(20), mode)).status_code == 201
-    assert await session_variables(app) == (None, None, None, None, session)  # the same pooled connection
+    assert await session_variables(app) == (None, None, False, session)  # the same pooled connection
     assert_problem(await bulk(client, "ndjson", people(3), "error"), 409)  # an error after rows were written
-    assert await session_variables(app) == (None, None, None, None, session)
+    assert await session_variables(app) == (None, None, False, session)
     bad = people(1500, start=100)  # the first chunk (1,000 rows) is written before row 1,200 is read
     bad[1199] = {"name": "Bad", "email": "bad", "specialty": "x"}
     assert_problem(await bulk(client, "json", bad, mode), 400)
-    assert await session_variables(app) == (None, None, None, None, session)
+    assert await session_variables(app) == (None, None, False, session)
     assert await mariadb.fetchval(mariadb_url, "SELECT COUNT(*) FROM developers") == 20
+    ids = [row[0] for row in await table(mariadb_url)]
+    items = [{"id": ids[0], "name": "Renamed"}, {"id": 99_999, "name": "Nobody"}]
+    assert_problem(await client.patch("/api/developers", json=items), 404)  # after its UPDATE wrote a row
+    assert await session_variables(app) == (None, None, False, session)
+    assert (await client.patch("/api/developers", json=items[:1])).json() == {"updated": 1}
+    assert await session_variables(app) == (None, None, False, session)
 
 
 async def test_a_bulk_statement_past_its_time_limit_is_503(mariadb_url: str) -> None:

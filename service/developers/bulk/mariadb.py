@@ -7,10 +7,10 @@ max_statement_time = ... FOR ...), so nothing lingers on the pooled connection. 
 no statement here gives an id to a new row, so `ON DUPLICATE KEY` and `IGNORE` meet uq_developers_email_lower alone.
 
 Round trips of an import: SET @devdir_bulk; per chunk of 10,000 rows one INSERT into the table and one of its
-summary event (error mode), or one INSERT into the staging table (skip, update: created by the first, after one
-DROP); then for skip and update one INSERT ... SELECT, one query of what it inserted and one INSERT of its event
-(update: two more to read and clear the updates' tallies, one more event); one DROP; SET to clear; COMMIT.
-A batch update: DROP, CREATE, one INSERT of the items, SET, the UPDATE, two for its tallies, its event (or one
+summary event (error mode), or one INSERT into the staging table (skip, update: created by the first); then for
+skip and update one INSERT ... SELECT, one query of what it inserted and one INSERT of its event (update: two
+more to read and clear the updates' tallies, one more event), one DROP; SET to clear; COMMIT.
+A batch update: CREATE, one INSERT of the items, SET, the UPDATE, two for its tallies, its event (or one
 query of the unwritten items instead), SET, DROP. A batch delete: SET, one DELETE ... RETURNING, its event, SET.
 """
 
@@ -26,7 +26,7 @@ from service.core.errors import REPORTED
 from service.developers.bulk.conflicts import Conflict, emails_taken
 from service.developers.bulk.dialect import BatchOutcome, Change
 from service.developers.bulk.mariadb_events import aggregated, bulk_writes, summary, tallied_updates, write_event
-from service.developers.bulk.mariadb_writer import DROP_STAGING, STAGING, ChunkWriter
+from service.developers.bulk.mariadb_writer import STAGING, ChunkWriter
 from service.developers.bulk.rows import Row
 from service.developers.errors import EmailsTaken
 from service.developers.schemas import BulkCreateResult, OnConflict
@@ -69,11 +69,11 @@ _CONFLICTS = f"""
 
 _CHANGES = "developers_changes"
 _CREATE_CHANGES = f"""
-    CREATE TEMPORARY TABLE {_CHANGES} (
+    CREATE OR REPLACE TEMPORARY TABLE {_CHANGES} (
         id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200), email VARCHAR(254), specialty VARCHAR(100),
         version BIGINT, written BOOLEAN NOT NULL DEFAULT FALSE
     ) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"""
-_DROP_CHANGES = f"DROP TEMPORARY TABLE IF EXISTS {_CHANGES}"
+_DROP_CHANGES = f"DROP TEMPORARY TABLE {_CHANGES}"
 # NULL keeps a field, and as `version` accepts any version; the version is checked under the row lock the UPDATE
 # takes. The items' own rows are marked, so the unwritten ones can be told apart after it.
 _BATCH_UPDATE = f"""
@@ -102,15 +102,15 @@ class MariaDBBulk:
         timeout_ms: int,
     ) -> BulkCreateResult:
         connection = await session.connection()
+        writer = ChunkWriter(connection, direct=on_conflict == "error", timeout=_timeout(timeout_ms))
         try:
             async with bulk_writes(connection):
-                return await _import(connection, first, rest, on_conflict, _timeout(timeout_ms))
+                return await _import(connection, writer, first, rest, on_conflict, _timeout(timeout_ms))
         finally:
-            await connection.exec_driver_sql(DROP_STAGING)
+            await writer.close()
 
     async def update_many(self, session: AsyncSession, changes: list[Change], timeout_ms: int) -> BatchOutcome:
         connection = await session.connection()
-        await connection.exec_driver_sql(_DROP_CHANGES)
         await connection.exec_driver_sql(_CREATE_CHANGES)
         try:
             await connection.exec_driver_sql(
@@ -140,9 +140,13 @@ class MariaDBBulk:
 
 
 async def _import(
-    connection: AsyncConnection, first: list[Row], rest: AsyncIterator[list[Row]], on_conflict: OnConflict, limit: str
+    connection: AsyncConnection,
+    writer: ChunkWriter,
+    first: list[Row],
+    rest: AsyncIterator[list[Row]],
+    on_conflict: OnConflict,
+    limit: str,
 ) -> BulkCreateResult:
-    writer = ChunkWriter(connection, direct=on_conflict == "error", timeout=limit)
     await writer.write_all(first, rest)
     total = writer.rows
     if on_conflict == "update":

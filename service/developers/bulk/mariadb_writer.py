@@ -29,13 +29,13 @@ from service.developers.bulk.rows import Row
 STAGING = "developers_import"  # the import's statements read it by this name
 MAX_STATEMENT_CHARS = 2_000_000  # at most 8 MB of UTF-8: half of max_allowed_packet (16 MB by default)
 # A temporary table lives in this session only; MariaDB keeps it until the session ends, so the import drops it
-# when it ends (mariadb.py), and drops one left behind before creating its own.
+# when it ends (`close`), and replaces one a lost DROP would have left behind.
 CREATE_STAGING = f"""
-    CREATE TEMPORARY TABLE {STAGING} (
+    CREATE OR REPLACE TEMPORARY TABLE {STAGING} (
         row_no BIGINT NOT NULL, name VARCHAR(200) NOT NULL, email VARCHAR(254) NOT NULL,
         specialty VARCHAR(100) NOT NULL
     ) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"""
-DROP_STAGING = f"DROP TEMPORARY TABLE IF EXISTS {STAGING}"
+DROP_STAGING = f"DROP TEMPORARY TABLE {STAGING}"
 
 
 class ChunkWriter:
@@ -99,8 +99,13 @@ class ChunkWriter:
             self.rows = self.inserted = self.rows + count
         return done
 
+    async def close(self) -> None:
+        """Drop the staging table, if one was made: the pooled connection would keep it."""
+        if self._staging:
+            self._staging = False
+            await self.connection.exec_driver_sql(DROP_STAGING)
+
     async def _create_staging(self) -> None:
-        await self.connection.exec_driver_sql(DROP_STAGING)
         await self.connection.exec_driver_sql(CREATE_STAGING)
         self._staging = True
 
