@@ -10,7 +10,8 @@ without triggers (the seed's own schema had none: the stricter comparison). Each
 in the same order, from an empty table, timed from the first byte sent to the answer:
 
   service MariaDB   --rows developers as one NDJSON stream (POST /api/developers/bulk)
-  service Postgres  the same on PostgreSQL
+  asyncmy           the same rows as 10,000-row multi-row INSERTs from asyncmy itself, no HTTP: the limit
+  service Postgres  the same import on PostgreSQL
   service MariaDB   --orm-rows developers as one JSON array (the ORM's body)
   ORM MariaDB       --orm-rows as one JSON array, service schema / no triggers
 
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
@@ -48,6 +50,26 @@ def empty_postgres(url: str) -> None:
             url, "TRUNCATE developers, developer_events RESTART IDENTITY", "VACUUM ANALYZE developers, developer_events"
         )
     )
+
+
+async def raw_inserts(url: str, rows: int) -> tuple[float, dict[str, int]]:
+    """The physical limit of this path: the rows as 10,000-row multi-row INSERTs straight from asyncmy, one
+    transaction, the triggers silenced as the service silences them; no HTTP, no parsing, no events."""
+    conn = await mariadb.connect(url)
+    try:
+        async with conn.cursor() as cursor:
+            await cursor.execute("SET @devdir_bulk = 1")
+            started = time.perf_counter()
+            await cursor.execute("BEGIN")
+            for first in range(0, rows, 10_000):
+                chunk = [tuple(person(i).values()) for i in range(first, min(first + 10_000, rows))]
+                values = ",".join(["(%s,%s,%s)"] * len(chunk))
+                sql = f"INSERT INTO developers (name, email, specialty) VALUES {values}"
+                await cursor.execute(sql, [value for row in chunk for value in row])
+            await cursor.execute("COMMIT")
+            return time.perf_counter() - started, {"created": rows}
+    finally:
+        conn.close()
 
 
 def timed(run: Callable[[], tuple[float, dict[str, int]]], rows: int) -> float:
@@ -93,6 +115,11 @@ def main() -> None:
                 lambda: empty_mariadb(mdb),
                 lambda: post(ports["mdb"], IMPORT, ndjson(0, args.rows), "application/x-ndjson"),
             ),
+            f"asyncmy multi-row INSERT {args.rows:,}, no HTTP": (
+                args.rows,
+                lambda: empty_mariadb(mdb),
+                lambda: asyncio.run(raw_inserts(mdb, args.rows)),
+            ),
             f"service, PostgreSQL, NDJSON {args.rows:,}": (
                 args.rows,
                 lambda: empty_postgres(pg),
@@ -137,10 +164,11 @@ def report(
         median[name] = statistics.median(rates)
         spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
         print(f"  {name:<48}{median[name]:>10,.0f}  ({spread})  [{', '.join(f'{s:.2f}' for s in runs)}]")
-    service, pg, small, orm, plain = median.values()
+    service, raw, pg, small, orm, plain = median.values()
     print(f"\n  service MariaDB {args.rows:,} / ORM (service schema)   {service / orm:6.1f}x   (target >= 10)")
     print(f"  service MariaDB {args.rows:,} / ORM (no triggers)      {service / plain:6.1f}x")
     print(f"  service MariaDB {args.orm_rows:,} / ORM (no triggers)  {small / plain:6.1f}x   (same body)")
+    print(f"  service MariaDB / raw multi-row INSERTs, {args.rows:,} {service / raw:6.2f}")
     print(f"  service MariaDB / service PostgreSQL, {args.rows:,}   {service / pg:6.2f}")
     print(f"  peak RSS of the service's worker: MariaDB {peaks['mdb']:.0f} MB, PostgreSQL {peaks['pg']:.0f} MB")
 
