@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
 from service.db.returning import UPDATE_ONE
+from service.developers.bulk.servers import bulk_sql
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
@@ -55,6 +56,7 @@ def provide_bulk_service(
     metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
     return DevelopersBulkService(
         db_session,
+        bulk_sql(settings.backend),
         max_rows=settings.bulk_max_rows,
         statement_timeout_ms=settings.bulk_statement_timeout_ms,
         metrics=None if metrics is None else metrics.bulk,
