@@ -48,7 +48,7 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def mysql_code(exc: BaseException) -> int | None:
     """MariaDB's (or MySQL's) error code for the error, None if neither raised it."""
-    args = getattr(driver_error(exc), "args", ())
+    args: tuple[object, ...] = getattr(driver_error(exc), "args", ())
     return args[0] if len(args) == 2 and isinstance(args[0], int) else None
 
 

@@ -1,0 +1,89 @@
+"""The worker's queue on MariaDB: WORKER_CONCURRENCY slots, each taking the next due job from import_queue and
+running it (service.imports.mariadb.runner), and every ten minutes the deletion of old finished jobs.
+
+No NOTIFY: an idle slot polls every POLL (1 s): a new job, a retry whose delay ended, a dead worker's job all
+wait at most that long. An idle poll costs one indexed `SELECT ... FOR UPDATE SKIP LOCKED` and a ROLLBACK per
+slot a second on the worker's pool. One `session()` lasts until the worker stops, or until a take fails (the
+server gone): then the slots finish what they run, and the Worker connects again with backoff, as on
+PostgreSQL. No sweep of orphaned jobs is needed: an entry is deleted only in the transaction that ends its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+
+from service.db.autocommit import autocommit
+from service.imports.mariadb import status
+from service.imports.mariadb.runner import MariaDBJobRunner
+
+if TYPE_CHECKING:
+    from service.imports.worker import Worker
+
+logger = logging.getLogger("service.imports")
+
+POLL = timedelta(seconds=1)
+RETENTION_EVERY = 600.0  # seconds between two deletions of old finished jobs
+BATCH = 1000
+
+
+class MariaDBLoop:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.runner = MariaDBJobRunner(worker.settings, worker.db, worker.metrics, worker.name, worker._abort)
+
+    async def session(self) -> None:
+        worker = self.worker
+        async with worker.engine.connect() as connection:  # ready once the server answers
+            worker.queue_pid = int((await connection.execute(text("SELECT CONNECTION_ID()"))).scalar_one())
+        worker.connections += 1
+        worker.state = "ready"
+        logger.info("import worker %s: polling import_queue", worker.name)
+        ending = asyncio.Event()
+        tasks = [asyncio.create_task(self._slot(ending)) for _ in range(worker.settings.worker_concurrency)]
+        tasks.append(asyncio.create_task(self._retention(ending)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            ending.set()
+            if not worker._stopping.is_set():
+                worker.state = "reconnecting"
+            await asyncio.wait(tasks)  # a running import finishes first (or gives up, past the shutdown delay)
+            for task in tasks:
+                if (error := task.exception()) is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _slot(self, ending: asyncio.Event) -> None:
+        while not (self.worker._stopping.is_set() or ending.is_set()):
+            try:
+                ran = await self.runner.take_and_run()
+            except Exception:
+                ending.set()
+                raise
+            if not ran:
+                await self._idle(ending, POLL.total_seconds())
+
+    async def _idle(self, ending: asyncio.Event, seconds: float) -> None:
+        stop = asyncio.create_task(self.worker._stopping.wait())
+        end = asyncio.create_task(ending.wait())
+        try:
+            await asyncio.wait({stop, end}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            end.cancel()
+
+    async def _retention(self, ending: asyncio.Event) -> None:
+        hours = self.worker.settings.imports_retention_hours
+        while not (self.worker._stopping.is_set() or ending.is_set()):
+            with contextlib.suppress(Exception):  # the slots see a lost server; this tries again next time
+                async with autocommit(self.worker.engine) as connection:
+                    while await status.delete_finished(connection, hours, BATCH) == BATCH:
+                        pass
+            await self._idle(ending, RETENTION_EVERY)
