@@ -41,9 +41,7 @@ async def row_5000_held(url: str) -> AsyncIterator[asyncmy.Connection]:
     try:
         await connection.begin()
         async with connection.cursor() as cursor:
-            await cursor.execute(
-                "INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')"
-            )
+            await cursor.execute("INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')")
         yield connection
         await connection.rollback()
     finally:

@@ -47,6 +47,7 @@ class MariaDBLoop:
         ending = asyncio.Event()
         tasks = [asyncio.create_task(self._slot(ending)) for _ in range(worker.settings.worker_concurrency)]
         tasks.append(asyncio.create_task(self._retention(ending)))
+        aborter = asyncio.create_task(self._abort_when_stopped())
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             ending.set()
@@ -57,8 +58,15 @@ class MariaDBLoop:
                 if (error := task.exception()) is not None:
                     raise error
         finally:
+            aborter.cancel()
             for task in tasks:
                 task.cancel()
+
+    async def _abort_when_stopped(self) -> None:
+        """WORKER_SHUTDOWN_SECONDS after stop(), running imports give up (service.imports.mariadb.runner)."""
+        await self.worker._stopping.wait()
+        await asyncio.sleep(self.worker.settings.worker_shutdown_seconds)
+        self.worker._abort.set()
 
     async def _slot(self, ending: asyncio.Event) -> None:
         while not (self.worker._stopping.is_set() or ending.is_set()):

@@ -9,6 +9,7 @@ per row updated (`email_lower`'s unique index is the developers' only unique key
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterable
 
 from sqlalchemy import exc as sa_exc
@@ -33,13 +34,28 @@ _STATEMENTS: dict[OnConflict, str] = {
 }
 
 
-class MariaDBRows:
-    """Writes an import's rows in `session`'s transaction (the job's)."""
+_TIMEOUT = text("SET SESSION max_statement_time = :seconds")
 
-    def __init__(self, session: AsyncSession) -> None:
+
+class MariaDBRows:
+    """Writes an import's rows in `session`'s transaction (the job's), each statement within
+    `statement_timeout_ms` (BULK_STATEMENT_TIMEOUT_MS) instead of the connection's DB_STATEMENT_TIMEOUT_MS, which is
+    put back afterwards (`usual_ms`): MariaDB has no SET LOCAL."""
+
+    def __init__(self, session: AsyncSession, *, statement_timeout_ms: int, usual_ms: int) -> None:
         self.session = session
+        self.statement_timeout_ms = statement_timeout_ms
+        self.usual_ms = usual_ms
 
     async def import_rows(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
+        await self.session.execute(_TIMEOUT, {"seconds": self.statement_timeout_ms / 1000})
+        try:
+            return await self._write(chunks, on_conflict)
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection takes its session's setting with it
+                await self.session.execute(_TIMEOUT, {"seconds": self.usual_ms / 1000})
+
+    async def _write(self, chunks: AsyncIterable[list[Row]], on_conflict: OnConflict) -> BulkCreateResult:
         statement = text(_STATEMENTS[on_conflict])
         total = affected = 0
         async for chunk in chunks:

@@ -153,7 +153,12 @@ class MariaDBJobRunner:
         """The rows, then the job's `succeeded`, the upload's and the entry's deletion; COMMIT."""
         rows = parse(started.media_type, uploads.read(progress, job), self.settings.bulk_max_rows)
         reported = _reporting(rows, progress, job, started.attempts)
-        result = await MariaDBRows(session).import_rows(reported, started.on_conflict)
+        writer = MariaDBRows(
+            session,
+            statement_timeout_ms=self.settings.bulk_statement_timeout_ms,
+            usual_ms=self.settings.db_statement_timeout_ms,
+        )
+        result = await writer.import_rows(reported, started.on_conflict)
         if not await status.succeed(session, job, result):
             raise ImportCancelled()
         await status.delete_upload(session, job)
