@@ -1,5 +1,8 @@
-"""The import worker: takes queued imports from pgqueuer and hands each to service.imports.runner, which runs it
-exactly once and records how it ended, whichever connection is lost on the way.
+"""The import worker: takes queued imports and runs each exactly once, recording how it ended whichever
+connection is lost on the way. What differs between the servers is its queue loop, chosen once as it is built:
+on PostgreSQL pgqueuer (service.imports.pgqueuer_loop, with service.imports.runner), described below; on MariaDB
+import_queue, polled, each job held by its entry's row lock for the whole import (service.imports.mariadb).
+The lifecycle around it is the same on both: readiness, reconnecting with backoff, metrics, SIGTERM.
 
 Connections. The queue has one dedicated asyncpg connection (pgqueuer's dequeue, LISTEN, heartbeats, and the
 scheduler's polls). Imports run on the worker's own small SQLAlchemy pool (WORKER_POOL_SIZE), never on the API's
