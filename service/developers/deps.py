@@ -16,23 +16,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
+from service.db.returning import UPDATE_ONE
+from service.developers.bulk.servers import bulk_sql
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.streams import Exports
-from service.developers.reads import DeveloperReads
+from service.developers.reads import DeveloperReads, PostgresReads, ReadQueries
+from service.developers.reads_mariadb import MariaDBReads
 from service.developers.service import DevelopersService
 from service.web.consistency import ConsistencyToken, need
 
 
-def provide_developer_reads(
-    request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
-) -> DeveloperReads:
-    """The hot reads of this request, on a standby or the primary (service.db.routing)."""
-    return DeveloperReads(state["reads"], need(request, state, consistency_token))
+def reads_dependency(settings: Settings) -> Provide:
+    """The hot reads of each request, as the `developer_reads` dependency, with the statements of the server
+    DATABASE_URL names (chosen here, once), on a standby or the primary (service.db.routing)."""
+    queries: ReadQueries = MariaDBReads() if settings.backend == "mariadb" else PostgresReads()
+
+    def provide_developer_reads(
+        request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
+    ) -> DeveloperReads:
+        return DeveloperReads(state["reads"], need(request, state, consistency_token), queries)
+
+    return Provide(provide_developer_reads, sync_to_thread=False)
 
 
-def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
-    return DevelopersService(db_session)
+def service_dependency(settings: Settings) -> Provide:
+    """Each request's DevelopersService, with the UPDATE of the server DATABASE_URL names (chosen here, once)."""
+    update_one = UPDATE_ONE[settings.backend]
+
+    def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
+        return DevelopersService(db_session, update_one)
+
+    return Provide(provide_developers_service, sync_to_thread=False)
 
 
 def provide_bulk_service(
@@ -41,6 +56,7 @@ def provide_bulk_service(
     metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
     return DevelopersBulkService(
         db_session,
+        bulk_sql(settings.backend),
         max_rows=settings.bulk_max_rows,
         statement_timeout_ms=settings.bulk_statement_timeout_ms,
         metrics=None if metrics is None else metrics.bulk,
@@ -49,8 +65,6 @@ def provide_bulk_service(
 
 # Plain functions, run in the event loop: none of them waits on anything.
 DEPENDENCIES = {
-    "developer_reads": Provide(provide_developer_reads, sync_to_thread=False),
-    "developers_service": Provide(provide_developers_service, sync_to_thread=False),
     "bulk_service": Provide(provide_bulk_service, sync_to_thread=False),
 }
 
