@@ -63,6 +63,7 @@ async def import_connections(url: str) -> list[int]:
     """The worker connections whose statement is an import's INSERT into developers (waiting or running)."""
     rows = await mariadb.fetch(
         url,
-        "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND info LIKE 'INSERT INTO developers%%'",
+        "SELECT id FROM information_schema.processlist "
+        "WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info LIKE '%%INSERT INTO developers%%'",
     )
     return [int(row[0]) for row in rows]

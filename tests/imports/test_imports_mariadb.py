@@ -14,7 +14,7 @@ from service.core.settings import Settings
 from service.imports.worker import Worker
 from tests import mariadb
 from tests.client import assert_problem
-from tests.developers.api import FORMATS, encode, people
+from tests.developers.api import FORMATS, bulk, encode, people
 from tests.imports.api import job, quick, submitted, until_job
 from tests.imports.mariadb_jobs import client_of, import_connections, queue_size, row_5000_held, until_queue_empty
 from tests.polling import until
@@ -96,9 +96,10 @@ async def test_progress_is_visible_while_the_import_runs(api: httpx.AsyncClient,
 @pytest.mark.parametrize("fmt", FORMATS)
 async def test_a_bad_row_fails_the_job_with_its_problem(api: httpx.AsyncClient, mariadb_url: str, fmt: str) -> None:
     body = encode(fmt, [*people(1500), {"name": "Bad", "email": "not-an-email", "specialty": "x"}])
+    expected = assert_problem(await bulk(api, fmt, body), 400)
     done = await until_job(api, await submitted(api, fmt, body))
     assert done["status"] == "failed", done
-    assert done["error"]["status"] == 400
+    assert done["error"] == expected
     assert "row 1501" in done["error"]["detail"]
     assert (done["rows_total"], done["created"]) == (None, None)
     assert await mariadb.fetchval(mariadb_url, "SELECT count(*) FROM developers") == 0
@@ -180,3 +181,36 @@ async def test_the_import_connection_killed_midway_is_retried_and_finished_once(
     assert await mariadb.fetchval(mariadb_url, f"SELECT attempts FROM import_jobs WHERE id = {job_id}") == 2
     assert await mariadb.fetchval(mariadb_url, "SELECT count(*) FROM developers") == ROWS
     assert await queue_size(mariadb_url) == 0
+
+
+async def test_taken_emails_fail_the_job_with_the_bulk_routes_409(api: httpx.AsyncClient, mariadb_url: str) -> None:
+    await mariadb.run_sql(
+        mariadb_url, "INSERT INTO developers (name, email, specialty) VALUES ('Old', 'dev2@bulk.io', 'k')"
+    )
+    done = await until_job(api, await submitted(api, "json", people(5)))
+    assert done["status"] == "failed", done
+    assert done["error"]["status"] == 409
+    assert done["error"]["extra"] == [{"email": "dev2@bulk.io", "rows": [3], "reason": "taken"}]
+    assert await emails(mariadb_url) == ["dev2@bulk.io"]
+
+
+async def test_the_worker_deletes_old_finished_jobs_and_expired_events(
+    idle: httpx.AsyncClient, mariadb_settings: Settings, mariadb_url: str
+) -> None:
+    old, recent = [await submitted(idle, "json", people(1, i)) for i in range(2)]
+    await mariadb.run_sql(
+        mariadb_url,
+        f"UPDATE import_jobs SET status = 'cancelled', finished_at = NOW(6) - INTERVAL 200 HOUR WHERE id = {old}",
+        f"UPDATE import_jobs SET status = 'cancelled', finished_at = NOW(6) WHERE id = {recent}",
+        "DELETE FROM import_queue",
+        "INSERT INTO developer_events (seq, op, developer_id, at) VALUES (1, 'deleted', 1, NOW(6) - INTERVAL 200 HOUR)",
+    )
+    worker = Worker(quick(mariadb_settings, imports_retention_hours=168, events_retention_hours=168))
+    async with worker.lifespan(None):
+
+        async def deleted() -> bool:
+            jobs = await mariadb.fetch(mariadb_url, "SELECT id FROM import_jobs ORDER BY id")
+            events = await mariadb.fetchval(mariadb_url, "SELECT count(*) FROM developer_events WHERE seq = 1")
+            return [row[0] for row in jobs] == [recent] and events == 0
+
+        await until(deleted, "the old job and the old event to be deleted")

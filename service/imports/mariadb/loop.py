@@ -1,5 +1,6 @@
 """The worker's queue on MariaDB: WORKER_CONCURRENCY slots, each taking the next due job from import_queue and
-running it (service.imports.mariadb.runner), and every ten minutes the deletion of old finished jobs.
+running it (service.imports.mariadb.runner), and every ten minutes the deletion of old finished jobs and old change
+events (what pgqueuer's scheduler runs on PostgreSQL, service.imports.scheduler).
 
 No NOTIFY: an idle slot polls every POLL (1 s): a new job, a retry whose delay ended, a dead worker's job all
 wait at most that long. An idle poll costs one indexed `SELECT ... FOR UPDATE SKIP LOCKED` and a ROLLBACK per
@@ -11,7 +12,6 @@ PostgreSQL. No sweep of orphaned jobs is needed: an entry is deleted only in the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from service.db.autocommit import autocommit
+from service.developers.events import mariadb_retention
 from service.imports.mariadb import status
 from service.imports.mariadb.runner import MariaDBJobRunner
 
@@ -88,10 +89,18 @@ class MariaDBLoop:
             end.cancel()
 
     async def _retention(self, ending: asyncio.Event) -> None:
-        hours = self.worker.settings.imports_retention_hours
+        """Every RETENTION_EVERY: finished jobs past IMPORTS_RETENTION_HOURS, change events past
+        EVENTS_RETENTION_HOURS (one process at a time: service.developers.events.mariadb_retention)."""
+        settings, engine = self.worker.settings, self.worker.engine
         while not (self.worker._stopping.is_set() or ending.is_set()):
-            with contextlib.suppress(Exception):  # the slots see a lost server; this tries again next time
-                async with autocommit(self.worker.engine) as connection:
-                    while await status.delete_finished(connection, hours, BATCH) == BATCH:
+            try:
+                async with autocommit(engine) as connection:
+                    while await status.delete_finished(connection, settings.imports_retention_hours, BATCH) == BATCH:
                         pass
+                async with engine.connect() as connection:
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    assert driver is not None
+                    await mariadb_retention.delete_expired(driver, settings.events_retention_hours)
+            except Exception as exc:  # noqa: BLE001 (the slots see a lost server; this tries again next time)
+                logger.warning("imports: retention failed (%s: %s)", type(exc).__name__, exc)
             await self._idle(ending, RETENTION_EVERY)

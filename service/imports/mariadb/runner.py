@@ -29,10 +29,11 @@ from service.db.autocommit import EachCommits, autocommit
 from service.db.models import FINISHED
 from service.developers.bulk.parsers import parse
 from service.developers.bulk.rows import Row
+from service.developers.bulk.servers import bulk_sql
+from service.developers.bulk.service import DevelopersBulkService
 from service.imports import uploads
 from service.imports.jobs import Started
 from service.imports.mariadb import queue, status
-from service.imports.mariadb.rows import MariaDBRows
 from service.imports.runner import RECORD_ATTEMPTS, RECORD_BACKOFF, ImportCancelled, backoff, gave_up
 from service.observability.instruments import WorkerMetrics
 
@@ -153,12 +154,14 @@ class MariaDBJobRunner:
         """The rows, then the job's `succeeded`, the upload's and the entry's deletion; COMMIT."""
         rows = parse(started.media_type, uploads.read(progress, job), self.settings.bulk_max_rows)
         reported = _reporting(rows, progress, job, started.attempts)
-        writer = MariaDBRows(
+        bulk = DevelopersBulkService(
             session,
+            bulk_sql("mariadb"),
+            max_rows=self.settings.bulk_max_rows,
             statement_timeout_ms=self.settings.bulk_statement_timeout_ms,
-            usual_ms=self.settings.db_statement_timeout_ms,
+            metrics=self.metrics.bulk,
         )
-        result = await writer.import_rows(reported, started.on_conflict)
+        result = await bulk.import_rows(reported, started.on_conflict)
         if not await status.succeed(session, job, result):
             raise ImportCancelled()
         await status.delete_upload(session, job)
