@@ -20,8 +20,8 @@ DEFERRABLE): its statement runs under the connection's own max_statement_time.
 
 The connection: one of the request pool's, taken before the answer starts and held until the last row has gone
 out, the client has left, or the stream has failed; an aborted export closes it (an unbuffered result cannot be
-abandoned mid-way on a live connection). Round trips: the isolation, the START TRANSACTION, the SELECT and one
-per FETCH rows read, COMMIT.
+abandoned mid-way on a live connection). Round trips: the isolation, the START TRANSACTION, the SELECT (its rows
+then stream, FETCH at a time read from the socket, no request per fetch), COMMIT.
 """
 
 from __future__ import annotations
