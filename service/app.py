@@ -22,7 +22,9 @@ from service.db.replicas import ReplicaLag
 from service.db.routing import ReadRouter, Replica
 from service.developers.deps import feed_dependency
 from service.developers.events.feed import Feed
+from service.developers.export.mariadb import MariaDBExports
 from service.developers.export.service import DeveloperExports
+from service.developers.export.streams import Exports
 from service.developers.router import router as developers_router
 from service.imports.cli import workers_group
 from service.imports.router import router as imports_router
@@ -93,11 +95,20 @@ def create_app(settings: Settings | None = None, *, span_processor: SpanProcesso
         if replicas is not None:
             metrics.watch_replicas(replicas)
     # Exports stream on connections of the request pool (or a standby's), a few at a time per process
-    # (EXPORT_MAX_CONCURRENT).
-    exports = DeveloperExports(
-        reads,
-        max_concurrent=settings.export_max_concurrent,
-        statement_timeout_ms=settings.export_statement_timeout_ms,
+    # (EXPORT_MAX_CONCURRENT): PostgreSQL's COPY, or MariaDB's server-side cursor.
+    exports: Exports = (
+        MariaDBExports(
+            db.get_engine(),
+            max_concurrent=settings.export_max_concurrent,
+            statement_timeout_ms=settings.export_statement_timeout_ms,
+            idle_timeout_seconds=settings.export_idle_timeout_seconds,
+        )
+        if settings.backend == "mariadb"
+        else DeveloperExports(
+            reads,
+            max_concurrent=settings.export_max_concurrent,
+            statement_timeout_ms=settings.export_statement_timeout_ms,
+        )
     )
     # Bulk imports and import submissions stream their bodies on connections of the request pool, a few at a time
     # per process (BULK_MAX_CONCURRENT).

@@ -34,6 +34,10 @@ class EachCommits:
     async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
         return (await self.execute(statement, parameters)).scalar()
 
+    async def invalidate(self) -> None:
+        """Never pool this connection again (a statement on it was cut short: its protocol state is unknown)."""
+        await self._connection.invalidate()
+
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
         """The asyncpg connection, inside a transaction committed when the block ends.

@@ -20,7 +20,7 @@ from service.db.returning import UPDATE_ONE
 from service.developers.bulk.servers import bulk_sql
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
-from service.developers.export.service import DeveloperExports
+from service.developers.export.streams import Exports
 from service.developers.reads import DeveloperReads, PostgresReads, ReadQueries
 from service.developers.reads_mariadb import MariaDBReads
 from service.developers.service import DevelopersService
@@ -78,11 +78,11 @@ def feed_dependency(feed: Feed) -> Provide:
     return Provide(provide_feed, use_cache=True, sync_to_thread=False)
 
 
-def exports_dependency(exports: DeveloperExports) -> Provide:
+def exports_dependency(exports: Exports) -> Provide:
     """The process's exports, as the `developer_exports` dependency: one object, whose count of running exports
     is the process's limit (EXPORT_MAX_CONCURRENT)."""
 
-    def provide_developer_exports() -> DeveloperExports:
+    def provide_developer_exports() -> Exports:
         return exports
 
     return Provide(provide_developer_exports, use_cache=True, sync_to_thread=False)
@@ -99,7 +99,7 @@ def tickets_dependency(settings: Settings) -> Provide:
 
 
 DeveloperReadsDep = NamedDependency[DeveloperReads]
-DeveloperExportsDep = NamedDependency[DeveloperExports]
+DeveloperExportsDep = NamedDependency[Exports]
 DevelopersServiceDep = NamedDependency[DevelopersService]
 BulkServiceDep = NamedDependency[DevelopersBulkService]
 FeedDep = NamedDependency[Feed]

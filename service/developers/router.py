@@ -16,11 +16,12 @@ from service.developers.controller import DevelopersController
 from service.developers.events.controller import EventsController
 from service.developers.events.tickets import FeedTicketsController
 from service.developers.export.controller import DevelopersExportController
-from service.developers.export.service import DeveloperExports
+from service.developers.export.streams import Exports
 
 
-def router(settings: Settings, exports: DeveloperExports) -> Router:
-    """`exports` is the process's one DeveloperExports, whose count of running exports is its limit."""
+def router(settings: Settings, exports: Exports) -> Router:
+    """`exports` is the process's one Exports (PostgreSQL's or MariaDB's), whose count of running exports is its
+    limit."""
     return Router(
         "/",
         route_handlers=[

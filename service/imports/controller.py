@@ -23,8 +23,7 @@ from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.core.validation import ID_PATTERN
 from service.developers.bulk.parsers import MEDIA_TYPES
 from service.developers.schemas import OnConflict
-from service.imports.deps import ImportJobsDep, ViewerDep
-from service.imports.jobs import ImportJobs
+from service.imports.deps import ImportJobsDep, JobsOfDep, ViewerDep
 from service.imports.schemas import ImportJob, ImportJobPage
 from service.web import request_body
 from service.web.consistency import SessionReadsDep
@@ -105,6 +104,7 @@ class ImportsController(Controller):
     async def list_imports(
         self,
         session_reads: SessionReadsDep,
+        jobs_of: JobsOfDep,
         viewer: ViewerDep,
         limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 100,
         cursor: Annotated[
@@ -118,11 +118,13 @@ class ImportsController(Controller):
     ) -> ImportJobPage:
         before = None if cursor is None else int(cursor)
         # Reads that may run on a hot standby, seeing at least the caller's own writes (service.db.routing).
-        return await session_reads.run(lambda session: ImportJobs(session).list(viewer, before, limit))
+        return await session_reads.run(lambda session: jobs_of(session).list(viewer, before, limit))
 
     @get("/{job_id:str}", summary="Get an import job", guards=[READ_DEVELOPERS], responses=COMMON_RESPONSES | NOT_FOUND)
-    async def get_import(self, session_reads: SessionReadsDep, viewer: ViewerDep, job_id: JobId) -> ImportJob:
-        return await session_reads.run(lambda session: ImportJobs(session).get(job_id, viewer))
+    async def get_import(
+        self, session_reads: SessionReadsDep, jobs_of: JobsOfDep, viewer: ViewerDep, job_id: JobId
+    ) -> ImportJob:
+        return await session_reads.run(lambda session: jobs_of(session).get(job_id, viewer))
 
     @delete(
         "/{job_id:str}",

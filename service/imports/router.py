@@ -14,6 +14,6 @@ def router(settings: Settings) -> Router:
     return Router(
         "/",
         route_handlers=[ImportSubmitController, ImportsController],
-        dependencies=deps.DEPENDENCIES,
+        dependencies=deps.dependencies(settings),
         request_max_body_size=settings.bulk_max_bytes,
     )

@@ -93,7 +93,7 @@ class JobRunner:
         except RetryRequested:
             raise
         except Exception as exc:
-            delay = _backoff(entry.attempts)
+            delay = backoff(entry.attempts)
             logger.warning(
                 "import job %d (queue entry %s) lost by worker %s before its outcome was recorded; retry in %.0f s",
                 job_id(entry),
@@ -141,7 +141,7 @@ class JobRunner:
             logger.info("import job %d skipped by worker %s (already %s)", job, self.name, current and current.status)
             return None
         if (attempts := current.attempts) >= self.settings.import_max_attempts:
-            await self._record(lambda connection: jobs.finish(connection, job, "failed", _gave_up(attempts)))
+            await self._record(lambda connection: jobs.finish(connection, job, "failed", gave_up(attempts)))
             logger.warning("import job %d failed: gave up after %d attempts", job, attempts)
             return None
         started = await jobs.start(status, job)
@@ -179,12 +179,12 @@ class JobRunner:
         """What an unexpected error of attempt `attempts` ends in, once recorded: _Failed when it was the last
         one, else RetryRequested (the job queued again)."""
         if attempts >= self.settings.import_max_attempts:
-            problem = _gave_up(attempts, exc)
+            problem = gave_up(attempts, exc)
             await self._record(lambda connection: jobs.finish(connection, job, "failed", problem))
             logger.error("import job %d failed: gave up after %d attempts", job, attempts, exc_info=exc)
             return _Failed()
         await self._record(lambda connection: jobs.requeue(connection, job, refund=False))
-        delay = _backoff(attempts - 1)
+        delay = backoff(attempts - 1)
         logger.warning("import job %d: attempt %d failed; retry in %.0f s", job, attempts, delay, exc_info=exc)
         return RetryRequested(delay=timedelta(seconds=delay), reason=f"{type(exc).__name__}: {exc}")
 
@@ -229,11 +229,11 @@ async def _reporting(chunks: AsyncIterator[list[Row]], status: EachCommits, job:
         yield chunk
 
 
-def _backoff(retries: int) -> float:
+def backoff(retries: int) -> float:
     return min(2.0**retries, RETRY_MAX_SECONDS)
 
 
-def _gave_up(attempts: int, exc: BaseException | None = None) -> dict[str, Any]:
+def gave_up(attempts: int, exc: BaseException | None = None) -> dict[str, Any]:
     reason = "" if exc is None else f" (the last: {type(exc).__name__})"
     detail = f"gave up after {attempts} attempts{reason}; nothing was written"
     return {"status": 500, "title": "Internal Server Error", "detail": detail}

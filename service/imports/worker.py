@@ -1,5 +1,8 @@
-"""The import worker: takes queued imports from pgqueuer and hands each to service.imports.runner, which runs it
-exactly once and records how it ended, whichever connection is lost on the way.
+"""The import worker: takes queued imports and runs each exactly once, recording how it ended whichever
+connection is lost on the way. What differs between the servers is its queue loop, chosen once as it is built:
+on PostgreSQL pgqueuer (service.imports.pgqueuer_loop, with service.imports.runner), described below; on MariaDB
+import_queue, polled, each job held by its entry's row lock for the whole import (service.imports.mariadb).
+The lifecycle around it is the same on both: readiness, reconnecting with backoff, metrics, SIGTERM.
 
 Connections. The queue has one dedicated asyncpg connection (pgqueuer's dequeue, LISTEN, heartbeats, and the
 scheduler's polls). Imports run on the worker's own small SQLAlchemy pool (WORKER_POOL_SIZE), never on the API's
@@ -32,27 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal, Protocol
 
-import asyncpg
 import msgspec
-from pgqueuer.domain.errors import RetryRequested
-from pgqueuer.domain.models import Job
-from pgqueuer.domain.types import Channel
-from pgqueuer.qm import QueueManager
-from pgqueuer.sm import SchedulerManager
 
 from service.core.settings import Settings
-from service.db.config import plain_url, sqlalchemy_config
-from service.db.queue import ENTRYPOINT, SETTINGS
-from service.imports import queue, scheduler
-from service.imports.runner import JobRunner
+from service.db.config import sqlalchemy_config
+from service.imports.mariadb.loop import MariaDBLoop
+from service.imports.pgqueuer_loop import PgQueuerLoop
 from service.observability.instruments import WorkerMetrics
 
 logger = logging.getLogger("service.imports")
@@ -62,25 +56,13 @@ SHUTDOWN_GRACE = 10.0
 
 State = Literal["starting", "ready", "reconnecting", "stopping", "stopped"]
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0  # queue reconnect backoff, seconds
-POLL = timedelta(seconds=1)  # the longest a worker waits between two dequeues (see the module's docstring)
-QUEUE_APPLICATION = "devdir worker queue"
 
 
-@dataclasses.dataclass
-class _QueueManager(QueueManager):
-    """pgqueuer's QueueManager holding at most `per_worker` picked jobs.
+class QueueLoop(Protocol):
+    """What differs between the servers: how a worker takes, holds, retries and ends queue entries, in one
+    `session()`, the life of one queue connection (it returns when the worker stops, raises when it is lost)."""
 
-    Its dequeue query caps the jobs one worker has picked at any number, but `run()` refuses a cap under twice
-    the batch size, so a worker of one job at a time (batch 1, cap 1) passes its cap here instead.
-    """
-
-    per_worker: int = 1
-
-    async def fetch_jobs(  # type: ignore[override]
-        self, batch_size: int, global_concurrency_limit: int | None, heartbeat_timeout: timedelta
-    ) -> AsyncIterator[Job]:
-        async for job in super().fetch_jobs(batch_size, self.per_worker, heartbeat_timeout):
-            yield job
+    async def session(self) -> None: ...
 
 
 class Worker:
@@ -91,16 +73,15 @@ class Worker:
         pool = msgspec.structs.replace(settings, db_pool_size=settings.worker_pool_size, db_max_overflow=0)
         self.db = sqlalchemy_config(pool, application_name="devdir worker")
         self.engine = self.db.get_engine()
-        self.dsn = plain_url(settings.direct_url)  # the queue's LISTEN needs a session: never a pooler
         self.name = f"{socket.gethostname()}/{os.getpid()}"
-        self.heartbeat = timedelta(seconds=settings.worker_heartbeat_seconds)
-        self.runner = JobRunner(settings, self.db, self.metrics, self.name)
         self.state: State = "starting"
         self.connections = 0  # queue connections opened so far
         self.queue_pid: int | None = None  # the queue connection's backend
         self._stopping = asyncio.Event()
         self._abort = asyncio.Event()  # set WORKER_SHUTDOWN_SECONDS after stop(): running imports give up
         self._task: asyncio.Task[None] | None = None
+        # The queue of DATABASE_URL's server, chosen once: pgqueuer on PostgreSQL, import_queue on MariaDB.
+        self.loop: QueueLoop = MariaDBLoop(self) if settings.backend == "mariadb" else PgQueuerLoop(self)
         self.metrics.watch(self)
 
     @property
@@ -141,7 +122,7 @@ class Worker:
             while not self._stopping.is_set():
                 connected = self.connections
                 try:
-                    await self._session()
+                    await self.loop.session()
                 except Exception as exc:  # noqa: BLE001 (whatever ended the session, connect again)
                     if not self._stopping.is_set():
                         logger.warning(
@@ -159,76 +140,3 @@ class Worker:
         finally:
             self.state = "stopped"
             await self.engine.dispose()
-
-    async def _session(self) -> None:
-        """One queue connection's life: the queue and the scheduler on it, until it is lost or the worker stops."""
-        connection = await asyncpg.connect(
-            self.dsn,
-            timeout=self.settings.db_connect_timeout,
-            server_settings={"application_name": QUEUE_APPLICATION},
-        )
-        self.connections += 1
-        self.queue_pid = connection.get_server_pid()
-        queries = queue.queries(connection)
-        manager = _QueueManager(queries, channel=Channel(SETTINGS.channel), per_worker=self.settings.worker_concurrency)
-        manager.entrypoint(ENTRYPOINT)(self._handle)
-        periodic = SchedulerManager(queries)
-        scheduler.register(periodic, self.engine, self.settings)
-
-        def end(*_: object) -> None:
-            manager.shutdown.set()
-            periodic.shutdown.set()
-
-        connection.add_termination_listener(end)
-        stopper = asyncio.create_task(self._stop_when_asked(end))
-        runs = [
-            asyncio.create_task(
-                manager.run(
-                    batch_size=1,
-                    dequeue_timeout=POLL,
-                    heartbeat_timeout=self.heartbeat,
-                    shutdown_on_listener_failure=True,  # a listener that stopped answering: reconnect
-                )
-            ),
-            asyncio.create_task(periodic.run()),
-        ]
-        try:
-            self.state = "ready"
-            logger.info("import worker %s: queue connected (backend %s)", self.name, self.queue_pid)
-            await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
-            if not self._stopping.is_set():
-                self.state = "reconnecting"
-            end()
-            await asyncio.wait(runs)  # a running import finishes first (or gives up, past the shutdown delay)
-            for run in runs:
-                if (error := run.exception()) is not None:
-                    raise error
-            if not self._stopping.is_set():
-                raise ConnectionError("the queue connection was closed")
-        finally:
-            stopper.cancel()
-            for run in runs:
-                run.cancel()
-            connection.terminate()
-
-    async def _stop_when_asked(self, end: Any) -> None:
-        await self._stopping.wait()
-        end()
-        await asyncio.sleep(self.settings.worker_shutdown_seconds)
-        self._abort.set()
-
-    async def _handle(self, job: Job) -> None:
-        """pgqueuer's entrypoint: the import, unless the worker is told to give up first (shutdown)."""
-        work = asyncio.create_task(self.runner.run(job))
-        abort = asyncio.create_task(self._abort.wait())
-        try:
-            await asyncio.wait({work, abort}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            abort.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.wait({work})
-        if not work.cancelled():
-            return work.result()
-        await self.runner.give_back(job)
-        raise RetryRequested(reason="the worker shut down before the import ended")

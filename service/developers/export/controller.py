@@ -25,7 +25,7 @@ from service.accounts.guards import READ_DEVELOPERS
 from service.core.limits import SPECIALTY_MAX
 from service.core.validation import TEXT_PATTERN
 from service.developers.deps import DeveloperExportsDep, SettingsDep
-from service.developers.export.service import Export, Format
+from service.developers.export.streams import Format, Stream
 from service.developers.formats import documented
 from service.web.consistency import ReadNeedDep
 from service.web.controller import Controller
@@ -110,7 +110,7 @@ class ExportStream(ASGIResponse):
 
     _should_set_content_length = False
 
-    def __init__(self, export: Export, *, idle_timeout: float) -> None:
+    def __init__(self, export: Stream, *, idle_timeout: float) -> None:
         disposition = f'attachment; filename="developers.{export.format}"'
         super().__init__(media_type=export.media_type, headers={"Content-Disposition": disposition})
         self.export = export
@@ -169,7 +169,7 @@ class ExportStream(ASGIResponse):
             await send(_body(b"".join(pending), more=False))
 
 
-async def _until_disconnect(receive: Receive, export: Export) -> None:
+async def _until_disconnect(receive: Receive, export: Stream) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass  # the (empty) request body
     export.abort()

@@ -39,8 +39,7 @@ memory all the same). A disk that fills up fails the spool, and the export then 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Awaitable, Callable
-from typing import IO, Literal, cast
+from typing import IO, cast
 
 import asyncpg
 from sqlalchemy.engine.interfaces import PoolProxiedConnection
@@ -51,9 +50,9 @@ from service.core.validation import nfc
 from service.db.consistency import NOTHING, Behind, Need, guard
 from service.db.routing import ReadRouter
 from service.developers.errors import ExportsBusy
+from service.developers.export.streams import Format, Sink
 from service.developers.schemas import CSV_HEADER
 
-Format = Literal["csv", "ndjson"]
 # Litestar adds `; charset=utf-8` to the text/csv of the answer.
 MEDIA_TYPES: dict[Format, str] = {"csv": "text/csv", "ndjson": "application/x-ndjson"}
 
@@ -89,8 +88,6 @@ _SNAPSHOT_GUARDED = (
     f"AND set_config('devdir.export_specialty', $2, true) IS NOT NULL AND {guard(3)}"
 )
 SPOOL_PIECE = 256 * 1024  # bytes read from a spool file per send
-
-Sink = Callable[[bytes], Awaitable[None]]
 
 
 def copy_query(fmt: Format, *, filtered: bool) -> str:
