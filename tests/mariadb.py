@@ -90,7 +90,7 @@ async def fetchval(url: str, query: str, *args: Any) -> Any:
 def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
     """A new, empty database on the MariaDB `server` (migrated to head unless told not to), dropped afterwards."""
     name = f"devdir_test_{secrets.token_hex(4)}"
-    asyncio.run(run_sql(server, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    asyncio.run(run_sql(server, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
         if migrate:

@@ -7,7 +7,8 @@ Every connection starts in one statement sent at connect (asyncmy's `init_comman
 - DB_STATEMENT_TIMEOUT_MS as `max_statement_time` (seconds), DB_IDLE_IN_TRANSACTION_TIMEOUT_MS as
   `idle_transaction_timeout`: the same backstops as PostgreSQL's `statement_timeout` and
   `idle_in_transaction_session_timeout` (MariaDB's names: MySQL has neither, so MySQL 8 takes them at 0).
-Text travels as utf8mb4; the columns' own collation (utf8mb4_bin, migration 0007) decides comparisons and order.
+Text travels as utf8mb4; the columns' own collation (utf8mb4_nopad_bin, migration 0007) decides comparisons
+and order.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 def _text(limit: int) -> TypeEngine[str]:
     """TEXT on PostgreSQL (its CHECKs hold the limit); on MariaDB a VARCHAR of the limit, which an index can
     cover, compared by code point (migration 0007)."""
-    return Text().with_variant(String(limit, collation="utf8mb4_bin"), "mysql", "mariadb")
+    return Text().with_variant(String(limit, collation="utf8mb4_nopad_bin"), "mysql", "mariadb")
 
 
 def _timestamp() -> TypeEngine[datetime]:

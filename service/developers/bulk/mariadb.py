@@ -72,7 +72,7 @@ _CREATE_CHANGES = f"""
     CREATE OR REPLACE TEMPORARY TABLE {_CHANGES} (
         id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(200), email VARCHAR(254), specialty VARCHAR(100),
         version BIGINT, written BOOLEAN NOT NULL DEFAULT FALSE
-    ) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"""
+    ) ENGINE=InnoDB CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"""
 _DROP_CHANGES = f"DROP TEMPORARY TABLE {_CHANGES}"
 # NULL keeps a field, and as `version` accepts any version; the version is checked under the row lock the UPDATE
 # takes. The items' own rows are marked, so the unwritten ones can be told apart after it.

@@ -63,9 +63,8 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def select(*, filtered: bool, timeout_ms: int, idle_seconds: float) -> str:
-    # utf8mb4_bin pads with spaces ('a' = 'a '): the equality finds the rows through the (specialty, name, id)
-    # index, the length keeps only the exact ones, as PostgreSQL's C collation compares.
-    where = " WHERE specialty = %s AND OCTET_LENGTH(specialty) = OCTET_LENGTH(%s)" if filtered else ""
+    # utf8mb4_nopad_bin compares by code point, trailing spaces included, as PostgreSQL's C collation does.
+    where = " WHERE specialty = %s" if filtered else ""
     return (
         f"SET STATEMENT max_statement_time = {timeout_ms / 1000:.3f}, "  # noqa: S608 (numbers and constants)
         f"net_write_timeout = {max(60, math.ceil(idle_seconds) + 10)} FOR "
@@ -124,7 +123,7 @@ class MariaDBExports:
             timeout_ms=self.statement_timeout_ms,
             idle_seconds=self.idle_timeout_seconds,
         )
-        args = (nfc(specialty),) * 2 if specialty is not None else None
+        args = (nfc(specialty),) if specialty is not None else None
         return MariaDBExport(self, fmt, pooled, query, args)
 
 

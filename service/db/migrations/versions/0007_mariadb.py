@@ -2,8 +2,9 @@
 
 Revisions 0001 to 0006 are PostgreSQL's and do nothing on MariaDB; this one creates the same tables there at once,
 so both servers share one history from here on. What differs, and why:
-- Text columns are VARCHAR of the API's limits (an index cannot cover TEXT), utf8mb4 with the binary collation:
-  equality and order by code point, as PostgreSQL's C.UTF-8 collation compares them.
+- Text columns are VARCHAR of the API's limits (an index cannot cover TEXT), utf8mb4 with the binary collation
+  that does not pad (`utf8mb4_nopad_bin`: 'a' and 'a ' differ): equality and order by code point, as
+  PostgreSQL's C.UTF-8 collation compares them.
 - Timestamps are DATETIME(6) in UTC (every connection's time_zone is +00:00: service.db.mariadb).
 - Emails are unique whatever their case through a generated column, `email_lower`, with the unique index of
   PostgreSQL's name: MariaDB indexes no expression.
@@ -36,7 +37,7 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-BIN = "utf8mb4_bin"
+BIN = "utf8mb4_nopad_bin"
 NAME_MAX, SPECIALTY_MAX, EMAIL_MAX = 200, 100, 254
 ROLES = "('viewer', 'editor', 'admin')"
 STATUSES = "('queued', 'running', 'succeeded', 'failed', 'cancelled')"
