@@ -51,8 +51,15 @@ async def load(url: str, rows: list[Row]) -> None:
         connection.close()
 
 
-def many(count: int, start: int = 0) -> list[Row]:
-    return [(f"Dev {i:07d}", f"dev{i}@export.io", f"spec{i % 20:02d}") for i in range(start, start + count)]
+def many(count: int, start: int = 0, *, wide: bool = False) -> list[Row]:
+    """`count` developers; `wide` ones (about 300 bytes a row) make an export far larger than every buffer between
+    MariaDB and a client that stops reading (socket buffers grow to megabytes), so the SELECT is still sending when
+    that client pauses, whatever the buffers' sizes."""
+    padding = " " + "x" * 170 if wide else ""  # room for the test's " (renamed)"
+    return [
+        (f"Dev {i:07d}{padding}", f"dev{i}@export.io", f"spec{i % 20:02d}{padding[:90]}")
+        for i in range(start, start + count)
+    ]
 
 
 async def stored(url: str) -> list[Row]:
@@ -150,7 +157,7 @@ async def test_the_bytes_are_postgresqls(
 @pytest.mark.parametrize("fmt", FORMATS)
 async def test_an_export_sees_exactly_the_snapshot_at_its_start(mariadb_settings: Settings, fmt: str) -> None:
     async with serving(mariadb_settings) as run:
-        await load(run.url, many(MANY))
+        await load(run.url, many(MANY, wide=True))
         snapshot = await stored(run.url)
         async with paused(run.api, fmt) as (_, first, rest):
             assert await streaming(run.url)  # MariaDB is still sending rows: the writes come mid-stream
