@@ -21,7 +21,7 @@ import pytest
 from service.db.isolation import ATTEMPTS, WRITES, Operation
 from tests.accounts.api import account
 from tests.client import assert_problem
-from tests.database import connect, fetch, fetchval, run_sql
+from tests.database import connect, empty, fetch, fetchval, run_sql
 from tests.system.scrape import scrape, value
 
 RETRIES = "devdir_db_retries_total"
@@ -171,7 +171,7 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         left = await fetch(database_url, "SELECT id FROM users WHERE role = 'admin' AND is_active")
         assert len(left) == 1
         # Both admins again for the next round.
-        await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+        await empty(database_url, "users")
         a = (await account(client, "a@x.io", "admin"))["id"]
         b = (await account(client, "b@x.io", "admin"))["id"]
 

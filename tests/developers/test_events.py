@@ -23,6 +23,7 @@ from service.developers.events import retention
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Resync
 from service.developers.events.store import Audience
+from tests import database
 from tests.client import assert_problem, token
 from tests.database import connect, fetch, fetchval, run_sql
 from tests.developers.api import bulk, create, create_as_event, people
@@ -53,10 +54,10 @@ QUIET = 0.5  # how long a test watches for an event that must not come
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> AsyncIterator[None]:
     """No developers, no events, no retention horizon, before and after each test (the database is shared)."""
-    reset = "TRUNCATE developers, developer_events, developer_events_horizon RESTART IDENTITY"
-    await run_sql(database_url, reset)
+    reset = ("developers", "developer_events", "developer_events_horizon")
+    await database.empty(database_url, *reset)
     yield
-    await run_sql(database_url, reset)
+    await database.empty(database_url, *reset)
 
 
 @pytest.fixture

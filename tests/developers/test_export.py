@@ -16,7 +16,7 @@ from service.app import create_app
 from service.core.settings import Settings
 from service.developers.export.service import DeveloperExports
 from tests.client import assert_problem, serve, token
-from tests.database import connect, fetchval, run_sql
+from tests.database import connect, empty, fetchval
 from tests.developers.api import bulk, people
 from tests.developers.export_support import (
     MANY,
@@ -63,7 +63,7 @@ async def test_an_export_round_trips_through_the_import(client: httpx.AsyncClien
     assert "content-length" not in response.headers  # streamed
     assert parse(fmt, response.content) == before  # every row, in id order
 
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     imported = await bulk(client, fmt, response.content)
     assert imported.json() == {"created": len(before), "updated": 0, "skipped": 0}, imported.text
     assert await stored(database_url) == before
@@ -294,4 +294,4 @@ async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_
     finally:
         await writer.close()
         await app.state.exports.reads.primary.dispose()
-        await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")
+        await empty(settings.database_url, "developers")

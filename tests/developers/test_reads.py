@@ -11,7 +11,7 @@ from litestar import Litestar
 
 from service.developers.keyset import encode
 from service.developers.schemas import Developer, DeveloperPage
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch, run_sql
 
 NAMES = [
     'Quote " and backslash \\ and slash /',
@@ -23,7 +23,7 @@ NAMES = [
 
 @pytest.fixture
 async def rows(database_url: str) -> list[Developer]:
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     for i, name in enumerate(NAMES):
         # Whole seconds for one row, microseconds for the others: msgspec writes the two differently.
         stamp = "'2026-01-02 03:04:05+00'" if i == 0 else "clock_timestamp()"
