@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from asyncmy.errors import MySQLError
 from sqlalchemy import exc as sa_exc
 
 # MariaDB's error codes the service acts on (mysqld_error.h).
@@ -48,8 +49,12 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def mysql_code(exc: BaseException) -> int | None:
     """MariaDB's (or MySQL's) error code for the error, None if neither raised it."""
-    args = getattr(driver_error(exc), "args", ())
-    return args[0] if len(args) == 2 and isinstance(args[0], int) else None
+    error = driver_error(exc)
+    if not isinstance(error, MySQLError):
+        return None
+    args = list(error.args)
+    code = args[0] if len(args) == 2 else None  # asyncmy's are (code, message)
+    return code if isinstance(code, int) else None
 
 
 def violated_constraint(exc: BaseException) -> str | None:

@@ -19,20 +19,33 @@ from service.core.settings import Settings
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
-from service.developers.reads import DeveloperReads
-from service.developers.service import DevelopersService
+from service.developers.reads import DeveloperReads, PostgresReads, ReadQueries
+from service.developers.reads_mariadb import MariaDBReads
+from service.developers.service import DevelopersService, UpdateOne, update_returning, update_then_select
 from service.web.consistency import ConsistencyToken, need
 
 
-def provide_developer_reads(
-    request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
-) -> DeveloperReads:
-    """The hot reads of this request, on a standby or the primary (service.db.routing)."""
-    return DeveloperReads(state["reads"], need(request, state, consistency_token))
+def reads_dependency(settings: Settings) -> Provide:
+    """The hot reads of each request, as the `developer_reads` dependency, with the statements of the server
+    DATABASE_URL names (chosen here, once), on a standby or the primary (service.db.routing)."""
+    queries: ReadQueries = MariaDBReads() if settings.backend == "mariadb" else PostgresReads()
+
+    def provide_developer_reads(
+        request: Request[Any, Any, Any], state: State, consistency_token: ConsistencyToken = None
+    ) -> DeveloperReads:
+        return DeveloperReads(state["reads"], need(request, state, consistency_token), queries)
+
+    return Provide(provide_developer_reads, sync_to_thread=False)
 
 
-def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
-    return DevelopersService(db_session)
+def service_dependency(settings: Settings) -> Provide:
+    """Each request's DevelopersService, with the UPDATE of the server DATABASE_URL names (chosen here, once)."""
+    update_one: UpdateOne = update_then_select if settings.backend == "mariadb" else update_returning
+
+    def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
+        return DevelopersService(db_session, update_one)
+
+    return Provide(provide_developers_service, sync_to_thread=False)
 
 
 def provide_bulk_service(
@@ -49,8 +62,6 @@ def provide_bulk_service(
 
 # Plain functions, run in the event loop: none of them waits on anything.
 DEPENDENCIES = {
-    "developer_reads": Provide(provide_developer_reads, sync_to_thread=False),
-    "developers_service": Provide(provide_developers_service, sync_to_thread=False),
     "bulk_service": Provide(provide_bulk_service, sync_to_thread=False),
 }
 

@@ -27,7 +27,7 @@ same statement, as its first column (`guarded`); still one round trip, and on th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import asyncpg
 import msgspec
@@ -81,44 +81,83 @@ _DEVELOPER_ENCODER = msgspec.json.Encoder()
 _GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 
-class DeveloperReads:
-    """The hot reads of one request: on a fit standby or the primary (service.db.routing), seeing at least what
-    `need` names (the request's Consistency-Token, or its account's last write in this process)."""
+class ReadQueries(Protocol):
+    """The two statements of the hot reads on one kind of server, each run on a pooled connection of `engine`:
+    this module's for PostgreSQL, service.developers.reads_mariadb's for MariaDB (chosen once, in deps)."""
 
-    def __init__(self, router: ReadRouter, need: Need = NOTHING) -> None:
-        self.router = router
-        self.need = need
+    async def one(self, engine: AsyncEngine, need: Need, developer_id: int) -> tuple[bytes, int] | None:
+        """The developer's JSON and version, None if there is none."""
+        ...
 
-    async def page(self, *, specialty: str | None, limit: int, cursor: str | None) -> bytes:
-        """A DeveloperPage as JSON: the page after `cursor` (a `next_cursor` this method gave), or the first."""
-        after = None if cursor is None else keyset.decode(cursor)
-        args: list[object] = [limit + 1]
-        if specialty is not None:
-            args.append(nfc(specialty))  # specialties are stored in NFC: so is the one asked for
-        if after is not None:
-            args.extend(after)
-        rows = await self._fetch(_LIST[specialty is not None, after is not None], *args, order="name, id")
-        items = [Developer(*row) for row in rows[:limit]]
-        next_cursor = keyset.encode(items[-1].name, items[-1].id) if len(rows) > limit else None
-        return _PAGE_ENCODER.encode(DeveloperPage(items=items, next_cursor=next_cursor))
+    async def page(
+        self, engine: AsyncEngine, need: Need, specialty: str | None, after: tuple[str, int] | None, limit: int
+    ) -> Sequence[Developer]:
+        """Up to `limit` developers in (name, id) order after `after`, of `specialty` if given."""
+        ...
 
-    async def one(self, developer_id: int) -> tuple[bytes, int]:
-        """A Developer as JSON, and its version."""
-        rows = await self._fetch(_GET, developer_id, parsed_every_run=_GET_COLUMNS)
+
+class PostgresReads:
+    """PostgreSQL's hot reads: asyncpg on the pooled connection, one round trip (see the module's docstring)."""
+
+    async def one(self, engine: AsyncEngine, need: Need, developer_id: int) -> tuple[bytes, int] | None:
+        rows = await _fetch(engine, need, _GET, (developer_id,), _GET_COLUMNS, None)
         if not rows:
-            raise DeveloperNotFound(developer_id)
+            return None
         row = rows[0]
         if len(row) == 2:
             return cast(bytes, row[0]), cast(int, row[1])
         return _DEVELOPER_ENCODER.encode(Developer(*row[:-1])), cast(int, row[-1])
 
-    async def _fetch(
-        self, query: str, *args: object, parsed_every_run: str | None = None, order: str | None = None
-    ) -> Sequence[Sequence[Any]]:
-        async def run(engine: AsyncEngine, need: Need) -> Sequence[Sequence[Any]]:
-            return await _fetch(engine, need, query, args, parsed_every_run, order)
+    async def page(
+        self, engine: AsyncEngine, need: Need, specialty: str | None, after: tuple[str, int] | None, limit: int
+    ) -> Sequence[Developer]:
+        args: list[object] = [limit]
+        if specialty is not None:
+            args.append(specialty)
+        if after is not None:
+            args.extend(after)
+        query = _LIST[specialty is not None, after is not None]
+        rows = await _fetch(engine, need, query, tuple(args), None, "name, id")
+        return [Developer(*row) for row in rows]
 
-        return await self.router.read(self.need, run)
+
+class DeveloperReads:
+    """The hot reads of one request: on a fit standby or the primary (service.db.routing), seeing at least what
+    `need` names (the request's Consistency-Token, or its account's last write in this process)."""
+
+    def __init__(self, router: ReadRouter, need: Need = NOTHING, queries: ReadQueries | None = None) -> None:
+        self.router = router
+        self.need = need
+        self.queries = queries or POSTGRESQL
+
+    async def page(self, *, specialty: str | None, limit: int, cursor: str | None) -> bytes:
+        """A DeveloperPage as JSON: the page after `cursor` (a `next_cursor` this method gave), or the first."""
+        after = None if cursor is None else keyset.decode(cursor)
+        # Specialties are stored in NFC: so is the one asked for. One row more than the page tells whether another
+        # page exists, without a COUNT.
+        wanted = None if specialty is None else nfc(specialty)
+
+        async def run(engine: AsyncEngine, need: Need) -> Sequence[Developer]:
+            return await self.queries.page(engine, need, wanted, after, limit + 1)
+
+        rows = await self.router.read(self.need, run)
+        items = list(rows[:limit])
+        next_cursor = keyset.encode(items[-1].name, items[-1].id) if len(rows) > limit else None
+        return _PAGE_ENCODER.encode(DeveloperPage(items=items, next_cursor=next_cursor))
+
+    async def one(self, developer_id: int) -> tuple[bytes, int]:
+        """A Developer as JSON, and its version."""
+
+        async def run(engine: AsyncEngine, need: Need) -> tuple[bytes, int] | None:
+            return await self.queries.one(engine, need, developer_id)
+
+        found = await self.router.read(self.need, run)
+        if found is None:
+            raise DeveloperNotFound(developer_id)
+        return found
+
+
+POSTGRESQL = PostgresReads()
 
 
 async def _fetch(

@@ -31,6 +31,11 @@ def router(settings: Settings, exports: DeveloperExports) -> Router:
             FeedTicketsController,
         ],
         dependencies=deps.DEPENDENCIES
-        | {"developer_exports": deps.exports_dependency(exports), "feed_tickets": deps.tickets_dependency(settings)},
+        | {
+            "developer_reads": deps.reads_dependency(settings),
+            "developers_service": deps.service_dependency(settings),
+            "developer_exports": deps.exports_dependency(exports),
+            "feed_tickets": deps.tickets_dependency(settings),
+        },
         request_max_body_size=settings.bulk_max_bytes,
     )

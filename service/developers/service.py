@@ -11,17 +11,21 @@ statement finds no row does a second one ask whether the developer exists (412, 
 `version_id_col` would do the same for ORM flushes only, and these writes are Core statements.
 
 Round trips of a write, counted at the wire (tests/developers/test_round_trips.py): 3, BEGIN, the statement and
-COMMIT (one more when a conditional write finds no row). The transaction is the request's, in the SQLAlchemy
-plugin's session: it commits before a 2xx answer leaves and rolls back on any error (service.web.transaction), and
-later writes of the request join it. Each write begins it at its declared level (service.db.isolation: READ
-COMMITTED, and why that is enough: an UPDATE's row lock, and under it the version it reads is the latest).
+COMMIT (one more when a conditional write finds no row). On MariaDB, 2 for a create or delete (a transaction begins
+with its first statement, no BEGIN sent) and 3 for an update, which has no RETURNING there (UpdateOne). The
+transaction is the request's, in the SQLAlchemy plugin's session: it commits before a 2xx answer leaves and rolls
+back on any error (service.web.transaction), and later writes of the request join it. Each write begins it at its
+declared level (service.db.isolation: READ COMMITTED, and why that is enough: an UPDATE's row lock, and under it the
+version it reads is the latest).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import ColumnElement, Executable, Row, Table, bindparam, delete, exists, insert, select, update
+from sqlalchemy import ColumnElement, Executable, Row, Table, Update, bindparam, delete, exists, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,9 +58,31 @@ class Versioned(NamedTuple):
     version: int
 
 
+WrittenRow = Row[*tuple[Any, ...]]
+
+
+class UpdateOne(Protocol):
+    """Runs an UPDATE of one developer and gives the row as it left it (None: no row matched), in one statement
+    where the server has UPDATE ... RETURNING (PostgreSQL), else the UPDATE and then a SELECT of the row under the
+    lock the UPDATE took (MariaDB): chosen once, in deps."""
+
+    async def __call__(self, session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None: ...
+
+
+async def update_returning(session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None:
+    return (await session.execute(statement.returning(*DEVELOPER_COLUMNS, DeveloperRow.version))).one_or_none()
+
+
+async def update_then_select(session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None:
+    if (await session.execute(statement)).rowcount == 0:  # type: ignore[attr-defined]
+        return None
+    return (await session.execute(_GET, {"id": developer_id})).one()
+
+
 class DevelopersService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, update_one: UpdateOne = update_returning) -> None:
         self.session = session
+        self.update_one = update_one
 
     async def get(self, developer_id: int, if_match: Versions | None = None) -> Versioned:
         """One developer, in the request's transaction (a PATCH that changes nothing answers with it), if its
@@ -90,9 +116,8 @@ class DevelopersService:
             update(_table)
             .where(*_matching(developer_id, if_match))
             .values(**changes, version=DeveloperRow.version + 1)  # and updated_at, by the model's onupdate
-            .returning(*DEVELOPER_COLUMNS, DeveloperRow.version)
         )
-        row = await self._write_one(statement, email=changes.get("email"))
+        row = await self._updated(statement, developer_id, email=changes.get("email"))
         if row is None:
             raise await self._unwritten(developer_id, if_match)
         return row
@@ -111,14 +136,25 @@ class DevelopersService:
         return _missing(developer_id, if_match)
 
     async def _write_one(self, statement: Executable, *, email: str | None) -> Versioned | None:
-        try:
-            result = await self.session.execute(statement)
-        except sa_exc.IntegrityError as exc:
-            if violated_constraint(exc) == DEVELOPERS_EMAIL_INDEX:
-                raise EmailTaken(email or "") from exc
-            raise
-        row = result.one_or_none()
+        with _email_taken(email):
+            row = (await self.session.execute(statement)).one_or_none()
         return None if row is None else _versioned(row)
+
+    async def _updated(self, statement: Update, developer_id: int, *, email: str | None) -> Versioned | None:
+        with _email_taken(email):
+            row = await self.update_one(self.session, statement, developer_id)
+        return None if row is None else _versioned(row)
+
+
+@contextmanager
+def _email_taken(email: str | None) -> Iterator[None]:
+    """A write that breaks the unique index on lower(email) as EmailTaken (409)."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        if violated_constraint(exc) == DEVELOPERS_EMAIL_INDEX:
+            raise EmailTaken(email or "") from exc
+        raise
 
 
 def _missing(developer_id: int, if_match: Versions | None) -> Exception:

@@ -6,9 +6,10 @@ migration head this code was built for, so a pod never takes traffic before the 
 
 When it cannot read the database, `/ready` says why in words an operator acts on: `unreachable` (no connection,
 or no answer in time: the network, the host, the port), `authentication failed` (PostgreSQL refused the
-credentials: SQLSTATE class 28, a wrong password, an unknown role, no pg_hba.conf entry) or `rejected`
-(PostgreSQL answered with another error: no such database, too many connections, starting up); `detail` names
-the driver's error and its SQLSTATE, never its message, which can name the user and the host.
+credentials: SQLSTATE class 28, a wrong password, an unknown role, no pg_hba.conf entry; MariaDB's errors 1044
+and 1045) or `rejected` (the server answered with another error: no such database, too many connections,
+starting up); `detail` names the driver's error and its SQLSTATE (MariaDB: its error code), never its message,
+which can name the user and the host.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
-from service.db.errors import driver_error
+from service.db.errors import driver_error, error_name, mysql_code, sqlstate
 from service.observability.instruments import FeedProbe
 from service.web.controller import Controller
 
 READY_TIMEOUT_SECONDS = 2.0
+# MariaDB's refusals of the credentials: access denied to the user, or to the database.
+ACCESS_DENIED = frozenset({1044, 1045})
+CLIENT_ERRORS = 2000
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -61,18 +65,17 @@ def unready_database(exc: BaseException) -> tuple[str, str]:
     """The database's state and the detail /ready gives for `exc`, raised while reading the schema revision."""
     if isinstance(exc, TimeoutError):
         return "unreachable", f"no answer within {READY_TIMEOUT_SECONDS:g} s"
-    error = driver_error(exc)
-    sqlstate = getattr(error, "sqlstate", None)
-    if not isinstance(sqlstate, str):
-        return "unreachable", type(error).__name__
-    state = "authentication failed" if sqlstate.startswith("28") else "rejected"
-    return state, f"{type(error).__name__} (SQLSTATE {sqlstate})"
+    state, code = sqlstate(exc), mysql_code(exc)
+    if state is not None:
+        return "authentication failed" if state.startswith("28") else "rejected", error_name(exc)
+    if code is not None and code < CLIENT_ERRORS:  # a server's answer; 2000 and up are asyncmy's own (no answer)
+        return "authentication failed" if code in ACCESS_DENIED else "rejected", error_name(exc)
+    return "unreachable", type(driver_error(exc)).__name__
 
 
 async def _schema_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        exists = await connection.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": VERSION_TABLE})
-        if not exists:
+        if not await connection.run_sync(lambda sync: inspect(sync).has_table(VERSION_TABLE)):
             return None
         revision = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))  # noqa: S608
         return None if revision is None else str(revision)
