@@ -21,7 +21,7 @@ import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.core.database_urls import backend_of
@@ -121,6 +121,20 @@ async def insert(url: str, table: str, rows: Sequence[dict[str, Any]]) -> None:
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f':{column}' for column in columns)})"
     async with _engine(url) as engine, engine.begin() as conn:
         await conn.execute(text(sql), list(rows))
+
+
+@asynccontextmanager
+async def holding(url: str, *statements: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of its own inside a transaction that has run `statements` (and holds their locks) for the
+    block, rolled back at its end; on either server."""
+    async with _engine(url) as engine, engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            for statement in statements:
+                await conn.execute(text(statement))
+            yield conn
+        finally:
+            await transaction.rollback()
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from service.db import queue
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, sqlalchemy_config
 from service.imports.queue import install_sql
 from tests.database import connect, fetch, fresh_database, run_sql
+from tests.postgresql_only import MIGRATIONS
 
 
 async def _diff(url: str) -> list[object]:
@@ -67,6 +68,7 @@ def _migrate(url: str, revision: str) -> None:
     AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade(revision)
 
 
+@MIGRATIONS
 def test_0003_puts_emails_in_nfc_and_holds_every_write_to_it(pg_server: str) -> None:
     with fresh_database(pg_server, migrate=False) as url:
         _migrate(url, "0002")
@@ -99,6 +101,7 @@ def test_0003_puts_emails_in_nfc_and_holds_every_write_to_it(pg_server: str) -> 
         asyncio.run(write_decomposed())
 
 
+@MIGRATIONS
 def test_0003_stops_on_emails_that_only_differ_in_unicode_form(pg_server: str) -> None:
     with fresh_database(pg_server, migrate=False) as url:
         _migrate(url, "0002")

@@ -25,6 +25,7 @@ from tests.database import empty, fetch
 from tests.developers.api import FORMATS, bulk, create, encode, people, table
 from tests.pgbouncer import app_settings
 from tests.polling import until
+from tests.postgresql_only import ASYNCPG, IDLE_TIMEOUT_MS, SESSIONS
 from tests.processes import DEVDIR, environment, free_port, wait_ready
 
 MAX_ROWS, MAX_BYTES = 100, 10_000
@@ -120,6 +121,7 @@ async def test_single_row_routes_cap_bodies_at_64_kib(client: httpx.AsyncClient,
     assert await table(database_url) == before
 
 
+@ASYNCPG
 async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
     client: httpx.AsyncClient, app: Litestar, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +185,7 @@ async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
 
 
 @pytest.mark.slow  # runs `devdir run` as a process
+@SESSIONS
 def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> None:
     """The same through `devdir run` (granian): the server's own disconnect reaches the handler, which rolls back."""
     in_transaction = (
@@ -265,6 +268,7 @@ async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str)
         assert_problem(response, 408)
 
 
+@IDLE_TIMEOUT_MS
 async def test_sessions_idle_in_a_transaction_are_ended_by_postgresql(database_url: str) -> None:
     settings = app_settings(database_url, db_idle_in_transaction_timeout_ms=300)
     app = create_app(settings)

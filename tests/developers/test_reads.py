@@ -12,6 +12,7 @@ from litestar import Litestar
 from service.developers.keyset import encode
 from service.developers.schemas import Developer, DeveloperPage
 from tests.database import empty, fetch, run_sql
+from tests.postgresql_only import SESSIONS
 
 NAMES = [
     'Quote " and backslash \\ and slash /',
@@ -53,6 +54,7 @@ async def test_a_page_is_what_msgspec_would_write(client: httpx.AsyncClient, row
     assert empty.content == b'{"items":[],"next_cursor":null}'
 
 
+@SESSIONS
 async def test_a_connection_ended_in_the_pool_is_replaced_without_an_error(
     client: httpx.AsyncClient, app: Litestar, database_url: str, rows: list[Developer]
 ) -> None:

@@ -17,6 +17,9 @@ from tests.accounts.api import account
 from tests.client import TEST_SECRET, serve
 from tests.database import empty, run_sql
 from tests.pgwire import counting_proxy
+from tests.postgresql_only import ASYNCPG
+
+pytestmark = ASYNCPG
 
 READS = [
     "/api/developers/1",
