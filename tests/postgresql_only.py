@@ -37,3 +37,14 @@ OUTBOX_XIDS = pytest.mark.postgresql_only(
     "the PostgreSQL outbox's cursors are transaction ids (xid8, pg_current_xact_id); MariaDB's are sequencer stamps"
 )
 LISTEN = pytest.mark.postgresql_only("the feed's LISTEN connection is PostgreSQL's (MariaDB's feed polls)")
+TIMESTAMPTZ = pytest.mark.postgresql_only(
+    "timestamptz: a writer's own TimeZone changes no stored time on PostgreSQL (MariaDB's DATETIME(6) takes the "
+    "writer's time_zone; the service sets '+00:00' on every connection of its own)"
+)
+COPY_CHUNKS = pytest.mark.postgresql_only(
+    "PostgreSQL's bulk import: a summary event per COPY chunk, all in one transaction id (MariaDB's summaries: "
+    "tests/developers/test_bulk_mariadb.py)"
+)
+PG_REFUSALS = pytest.mark.postgresql_only(
+    "PostgreSQL's refusal messages, from an embedded PostgreSQL of its own that checks passwords"
+)
