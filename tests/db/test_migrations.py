@@ -11,13 +11,14 @@ from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.base import metadata_registry
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import service.db.models  # noqa: F401
 from service.core.settings import Settings
 from service.db import queue
-from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, sqlalchemy_config
+from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, async_url, sqlalchemy_config
 from service.imports.queue import install_sql
 from tests.database import connect, fetch, fresh_database, run_sql
 from tests.postgresql_only import MIGRATIONS
@@ -32,7 +33,7 @@ async def _diff(url: str) -> list[object]:
         context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": ours})
         return list(compare_metadata(context, metadata_registry.get(None)))
 
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(compare)
@@ -41,11 +42,10 @@ async def _diff(url: str) -> list[object]:
 
 
 async def _tables(url: str) -> set[str]:
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as connection:
-            rows = await connection.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            return {row[0] for row in rows}
+            return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
     finally:
         await engine.dispose()
 
