@@ -14,6 +14,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,19 @@ class Record:
 
 async def query(url: str, sql: str, **params: Any) -> list[Record]:
     """The rows of `sql` (written with `:name` parameters) on either server, in a transaction of its own that
-    commits (times as the server gives them: naive UTC on MariaDB)."""
+    commits; times aware, in UTC, on both (MariaDB's DATETIME(6) columns hold UTC)."""
     async with _engine(url) as engine, engine.begin() as conn:
         result = await conn.execute(text(sql), params)
         if not result.returns_rows:
             return []
         keys = list(result.keys())
-        return [Record(keys, tuple(row)) for row in result]
+        return [Record(keys, tuple(map(_aware, row))) for row in result]
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 async def insert(url: str, table: str, rows: Sequence[dict[str, Any]]) -> None:
