@@ -16,6 +16,7 @@ from service.core.settings import Settings
 from service.core.validation import PASSWORD_MIN
 from service.db.config import sqlalchemy_config
 from service.db.models import ROLES
+from service.db.returning import UPDATE_ONE
 
 PASSWORD_ENV = "DEVDIR_USER_PASSWORD"  # noqa: S105 (the variable's name, not a password)
 
@@ -57,12 +58,13 @@ def list_accounts() -> None:
 @asynccontextmanager
 async def _accounts() -> AsyncIterator[AccountsService]:
     """The accounts service over one transaction on DATABASE_URL's database; the engine is closed afterwards."""
-    config = sqlalchemy_config(Settings.from_env())
+    settings = Settings.from_env()
+    config = sqlalchemy_config(settings)
     try:
         # Each operation begins the transaction at its declared level (service.db.isolation); closing the
         # session rolls back what was not committed.
         async with config.get_session() as session:
-            yield AccountsService(session)
+            yield AccountsService(session, update_one=UPDATE_ONE[settings.backend])
             await session.commit()
     finally:
         await config.get_engine().dispose()

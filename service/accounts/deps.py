@@ -11,11 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.auth import TokenIssuer
 from service.accounts.service import AccountsService
+from service.core.settings import Settings
+from service.db.returning import UPDATE_ONE
 
 
-def provide_accounts_service(db_session: NamedDependency[AsyncSession], state: State) -> AccountsService:
+def provide_accounts_service(
+    db_session: NamedDependency[AsyncSession], state: State, settings: NamedDependency[Settings]
+) -> AccountsService:
     metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
-    return AccountsService(db_session, None if metrics is None else metrics.retried)
+    return AccountsService(db_session, None if metrics is None else metrics.retried, UPDATE_ONE[settings.backend])
 
 
 def dependencies(token_issuer: TokenIssuer) -> dict[str, Provide]:

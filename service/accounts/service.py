@@ -21,6 +21,7 @@ from service.accounts.schemas import Account, AccountCreate, AccountUpdate
 from service.db import isolation
 from service.db.errors import violated_constraint
 from service.db.models import USERS_EMAIL_INDEX, User
+from service.db.returning import UpdateOne, update_returning
 
 ACCOUNT_COLUMNS = (User.id, User.email, User.role, User.is_active, User.created_at, User.updated_at)
 _table = cast(Table, User.__table__)
@@ -29,9 +30,16 @@ _ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.is_active)
 
 
 class AccountsService:
-    def __init__(self, session: AsyncSession, retried: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        retried: Callable[[str], None] | None = None,
+        update_one: UpdateOne = update_returning,
+    ) -> None:
         self.session = session
         self.retried = retried  # told of each replayed transaction (a metric), if anyone asks
+        # UPDATE ... RETURNING, or the UPDATE and a SELECT where the server has no RETURNING for it (MariaDB).
+        self.update_one = update_one
 
     async def authenticate(self, email: str, password: str) -> Account | None:
         """The active account with this email and password, else None; one query and one argon2 verification
@@ -89,13 +97,8 @@ class AccountsService:
         async def attempt() -> Account:
             if removes_admin and await self._is_last_admin(account_id):
                 raise LastAdmin()
-            statement = (
-                update(_table)
-                .where(User.id == account_id)
-                .values(**changes)  # and updated_at, by the model's onupdate
-                .returning(*ACCOUNT_COLUMNS)
-            )
-            row = (await self.session.execute(statement)).one_or_none()
+            statement = update(_table).where(User.id == account_id).values(**changes)  # updated_at: onupdate
+            row = await self.update_one(self.session, statement, ACCOUNT_COLUMNS, User.id == account_id)
             if row is None:
                 raise AccountNotFound(account_id)
             return _account(row)
@@ -114,7 +117,9 @@ class AccountsService:
 
     async def _is_last_admin(self, account_id: int) -> bool:
         # Read in a SERIALIZABLE transaction: if a concurrent one removes another admin after this read, one of
-        # the two fails with 40001 and is replayed, and its replay reads the other's outcome. No row is locked.
+        # the two fails with 40001 and is replayed, and its replay reads the other's outcome. No row is locked on
+        # PostgreSQL; MariaDB's SERIALIZABLE reads with shared locks instead, and the two writers' UPDATEs
+        # deadlock: one is rolled back (1213) and replayed the same way.
         admins = (await self.session.execute(_ACTIVE_ADMINS)).scalars().all()
         return list(admins) == [account_id]
 

@@ -15,6 +15,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from service.db.config import async_url
+from service.db.errors import driver_error, mysql_code
 
 # What PostgreSQL answers a connection it will not serve: the login (class 28: no such role, wrong password, no
 # pg_hba.conf entry), no such database, a server still starting or shutting down, no connection slot left.
@@ -25,24 +26,37 @@ REFUSALS = (
     asyncpg.TooManyConnectionsError,
 )
 ASYNCPG_DIR = str(Path(asyncpg.__file__).parent)
+# MariaDB's: access denied (to the user, to the database), no such database, too many connections, a server
+# shutting down; and asyncmy's own for no connection at all (can't connect, unknown host, lost while connecting).
+MARIADB_REFUSALS = frozenset({1044, 1045, 1049, 1040, 1053})
+MARIADB_UNREACHABLE = frozenset({2003, 2005, 2013})
 
 
 def unreachable_database(exc: BaseException, url: str) -> str | None:
     """One line for an error that is the database being unreachable or refusing the connection; None otherwise."""
     where = address(url)
     for cause in _causes(exc):
-        if isinstance(cause, REFUSALS):
-            return f"the database at {where} refused the connection: {cause}"
+        if isinstance(cause, REFUSALS) or mysql_code(cause) in MARIADB_REFUSALS:
+            return f"the database at {where} refused the connection: {_words(cause)}"
+        if mysql_code(cause) in MARIADB_UNREACHABLE:
+            return f"cannot connect to the database at {where}: {_words(cause)}"
         if isinstance(cause, OSError) and _raised_in_asyncpg(cause):
             return f"cannot connect to the database at {where}: {_reason(cause)}"
     return None
 
 
 def address(url: str) -> str:
-    """host:port of a database URL (the socket directory as host for a Unix socket; PostgreSQL's default port)."""
+    """host:port of a database URL (the socket directory as host for a Unix socket; the server's default port)."""
     parsed = make_url(async_url(url))
     host = parsed.host or parsed.query.get("host") or "localhost"
-    return f"{host if isinstance(host, str) else ','.join(host)}:{parsed.port or 5432}"
+    default = 3306 if parsed.get_backend_name() == "mysql" else 5432
+    return f"{host if isinstance(host, str) else ','.join(host)}:{parsed.port or default}"
+
+
+def _words(cause: BaseException) -> str:
+    """The server's or driver's message: asyncmy's errors are (code, message), asyncpg's are their message."""
+    args = driver_error(cause).args
+    return str(args[1]) if mysql_code(cause) is not None and len(args) > 1 else str(cause)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.tickets import FeedTickets
 from service.core.settings import Settings
+from service.db.returning import UPDATE_ONE
+from service.developers.bulk.servers import bulk_sql
 from service.developers.bulk.service import DevelopersBulkService
 from service.developers.events.feed import Feed
 from service.developers.export.service import DeveloperExports
 from service.developers.reads import DeveloperReads, PostgresReads, ReadQueries
 from service.developers.reads_mariadb import MariaDBReads
-from service.developers.service import DevelopersService, UpdateOne, update_returning, update_then_select
+from service.developers.service import DevelopersService
 from service.web.consistency import ConsistencyToken, need
 
 
@@ -40,7 +42,7 @@ def reads_dependency(settings: Settings) -> Provide:
 
 def service_dependency(settings: Settings) -> Provide:
     """Each request's DevelopersService, with the UPDATE of the server DATABASE_URL names (chosen here, once)."""
-    update_one: UpdateOne = update_then_select if settings.backend == "mariadb" else update_returning
+    update_one = UPDATE_ONE[settings.backend]
 
     def provide_developers_service(db_session: NamedDependency[AsyncSession]) -> DevelopersService:
         return DevelopersService(db_session, update_one)
@@ -54,6 +56,7 @@ def provide_bulk_service(
     metrics = state.get("metrics")  # service.observability.metrics.Metrics, None when METRICS_ENABLED is off
     return DevelopersBulkService(
         db_session,
+        bulk_sql(settings.backend),
         max_rows=settings.bulk_max_rows,
         statement_timeout_ms=settings.bulk_statement_timeout_ms,
         metrics=None if metrics is None else metrics.bulk,

@@ -12,7 +12,7 @@ statement finds no row does a second one ask whether the developer exists (412, 
 
 Round trips of a write, counted at the wire (tests/developers/test_round_trips.py): 3, BEGIN, the statement and
 COMMIT (one more when a conditional write finds no row). On MariaDB, 2 for a create or delete (a transaction begins
-with its first statement, no BEGIN sent) and 3 for an update, which has no RETURNING there (UpdateOne). The
+with its first statement, no BEGIN sent) and 3 for an update, which has no RETURNING there (service.db.returning). The
 transaction is the request's, in the SQLAlchemy plugin's session: it commits before a 2xx answer leaves and rolls
 back on any error (service.web.transaction), and later writes of the request join it. Each write begins it at its
 declared level (service.db.isolation: READ COMMITTED, and why that is enough: an UPDATE's row lock, and under it the
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Executable, Row, Table, Update, bindparam, delete, exists, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -33,6 +33,7 @@ from service.db import isolation
 from service.db.errors import violated_constraint
 from service.db.models import DEVELOPERS_EMAIL_INDEX
 from service.db.models import Developer as DeveloperRow
+from service.db.returning import UpdateOne, update_returning
 from service.developers.errors import DeveloperNotFound, EmailTaken, StaleDeveloper
 from service.developers.etags import ANY_VERSION, Versions
 from service.developers.schemas import Developer, DeveloperCreate, DeveloperUpdate
@@ -47,6 +48,7 @@ DEVELOPER_COLUMNS = (
 )
 _table = cast(Table, DeveloperRow.__table__)
 
+_RETURNED = (*DEVELOPER_COLUMNS, DeveloperRow.version)
 _GET = select(*DEVELOPER_COLUMNS, DeveloperRow.version).where(DeveloperRow.id == bindparam("id"))
 _EXISTS = select(exists().where(DeveloperRow.id == bindparam("id")))
 
@@ -58,29 +60,9 @@ class Versioned(NamedTuple):
     version: int
 
 
-WrittenRow = Row[*tuple[Any, ...]]
-
-
-class UpdateOne(Protocol):
-    """Runs an UPDATE of one developer and gives the row as it left it (None: no row matched), in one statement
-    where the server has UPDATE ... RETURNING (PostgreSQL), else the UPDATE and then a SELECT of the row under the
-    lock the UPDATE took (MariaDB): chosen once, in deps."""
-
-    async def __call__(self, session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None: ...
-
-
-async def update_returning(session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None:
-    return (await session.execute(statement.returning(*DEVELOPER_COLUMNS, DeveloperRow.version))).one_or_none()
-
-
-async def update_then_select(session: AsyncSession, statement: Update, developer_id: int) -> WrittenRow | None:
-    if (await session.execute(statement)).rowcount == 0:  # type: ignore[attr-defined]
-        return None
-    return (await session.execute(_GET, {"id": developer_id})).one()
-
-
 class DevelopersService:
     def __init__(self, session: AsyncSession, update_one: UpdateOne = update_returning) -> None:
+        # UPDATE ... RETURNING, or the UPDATE and a SELECT where the server has no RETURNING for it (MariaDB).
         self.session = session
         self.update_one = update_one
 
@@ -142,7 +124,7 @@ class DevelopersService:
 
     async def _updated(self, statement: Update, developer_id: int, *, email: str | None) -> Versioned | None:
         with _email_taken(email):
-            row = await self.update_one(self.session, statement, developer_id)
+            row = await self.update_one(self.session, statement, _RETURNED, DeveloperRow.id == developer_id)
         return None if row is None else _versioned(row)
 
 

@@ -46,6 +46,7 @@ from service.db.autocommit import EachCommits, autocommit
 from service.db.models import FINISHED
 from service.developers.bulk.parsers import parse
 from service.developers.bulk.rows import Row
+from service.developers.bulk.servers import bulk_sql
 from service.developers.bulk.service import DevelopersBulkService
 from service.imports import jobs, uploads
 from service.observability.instruments import WorkerMetrics
@@ -83,6 +84,7 @@ class JobRunner:
         self.metrics = metrics
         self.name = name  # the worker's, for the log
         self.heartbeat = timedelta(seconds=settings.worker_heartbeat_seconds)
+        self.sql = bulk_sql(settings.backend)  # the import's statements, for this server
 
     async def run(self, entry: Job) -> None:
         """Run the entry's job to its outcome; RetryRequested, and nothing else, when it is to run again."""
@@ -204,6 +206,7 @@ class JobRunner:
         """The import transaction: the rows, then the job's `succeeded` and the upload's deletion; COMMIT."""
         bulk = DevelopersBulkService(
             session,
+            self.sql,
             max_rows=self.settings.bulk_max_rows,
             statement_timeout_ms=self.settings.bulk_statement_timeout_ms,
             metrics=self.metrics.bulk,

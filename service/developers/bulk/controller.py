@@ -54,7 +54,7 @@ class DevelopersBulkController(Controller):
         "/bulk",
         summary="Add many developers: a JSON array, NDJSON or CSV, all or nothing",
         description=(
-            "One transaction, written by COPY as the body arrives. "
+            "One transaction, written in chunks as the body arrives. "
             "`on_conflict` decides what an email that exists already (or repeats in the body) does: `error` "
             "rejects the whole request (409), `skip` keeps the existing developer (first row wins within the "
             "body), `update` gives the existing developer the row's name and specialty (last row wins)."

@@ -41,7 +41,7 @@ from service.developers.events.cursor import Cursor
 from service.developers.events.document import EventStreamOperation
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Event, Ping, Resync
-from service.developers.events.store import Audience, StoredEvent
+from service.developers.events.stored import Audience, StoredEvent
 from service.web.controller import Controller
 from service.web.cors import same_origin_or_allowed
 from service.web.problems import COMMON_RESPONSES, problem_response

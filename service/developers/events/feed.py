@@ -1,15 +1,16 @@
-"""The feed of one process: one listener connection, one reader, fan-out to every subscriber of the process.
+"""The feed of one process: one reader of the outbox, fan-out to every subscriber of the process.
 
-The listener is a dedicated asyncpg connection, outside the request pool, that LISTENs on `developer_events`. A
-notification only wakes the reader: the events themselves are read from the outbox (service.developers.events
-.store), after the feed's cursor, so a lost notification delays an event and never loses it. The reader also
-wakes every EVENTS_POLL_SECONDS, and much sooner while events are held back by an older open transaction.
+The reader follows the outbox after its cursor on a connection of its own, outside the request pool, and learns
+when to read from its server's Outbox (service.developers.events.outbox): on PostgreSQL a LISTEN on that
+connection wakes it at each commit that wrote events; on MariaDB it polls. Either way it also reads every
+EVENTS_POLL_SECONDS, and the events themselves always come from the outbox, so a lost wake-up delays an event and
+never loses it.
 
-When the listener's connection is lost (a terminated backend, a restart, a failover), the feed reconnects with
-backoff (0.1 s doubling to 2 s), LISTENs again and catches up from its cursor; until then it polls through the
-request pool every EVENTS_POLL_SECONDS, so events keep flowing.
+When the feed's connection is lost (a terminated backend, a killed connection, a restart, a failover), the feed
+reconnects with backoff (0.1 s doubling to 2 s) and catches up from its cursor; until then it reads through the
+request pool, so events keep flowing. Its state: `listening` while its own connection is up, `polling` while not.
 
-Each subscriber is shown only what its audience (service.developers.events.store.Audience) may see: the events
+Each subscriber is shown only what its audience (service.developers.events.stored.Audience) may see: the events
 its specialty filter matches, and no other account's import jobs. An event it is not shown still moves it on:
 its keepalive carries the cursor it has been given everything up to (SSE's `id:`, a WebSocket ping's `after`),
 so a reconnect resumes past the events it was not shown, and its distance behind counts only those it is.
@@ -31,50 +32,41 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-import asyncpg
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.core.settings import Settings
-from service.db.config import plain_url
 from service.db.consistency import Need
 from service.db.routing import ReadRouter
 from service.developers.errors import CursorExpired
-from service.developers.events import store
 from service.developers.events.cursor import START, Cursor, format_cursor
+from service.developers.events.outbox import Outbox, OutboxReads, outbox_for
+from service.developers.events.postgres import PENDING_POLL_SECONDS
 from service.developers.events.schemas import Ping, Resync
-from service.developers.events.store import Audience, StoredEvent
+from service.developers.events.stored import Audience, StoredEvent
 from service.developers.events.subscription import Subscription
 from service.observability.log_throttle import LogThrottle
 
 logger = logging.getLogger("service.developers.events")
 
-CHANNEL = "developer_events"
+__all__ = ["PENDING_POLL_SECONDS", "Feed"]
+
 PAGE = 1000  # events read per round trip
-PENDING_POLL_SECONDS = 0.05  # while committed events wait for an older transaction to end
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # listener reconnect backoff, seconds
 # A subscriber whose queue overflows is caught up from the outbox unless it is more than this many queues'
 # worth of events behind: then it is sent a resync instead.
 RESYNC_FACTOR = 4
-_LOST = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    sa_exc.SQLAlchemyError,  # from the request pool, while polling through it
-)
-
 State = Literal["starting", "listening", "polling", "stopped"]
 
 
 class Feed:
-    def __init__(self, engine: AsyncEngine, settings: Settings, reads: ReadRouter | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, reads: ReadRouter | None = None, outbox: Outbox | None = None
+    ) -> None:
         self.engine = engine
         # Where replays and counts of events the feed has served run: a standby when one is fit (service.db.routing).
         self.reads = reads if reads is not None else ReadRouter(engine)
-        self.dsn = plain_url(settings.direct_url)  # LISTEN needs a session: never a transaction-mode pooler
-        self.connect_timeout = settings.db_connect_timeout
+        # The server's side of the feed: its own connection, how it is woken, the outbox's SQL.
+        self.outbox = outbox if outbox is not None else outbox_for(settings)
         self.poll_seconds = settings.events_poll_seconds
         self.keepalive_seconds = settings.events_keepalive_seconds
         self.queue_size = settings.events_queue_size
@@ -84,8 +76,8 @@ class Feed:
         self.delivered = 0  # events fanned out since start, each counted once
         # Called with each event's delivery lag, seconds from its statement (the database's clock) to its fan-out.
         self.lag_observer: Callable[[float], None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        self.outbox.follow_commits(engine, self._wake.set)
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # set once the cursor has been read from the outbox
         self._errors = LogThrottle(10.0)
@@ -101,7 +93,7 @@ class Feed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._close_listener()
+        await self.outbox.close()
         self.state = "stopped"
         for subscription in self.subscriptions:
             subscription.cut()
@@ -129,8 +121,8 @@ class Feed:
             # read), so its cursor is no place to start from: a subscriber from now starts where the outbox ends
             # now, and waits for the feed; what commits meanwhile comes as a replay.
             if after is None:
-                async with self._pooled() as connection:
-                    after = await store.latest(connection)
+                async with self._pooled() as outbox:
+                    after = await outbox.latest()
             while not self._started.is_set():
                 if self.state == "stopped":
                     return
@@ -170,6 +162,8 @@ class Feed:
 
     def _subscribe(self, audience: Audience) -> Subscription:
         subscription = Subscription(audience, self.queue_size, self.cursor)
+        if not self.subscriptions:
+            self._wake.set()  # the first subscriber: read now, and at its pace from now on (Outbox.wait_seconds)
         self.subscriptions.add(subscription)
         return subscription
 
@@ -198,15 +192,15 @@ class Feed:
         upto = self.cursor
 
         async def run(engine: AsyncEngine, need: Need) -> int:
-            async with _connection(engine) as connection:
-                return await store.count_between(connection, last, upto, audience, bound, need)
+            async with self.outbox.pooled(engine) as outbox:
+                return await outbox.count_between(last, upto, audience, bound, need)
 
         return await self.reads.read(Need(through=upto[0]), run)
 
     async def resumable(self, after: Cursor) -> None:
         """Raise CursorExpired if events after `after` may have been deleted by retention (410)."""
-        async with self._pooled() as connection:
-            if after < await store.horizon(connection):
+        async with self._pooled() as outbox:
+            if after < await outbox.horizon():
                 raise CursorExpired()
 
     # The reader
@@ -215,79 +209,58 @@ class Feed:
         next_connect = 0.0
         backoff = RECONNECT_MIN
         while True:
-            if self._listener is None or self._listener.is_closed():
-                await self._close_listener()
+            if not self.outbox.connected():
+                await self._disconnect()
                 if time.monotonic() >= next_connect:
                     try:
-                        await self._listen()
+                        await self._connect()
                         backoff = RECONNECT_MIN
-                    except Exception as exc:  # noqa: BLE001 (whatever stops the listener, the feed polls and retries)
+                    except Exception as exc:  # noqa: BLE001 (whatever stops the connection, the feed polls and retries)
                         self.state = "polling"
-                        self._log("listener connection failed", exc)
+                        self._log("the feed's connection failed", exc)
                         next_connect = time.monotonic() + backoff
                         backoff = min(backoff * 2, RECONNECT_MAX)
             self._wake.clear()
             pending = False
             try:
                 pending = await self._catch_up()
-            except _LOST as exc:
+            except self.outbox.errors as exc:
                 self._log("reading the outbox failed", exc)
             except Exception:  # a bug must not end the feed of every subscriber: log it and keep reading
                 logger.exception("change feed: unexpected error; reading on")
-            timeout = PENDING_POLL_SECONDS if pending else self.poll_seconds
+            timeout = self.outbox.wait_seconds(pending, bool(self.subscriptions))
             if self.state != "listening":  # wake for the next reconnect attempt too
                 timeout = min(timeout, max(next_connect - time.monotonic(), 0.01))
+            if timeout <= 0:
+                await asyncio.sleep(0)  # more to read at once: let subscribers take what was fanned out
+                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    async def _listen(self) -> None:
-        connection = await asyncpg.connect(
-            self.dsn,
-            timeout=self.connect_timeout,
-            server_settings={"application_name": "devdir change feed"},
-        )
-        try:
-            await connection.add_listener(CHANNEL, self._notified)
-        except BaseException:
-            await connection.close()
-            raise
-        connection.add_termination_listener(self._terminated)
-        self._listener = connection
+    async def _connect(self) -> None:
+        await self.outbox.connect(self._wake.set)
         self.state = "listening"
-        logger.info("change feed: listening on %s", CHANNEL)
-        self._wake.set()  # catch up on whatever was committed while not listening
+        self._wake.set()  # catch up on whatever was committed while not connected
 
-    def _notified(self, *_: object) -> None:
-        self._wake.set()
-
-    def _terminated(self, *_: object) -> None:
-        self.state = "polling"
-        self._wake.set()  # reconnect at once
-
-    async def _close_listener(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            if self.state == "listening":
-                self.state = "polling"
-            listener.remove_termination_listener(self._terminated)
-            # Closed at once: a query cancelled mid-flight (at shutdown) would hold a graceful close until its
-            # timeout, and the server needs no goodbye from a connection that only listened and read.
-            listener.terminate()
+    async def _disconnect(self) -> None:
+        if self.state == "listening":
+            self.state = "polling"
+        await self.outbox.close()
 
     async def _catch_up(self) -> bool:
         """Fan out every servable event after the cursor; whether more wait for an older transaction."""
-        async with self._reader() as connection:
+        async with self._reader() as outbox:
             if not self._started.is_set():
-                self.cursor = await store.latest(connection)
+                self.cursor = await outbox.latest()
                 self._started.set()
             while True:
-                batch = await store.read(connection, self.cursor, PAGE)
+                batch = await outbox.read(self.cursor, PAGE)
                 if batch:
                     self.cursor = batch[-1].cursor
                     self._fan_out(batch)
                 if len(batch) < PAGE:
-                    return await store.pending(connection, self.cursor)
+                    return await outbox.pending(self.cursor)
 
     def _fan_out(self, batch: list[StoredEvent]) -> None:
         self.delivered += len(batch)
@@ -304,33 +277,25 @@ class Feed:
         transaction up to `upto`'s has ended there, as it had on the primary when the feed served `upto`)."""
 
         async def run(engine: AsyncEngine, need: Need) -> list[StoredEvent]:
-            async with _connection(engine) as connection:
-                return await store.read_between(connection, after, upto, audience, PAGE, need)
+            async with self.outbox.pooled(engine) as outbox:
+                return await outbox.read_between(after, upto, audience, PAGE, need)
 
         return await self.reads.read(Need(through=upto[0]), run)
 
     @contextlib.asynccontextmanager
-    async def _reader(self) -> AsyncIterator[asyncpg.Connection]:
-        """The listener's own connection while it is up; a pooled one while it is not (polling)."""
-        if self._listener is not None and not self._listener.is_closed():
-            yield self._listener
+    async def _reader(self) -> AsyncIterator[OutboxReads]:
+        """The outbox on the feed's own connection while it is up; on a pooled one while it is not."""
+        own = self.outbox.own()
+        if own is not None:
+            yield own
         else:
-            async with self._pooled() as connection:
-                yield connection
+            async with self._pooled() as outbox:
+                yield outbox
 
-    def _pooled(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
-        return _connection(self.engine)
+    def _pooled(self) -> contextlib.AbstractAsyncContextManager[OutboxReads]:
+        return self.outbox.pooled(self.engine)
 
     def _log(self, what: str, exc: BaseException) -> None:
         held_back = self._errors.admit(what)
         if held_back is not None:
             logger.warning("change feed: %s (%s: %s)", what, type(exc).__name__, exc)
-
-
-@contextlib.asynccontextmanager
-async def _connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    # Through a Connection, not engine.raw_connection(): a failed connect then raises SQLAlchemy's
-    # DBAPIError (an outage: 503 on the routes, a logged warning here), not the dialect's bare adapter error.
-    async with engine.connect() as connection:
-        pooled = await connection.get_raw_connection()
-        yield pooled.driver_connection

@@ -8,27 +8,23 @@ is either visible now or never will be. An event served later always has an xid 
 (xid, id) cursors never skip one. The price: an event waits while any transaction that began writing before it is
 still open, however unrelated; the feed polls briefly while such events are pending.
 
-A subscriber is shown the events that match its `specialty` filter, if any, and that its `viewer` may read: an
-import job's events (`import.*`) only to the job's submitter and to admins (`viewer` None), the rule of
-`GET /api/imports/{id}`; every other event to everyone. Replays and counts apply the same rule in SQL as the feed
-does in process (`StoredEvent.shown_to`).
+A subscriber is shown what its audience may see (service.developers.events.stored): replays and counts apply the
+same rule in SQL as the feed does in process (`StoredEvent.shown_to`).
 
 Each function takes an asyncpg connection and makes one round trip.
 """
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import NamedTuple, cast
+from typing import cast
 
 import asyncpg
-import msgspec
 
 from service.db.consistency import NOTHING, Need, fetch_needing
-from service.developers.etags import developer_etag
-from service.developers.events.cursor import Cursor, format_cursor
-from service.developers.events.schemas import BulkSummary, Event, EventDeveloper, ImportJobSummary
-from service.developers.schemas import Developer
+from service.developers.events.cursor import Cursor
+from service.developers.events.stored import Audience, Row, StoredEvent, stored_event
+
+__all__ = ["Audience", "StoredEvent", "count_between", "horizon", "latest", "pending", "read", "read_between"]
 
 # The text forms are renamed: an output column named `xid` would be what ORDER BY xid sorts, as text, and
 # "139119" sorts before "6260".
@@ -56,72 +52,9 @@ _LATEST = (
 _HORIZON = "SELECT xid::text, id FROM developer_events_horizon"
 
 
-class _Written(Developer, frozen=True):
-    """A developer as the trigger recorded it (`to_jsonb` of the row): with its version, since migration 0006."""
-
-    version: int | None = None
-
-
-_DEVELOPER = msgspec.json.Decoder(_Written)
-_BULK = msgspec.json.Decoder(BulkSummary)
-_JOB = msgspec.json.Decoder(ImportJobSummary)
-
-
-class Audience(NamedTuple):
-    """Who a subscriber is: its specialty filter (None: none), and whose import jobs it may read: an account's id,
-    or None for an admin, who may read every job."""
-
-    specialty: str | None
-    viewer: int | None
-
-
-class StoredEvent(msgspec.Struct, frozen=True):
-    """An event as the feed handles it: its cursor, the specialties a filter matches (None: any), its JSON."""
-
-    cursor: Cursor
-    specialties: frozenset[str] | None
-    event: Event
-    json: bytes
-
-    def shown_to(self, audience: Audience) -> bool:
-        job = self.event.job
-        if job is not None and audience.viewer is not None and job.submitted_by != audience.viewer:
-            return False
-        return audience.specialty is None or self.specialties is None or audience.specialty in self.specialties
-
-
-_ENCODER = msgspec.json.Encoder()
-
-
-def _developer(text: str) -> EventDeveloper:
-    """The developer a trigger wrote with to_jsonb, whose timestamps carry the writer's session time zone, with
-    them in UTC, as the API answers them, and with the ETag of its version."""
-    row = _DEVELOPER.decode(text)
-    return EventDeveloper(
-        id=row.id,
-        name=row.name,
-        email=row.email,
-        specialty=row.specialty,
-        created_at=row.created_at.astimezone(UTC),
-        updated_at=row.updated_at.astimezone(UTC),
-        etag=None if row.version is None else developer_etag(row.id, row.version),
-    )
-
-
 def _stored(row: asyncpg.Record) -> StoredEvent:
-    xid, event_id, op, developer_id, specialty, specialties, developer, bulk, job, at = row
-    cursor = (int(xid), event_id)
-    event = Event(
-        id=format_cursor(cursor),
-        op=op,
-        developer=None if developer is None else _developer(developer),
-        developer_id=developer_id,
-        specialty=specialty,
-        at=at,
-        bulk=None if bulk is None else _BULK.decode(bulk),
-        job=None if job is None else _JOB.decode(job),
-    )
-    return StoredEvent(cursor, None if specialties is None else frozenset(specialties), event, _ENCODER.encode(event))
+    xid, event_id, *rest = row
+    return stored_event((int(xid), event_id), Row(*rest))
 
 
 async def read(connection: asyncpg.Connection, after: Cursor, limit: int) -> list[StoredEvent]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from service.developers.events.cursor import Cursor
-from service.developers.events.store import Audience, StoredEvent
+from service.developers.events.stored import Audience, StoredEvent
 
 
 class Subscription:

@@ -11,7 +11,8 @@ so both servers share one history from here on. What differs, and why:
   (service.core.validation), bulk rows included, but the database does not check it (README, "PostgreSQL and
   MariaDB").
 - The change feed's outbox: row triggers (MariaDB has no statement-level ones) record each row a statement
-  writes, unless the session says it writes a summary itself (`@devdir_bulk`, service.developers.events). An event
+  writes, unless the session says it writes a summary itself (`@devdir_bulk`: then the UPDATE trigger tallies
+  the old specialties only it sees, service.developers.bulk.mariadb_events). An event
   has no order key when it is written: `seq` stays NULL until the feed's sequencer, one process at a time, stamps
   committed events in increasing order (`FOR UPDATE SKIP LOCKED` passes over rows whose transaction is still open).
   An event committed later is stamped later, so a reader following `seq` never skips one.
@@ -80,6 +81,35 @@ TRIGGERS = {
         f"{_INSERT_EVENT} ('deleted', OLD.id, OLD.specialty, JSON_ARRAY(OLD.specialty), NULL)",
     ),
 }
+# Under `@devdir_bulk` a row trigger writes no event: the bulk service writes one summary per statement, as
+# PostgreSQL's statement triggers do (0004). It knows what its INSERTs and DELETEs wrote (ids, specialties); an
+# UPDATE's trigger tallies what only it sees, the old specialties, in session variables per statement
+# (`@devdir_updated_n`, `_first`, `_last`, `_ids`: up to MAX_IDS ids, comma-separated, `_sp`: the distinct old
+# and new specialties, NUL-delimited (no text holds a NUL), `_spn`: how many, counted to MAX_SPECIALTIES + 1),
+# which the service reads and clears (service.developers.bulk.mariadb_events).
+MAX_IDS, MAX_SPECIALTIES = 1000, 100
+
+
+def _tally(operation: str, row: str, *specialties: str) -> str:
+    v = f"@devdir_{operation}"
+    counted = (
+        f"SET {v}_n = IFNULL({v}_n, 0) + 1, {v}_first = LEAST(IFNULL({v}_first, {row}.id), {row}.id), "
+        f"{v}_last = GREATEST(IFNULL({v}_last, {row}.id), {row}.id), "
+        f"{v}_ids = IF({v}_n > {MAX_IDS}, NULL, CONCAT_WS(',', {v}_ids, {row}.id));"
+    )
+    for specialty in specialties:
+        counted += (
+            f" IF IFNULL({v}_spn, 0) <= {MAX_SPECIALTIES} AND "
+            f"LOCATE(CONCAT(CHAR(0), {specialty}, CHAR(0)), IFNULL({v}_sp, CHAR(0))) = 0 THEN "
+            f"SET {v}_sp = CONCAT(IFNULL({v}_sp, CHAR(0)), {specialty}, CHAR(0)), {v}_spn = IFNULL({v}_spn, 0) + 1; "
+            "END IF;"
+        )
+    return counted
+
+
+# What a row trigger does under `@devdir_bulk`: nothing for INSERT and DELETE (one more statement per row halves a
+# bulk INSERT's speed), the tally for UPDATE.
+TALLIES = {"INSERT": "", "UPDATE": "ELSE " + _tally("updated", "NEW", "OLD.specialty", "NEW.specialty"), "DELETE": ""}
 _JOB_EVENT = """INSERT INTO developer_events (op, job) VALUES (CONCAT('import.', NEW.status), JSON_OBJECT(
         'id', NEW.id, 'status', NEW.status, 'on_conflict', NEW.on_conflict, 'rows_total', NEW.rows_total,
         'rows_done', NEW.rows_done, 'created', NEW.created, 'updated', NEW.updated, 'skipped', NEW.skipped,
@@ -181,7 +211,7 @@ def _events() -> None:
     for name, (event, insert) in TRIGGERS.items():
         op.execute(
             f"CREATE TRIGGER {name} AFTER {event} ON developers FOR EACH ROW "
-            f"BEGIN IF @devdir_bulk IS NULL THEN {insert}; END IF; END"
+            f"BEGIN IF @devdir_bulk IS NULL THEN {insert}; {TALLIES[event]} END IF; END"
         )
 
 
