@@ -1,4 +1,7 @@
-"""Fixtures: a real PostgreSQL (embedded unless TEST_DATABASE_URL is set), an app per test, an HTTP client."""
+"""Fixtures: a real server (an embedded PostgreSQL unless TEST_DATABASE_URL names one, PostgreSQL's or MariaDB's), an
+app per test, an HTTP client; and the `postgresql_only(reason)` marker: a test of what only PostgreSQL has (the
+pooler, hot standbys, the embedded server, what a test reads at PostgreSQL's wire) skips with its reason when the
+whole run is on MariaDB."""
 
 from __future__ import annotations
 
@@ -15,6 +18,29 @@ from tests import mariadb, pgbouncer
 from tests.client import TEST_SECRET, serve
 from tests.database import empty, fresh_database, server_url
 from tests.pgbouncer import POOLED_RUN, PgBouncer, app_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgresql_only(reason): tests a feature only PostgreSQL has; skipped with `reason` when the whole run is on "
+        "MariaDB (TEST_DATABASE_URL=mysql://...)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not mariadb.run_on_mariadb():
+        return
+    for item in items:
+        if marker := item.get_closest_marker("postgresql_only"):
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL only: {postgresql_only_reason(marker)}"))
+
+
+def postgresql_only_reason(marker: pytest.Mark) -> str:
+    reason = marker.args[0] if marker.args else marker.kwargs.get("reason")
+    if not reason:
+        raise pytest.UsageError("pytest.mark.postgresql_only needs a reason naming the feature")
+    return str(reason)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,10 @@
-"""The PostgreSQL the tests run against: TEST_DATABASE_URL's server, or an embedded one; a fresh database either way."""
+"""The server the tests run against: TEST_DATABASE_URL's (PostgreSQL's or MariaDB's), or an embedded PostgreSQL; a
+fresh database either way.
+
+`run_sql`, `fetch`, `fetchval` and `empty` work on both servers (SQL without parameters); `query`, `query_value`
+and `insert` take `:name` parameters on both (SQLAlchemy's text()). `connect` and parameters written `$1` are
+asyncpg's.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,18 @@ import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from advanced_alchemy.alembic.commands import AlembicCommands
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from service.core.database_urls import backend_of
 from service.core.settings import Settings
@@ -46,20 +56,116 @@ async def run_sql(url: str, *statements: str) -> None:
         await conn.close()
 
 
-async def fetchval(url: str, query: str) -> Any:
+async def fetchval(url: str, sql: str, *args: Any) -> Any:
+    if backend_of(url) == "mariadb":
+        return await query_value(url, _unparameterised(sql, args))
     conn = await connect(url)
     try:
-        return await conn.fetchval(query)
+        return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
 
 
-async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+async def fetch(url: str, sql: str, *args: Any) -> Sequence[asyncpg.Record | Record]:
+    if backend_of(url) == "mariadb":
+        return await query(url, _unparameterised(sql, args))
     conn = await connect(url)
     try:
-        return list(await conn.fetch(query, *args))
+        return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
+
+
+def _unparameterised(sql: str, args: tuple[Any, ...]) -> str:
+    if args:
+        raise TypeError("`$1` parameters are asyncpg's: query() takes `:name` ones on both servers")
+    return sql
+
+
+class Record:
+    """A row read as asyncpg's Record is: by column name or position, `dict(row)`, `tuple(row)`."""
+
+    def __init__(self, keys: Sequence[str], values: Sequence[Any]) -> None:
+        self._keys = tuple(keys)
+        self._values = tuple(values)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
+
+    def __getitem__(self, key: int | str) -> Any:
+        return self._values[key if isinstance(key, int) else self._keys.index(key)]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Record({dict(zip(self._keys, self._values, strict=True))!r})"
+
+
+async def query(url: str, sql: str, **params: Any) -> list[Record]:
+    """The rows of `sql` (written with `:name` parameters) on either server, in a transaction of its own that
+    commits; times aware, in UTC, on both (MariaDB's DATETIME(6) columns hold UTC)."""
+    async with _engine(url) as engine, engine.begin() as conn:
+        result = await conn.execute(text(sql), params)
+        if not result.returns_rows:
+            return []
+        keys = list(result.keys())
+        return [Record(keys, tuple(map(_aware, row))) for row in result]
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+async def insert(url: str, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys, the columns) into `table` in one transaction, on either server."""
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f':{column}' for column in columns)})"
+    async with _engine(url) as engine, engine.begin() as conn:
+        await conn.execute(text(sql), list(rows))
+
+
+@asynccontextmanager
+async def holding(url: str, *statements: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of its own inside a transaction that has run `statements` (and holds their locks) for the
+    block, rolled back at its end; on either server."""
+    async with _engine(url) as engine, engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            for statement in statements:
+                await conn.execute(text(statement))
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+@asynccontextmanager
+async def _engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine of one connection at a time, closed at the end of the block."""
+    options: dict[str, Any] = {}
+    if backend_of(url) == "mariadb":
+        options["connect_args"] = {"charset": "utf8mb4", "init_command": "SET time_zone = '+00:00'"}
+    engine = create_async_engine(async_url(url), poolclass=NullPool, **options)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def queue_tables(url: str) -> tuple[str, ...]:
+    """The job queue's tables on the server `url` names: pgqueuer's on PostgreSQL, import_queue on MariaDB."""
+    return ("import_queue",) if backend_of(url) == "mariadb" else ("pgqueuer", "pgqueuer_log")
+
+
+async def query_value(url: str, sql: str, **params: Any) -> Any:
+    """The first column of the first row of `sql` (`:name` parameters) on either server, or None."""
+    rows = await query(url, sql, **params)
+    return rows[0][0] if rows else None
 
 
 @contextmanager

@@ -13,9 +13,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from service.core.database_urls import backend_of
 from service.system.health import migration_head
 from tests.client import TEST_SECRET
 from tests.database import fetchval, fresh_database, password_server
+from tests.postgresql_only import EMBEDDED, PG_REFUSALS
 from tests.processes import (
     DEVDIR,
     command_line,
@@ -41,6 +43,7 @@ def first_admin_password(process: subprocess.Popen[bytes]) -> str:
     pytest.fail("devdir printed no admin password")
 
 
+@EMBEDDED
 def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -73,6 +76,14 @@ def test_devdir_run_serves_on_embedded_postgres_with_no_setup(tmp_path: Path) ->
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL was stopped"
 
 
+# Whether the database has Alembic's version table (in its current schema on PostgreSQL, in itself on MariaDB).
+VERSION_TABLE_EXISTS = {
+    "postgresql": "SELECT to_regclass('alembic_versions') IS NOT NULL",
+    "mariadb": "SELECT count(*) FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name = 'alembic_versions'",
+}
+
+
 def test_devdir_database_upgrade_migrates_a_real_database(pg_server: str) -> None:
     def upgrade(**secret: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -90,7 +101,7 @@ def test_devdir_database_upgrade_migrates_a_real_database(pg_server: str) -> Non
         assert refused.returncode != 0
         assert "devdir: SECRET_KEY must be set to 32 characters or more" in refused.stderr
         assert "Traceback" not in refused.stderr
-        assert asyncio.run(fetchval(url, "SELECT to_regclass('alembic_versions') IS NULL"))
+        assert not asyncio.run(fetchval(url, VERSION_TABLE_EXISTS[backend_of(url)]))
 
         result = upgrade(SECRET_KEY=TEST_SECRET)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -150,6 +161,7 @@ def upgrade(url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@PG_REFUSALS
 def test_database_upgrade_says_in_one_line_why_it_cannot_connect(pg_server: str) -> None:
     port = free_port()  # nothing listens there
     down = upgrade(f"postgresql://postgres@127.0.0.1:{port}/devdir")
@@ -175,6 +187,7 @@ STARTING = (b"devdir: embedded PostgreSQL in ", b"devdir: created admin@localhos
 
 
 @pytest.mark.parametrize("moment", ["initdb", "migration", "granian"])
+@EMBEDDED
 def test_ctrl_c_during_start_up_exits_quietly(tmp_path: Path, moment: str) -> None:
     """Ctrl-C as a terminal sends it, to the whole foreground process group: while the embedded PostgreSQL is
     being created (initdb), while the schema is brought to the head, or as granian's main process starts (it

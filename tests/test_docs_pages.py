@@ -19,7 +19,7 @@ from playwright.async_api import BrowserContext, Page, expect
 from tests.accounts.api import PASSWORD, account
 from tests.browser import Watched, chromium, watched_context
 from tests.client import token
-from tests.database import run_sql
+from tests.database import empty
 from tests.server import served
 
 pytestmark = pytest.mark.browser
@@ -33,7 +33,7 @@ RENDERED = 60_000
 @pytest.fixture
 async def docs(app: Litestar, database_url: str) -> AsyncIterator[tuple[BrowserContext, Watched]]:
     """A watched browser context on the served app, which has one account (EMAIL, PASSWORD) and one developer."""
-    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
+    await empty(database_url, "developers", "users")
     async with served(app) as url, chromium() as browser, watched_context(browser, url) as (context, watched):
         headers = {"Authorization": f"Bearer {token()}"}
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:

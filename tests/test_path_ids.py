@@ -8,7 +8,7 @@ import pytest
 
 from service.web.path_ids import MESSAGE
 from tests.client import assert_problem
-from tests.database import run_sql
+from tests.database import empty, run_sql
 from tests.developers.api import create
 
 ROUTES = [
@@ -42,9 +42,9 @@ NOT_IDS = [
 @pytest.fixture
 async def one_of_each(client: httpx.AsyncClient, database_url: str) -> None:
     """A developer, an account and an import job, each with id 1."""
+    await empty(database_url, "import_jobs", "import_uploads")
     await run_sql(
         database_url,
-        "TRUNCATE import_jobs, import_uploads RESTART IDENTITY",
         "INSERT INTO users (email, password_hash, role) VALUES ('one@x.io', 'unusable', 'viewer')",
         "INSERT INTO import_jobs (status, on_conflict, media_type) VALUES ('succeeded', 'error', 'text/csv')",
     )

@@ -18,6 +18,7 @@ import pytest
 from tests.client import TEST_SECRET
 from tests.database import fresh_database
 from tests.deploy.image import production_command
+from tests.postgresql_only import EMBEDDED
 from tests.processes import (
     DEVDIR,
     descendants,
@@ -122,6 +123,7 @@ def test_killed_devdir_leaves_no_process_serving(served: Served) -> None:
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
 
 
+@EMBEDDED
 def test_a_run_after_a_killed_one_stops_the_embedded_postgresql(tmp_path: Path) -> None:
     """`devdir run` killed with SIGKILL leaves its PID in the list of the embedded PostgreSQL's users (and the
     server running: nobody stopped it); the next `devdir run` that exits cleanly stops it all the same."""

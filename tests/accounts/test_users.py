@@ -12,7 +12,7 @@ from service.app import create_app
 from service.core.settings import SettingsError
 from tests.accounts.api import PASSWORD, account, sign_in
 from tests.client import assert_problem, serve
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch
 from tests.pgbouncer import app_settings
 
 
@@ -68,7 +68,7 @@ async def test_passwords_never_appear_in_answers_or_logs(
 
 
 async def test_first_start_creates_the_admin_from_the_environment(database_url: str) -> None:
-    await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+    await empty(database_url, "users")
     first = app_settings(
         database_url,
         devdir_admin_email="boss@x.io",

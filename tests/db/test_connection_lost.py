@@ -15,7 +15,10 @@ from tests.database import fetch, run_sql
 from tests.developers.api import encode, people
 from tests.developers.export_support import serving
 from tests.developers.feed_client import bearer, until
+from tests.postgresql_only import SESSIONS
 from tests.raw_http import SlowUpload, port_of
+
+pytestmark = SESSIONS
 
 IN_TRANSACTION = """
     SELECT pid FROM pg_stat_activity

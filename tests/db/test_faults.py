@@ -22,6 +22,9 @@ from service.app import create_app
 from tests.client import TEST_SECRET, serve
 from tests.database import connect, fetch, run_sql
 from tests.pgbouncer import app_settings
+from tests.postgresql_only import SESSIONS
+
+pytestmark = SESSIONS
 
 SECONDS = 2.5  # of writes per route
 CLIENTS = 8

@@ -21,7 +21,8 @@ import pytest
 from service.db.isolation import ATTEMPTS, WRITES, Operation
 from tests.accounts.api import account
 from tests.client import assert_problem
-from tests.database import connect, fetch, fetchval, run_sql
+from tests.database import connect, empty, fetch, fetchval, run_sql
+from tests.postgresql_only import SERIALIZABLE_SNAPSHOTS
 from tests.system.scrape import scrape, value
 
 RETRIES = "devdir_db_retries_total"
@@ -113,6 +114,7 @@ async def users(database_url: str) -> list[tuple[str, str, bool]]:
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+@SERIALIZABLE_SNAPSHOTS
 async def test_a_concurrent_write_is_replayed_and_the_change_succeeds(
     client: httpx.AsyncClient, database_url: str, admins: tuple[int, int]
 ) -> None:
@@ -136,6 +138,7 @@ async def test_a_concurrent_write_is_replayed_and_the_change_succeeds(
     assert value(after, ERRORS, kind="conflict") == value(before, ERRORS, kind="conflict")
 
 
+@SERIALIZABLE_SNAPSHOTS
 async def test_a_removal_racing_another_is_replayed_into_a_409_never_zero_admins(
     client: httpx.AsyncClient, database_url: str, admins: tuple[int, int]
 ) -> None:
@@ -171,12 +174,13 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         left = await fetch(database_url, "SELECT id FROM users WHERE role = 'admin' AND is_active")
         assert len(left) == 1
         # Both admins again for the next round.
-        await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+        await empty(database_url, "users")
         a = (await account(client, "a@x.io", "admin"))["id"]
         b = (await account(client, "b@x.io", "admin"))["id"]
 
 
 @pytest.mark.parametrize(("sqlstate", "when"), [("40001", "statement"), ("40001", "commit"), ("40P01", "statement")])
+@SERIALIZABLE_SNAPSHOTS
 async def test_a_conflict_that_clears_is_replayed_until_it_succeeds(
     client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any, sqlstate: str, when: str
 ) -> None:
@@ -190,6 +194,7 @@ async def test_a_conflict_that_clears_is_replayed_until_it_succeeds(
 
 
 @pytest.mark.parametrize("when", ["statement", "commit"])
+@SERIALIZABLE_SNAPSHOTS
 async def test_a_conflict_that_persists_is_503_after_every_attempt_and_writes_nothing(
     client: httpx.AsyncClient, database_url: str, admins: tuple[int, int], forced: Any, when: str
 ) -> None:
@@ -208,6 +213,7 @@ async def test_a_conflict_that_persists_is_503_after_every_attempt_and_writes_no
     assert value(after, ERRORS, kind="conflict") - value(before, ERRORS, kind="conflict") == 1
 
 
+@SERIALIZABLE_SNAPSHOTS
 async def test_a_read_committed_write_is_not_replayed(
     client: httpx.AsyncClient, database_url: str, forced: Any
 ) -> None:

@@ -11,15 +11,17 @@ from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.base import metadata_registry
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import service.db.models  # noqa: F401
 from service.core.settings import Settings
 from service.db import queue
-from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, sqlalchemy_config
+from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, async_url, sqlalchemy_config
 from service.imports.queue import install_sql
 from tests.database import connect, fetch, fresh_database, run_sql
+from tests.postgresql_only import MIGRATIONS
 
 
 async def _diff(url: str) -> list[object]:
@@ -31,7 +33,7 @@ async def _diff(url: str) -> list[object]:
         context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": ours})
         return list(compare_metadata(context, metadata_registry.get(None)))
 
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(compare)
@@ -40,11 +42,10 @@ async def _diff(url: str) -> list[object]:
 
 
 async def _tables(url: str) -> set[str]:
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as connection:
-            rows = await connection.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            return {row[0] for row in rows}
+            return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
     finally:
         await engine.dispose()
 
@@ -67,6 +68,7 @@ def _migrate(url: str, revision: str) -> None:
     AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade(revision)
 
 
+@MIGRATIONS
 def test_0003_puts_emails_in_nfc_and_holds_every_write_to_it(pg_server: str) -> None:
     with fresh_database(pg_server, migrate=False) as url:
         _migrate(url, "0002")
@@ -99,6 +101,7 @@ def test_0003_puts_emails_in_nfc_and_holds_every_write_to_it(pg_server: str) -> 
         asyncio.run(write_decomposed())
 
 
+@MIGRATIONS
 def test_0003_stops_on_emails_that_only_differ_in_unicode_form(pg_server: str) -> None:
     with fresh_database(pg_server, migrate=False) as url:
         _migrate(url, "0002")

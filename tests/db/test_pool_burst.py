@@ -16,7 +16,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 
 from service.app import create_app
 from tests.client import assert_problem, serve
-from tests.database import run_sql
+from tests.database import empty, run_sql
 from tests.pgbouncer import app_settings
 
 REQUESTS = 512
@@ -38,10 +38,9 @@ def _request(client: httpx.AsyncClient, n: int) -> asyncio.Task[httpx.Response]:
 # that none should.
 @pytest.mark.parametrize("pool_timeout", [0.3, 10.0])
 async def test_512_requests_on_two_connections_are_served_or_503(database_url: str, pool_timeout: float) -> None:
+    await empty(database_url, "developers")
     await run_sql(
-        database_url,
-        "TRUNCATE developers RESTART IDENTITY",
-        "INSERT INTO developers (name, email, specialty) VALUES ('Ada', 'ada@example.com', 's')",
+        database_url, "INSERT INTO developers (name, email, specialty) VALUES ('Ada', 'ada@example.com', 's')"
     )
     settings = app_settings(
         database_url,

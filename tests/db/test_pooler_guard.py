@@ -30,7 +30,10 @@ from tests.db.session_state import report, violations
 from tests.developers.feed_client import Running, bearer, listening
 from tests.imports.api import until_job
 from tests.pgwire import FEED_APPLICATION, Wire, counting_proxy
+from tests.postgresql_only import POOLER
 from tests.server import served
+
+pytestmark = POOLER
 
 FEED = FEED_APPLICATION.decode()
 _RESET = (

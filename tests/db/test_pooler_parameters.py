@@ -23,6 +23,9 @@ from service.developers.reads import DeveloperReads
 from tests import pgbouncer
 from tests.client import TEST_SECRET
 from tests.pgwire import counting_proxy
+from tests.postgresql_only import POOLER
+
+pytestmark = POOLER
 
 SERVER_CONNECTIONS = 2
 

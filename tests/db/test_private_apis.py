@@ -35,6 +35,7 @@ from service.db.config import sqlalchemy_config
 from service.db.pool import FairQueue, ReadyFirstPool
 from tests.client import TEST_SECRET, serve
 from tests.database import connect
+from tests.postgresql_only import ASYNCPG
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -170,6 +171,7 @@ def test_asyncpg_introspects_types_as_the_pooled_connection_expects() -> None:
     assert "jit" in ServerCapabilities._fields, f"asyncpg's ServerCapabilities is now {ServerCapabilities._fields}"
 
 
+@ASYNCPG
 async def test_asyncpg_sends_a_kept_unnamed_statement_s_parse_with_each_bind(database_url: str) -> None:
     # service/db/pooler.py's UnnamedStatements keeps described unnamed statements: asyncpg, with its statement cache
     # off, marks them unprepared, so each run parses again in the same write as its Bind (one round trip, whatever

@@ -31,8 +31,11 @@ from tests.developers.api import create_as_event
 from tests.developers.feed_client import SSEStream, cursor, running, sse
 from tests.pgbouncer import running as pgbouncer
 from tests.polling import WAIT, until
+from tests.postgresql_only import STANDBYS
 from tests.read_metrics import Reads, counted, reads_counted, since
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
+
+pytestmark = STANDBYS
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
 

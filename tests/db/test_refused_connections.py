@@ -15,6 +15,9 @@ from service.app import create_app
 from service.core.settings import Settings
 from tests.client import TEST_SECRET, serve
 from tests.database import run_sql
+from tests.postgresql_only import ROLE_LIMIT
+
+pytestmark = ROLE_LIMIT
 
 ROUTES = ["/api/developers/1", "/api/developers", "/api/developers/export?format=csv", "/api/imports"]
 

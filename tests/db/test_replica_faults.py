@@ -42,9 +42,12 @@ from tests.db.replica_faults import (
     settings,
 )
 from tests.polling import until
+from tests.postgresql_only import STANDBYS
 from tests.read_metrics import since
 from tests.server import served
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
+
+pytestmark = STANDBYS
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
 

@@ -21,6 +21,7 @@ from service.db.replicas import ReplicaLag, Standby, WalHistory
 from tests.client import TEST_SECRET, serve
 from tests.database import fetchval, run_sql
 from tests.polling import until
+from tests.postgresql_only import STANDBYS
 from tests.standby import StreamingPair, current_lsn, streaming_pair
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
@@ -60,6 +61,7 @@ async def _write(pair: StreamingPair) -> None:
 
 
 @slow
+@STANDBYS
 async def test_a_write_shows_as_lag_until_the_standby_replays_it(pair: StreamingPair) -> None:
     async with _watching(pair) as standby:
         await _write(pair)  # held back on the standby for its apply delay
@@ -74,6 +76,7 @@ async def test_a_write_shows_as_lag_until_the_standby_replays_it(pair: Streaming
 
 
 @slow
+@STANDBYS
 async def test_an_idle_primary_keeps_a_caught_up_standby_at_zero(pair: StreamingPair) -> None:
     async with _watching(pair) as standby:
         for _ in range(5):  # a try in which the primary wrote WAL of its own (a checkpoint) proves nothing
@@ -91,6 +94,7 @@ async def test_an_idle_primary_keeps_a_caught_up_standby_at_zero(pair: Streaming
 
 
 @slow
+@STANDBYS
 async def test_a_stopped_standby_is_down_with_no_lag_and_recovers_once_started(pair: StreamingPair) -> None:
     async with _watching(pair) as standby:
         try:
@@ -110,6 +114,7 @@ async def test_a_stopped_standby_is_down_with_no_lag_and_recovers_once_started(p
 
 
 @slow
+@STANDBYS
 async def test_metrics_report_the_standby_and_ready_stays_about_the_primary(pair: StreamingPair) -> None:
     app = create_app(_settings(pair))
     label = f'{{replica="127.0.0.1:{pair.standby.port}/devdir"}}'

@@ -19,8 +19,11 @@ from service.db.consistency import HEADER
 from tests.client import TEST_SECRET, serve, token
 from tests.database import run_sql
 from tests.polling import until
+from tests.postgresql_only import STANDBYS
 from tests.read_metrics import counted
 from tests.standby import StreamingPair, streaming_pair
+
+pytestmark = STANDBYS
 
 slow = pytest.mark.slow  # starts two PostgreSQL servers of its own
 

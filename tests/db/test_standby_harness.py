@@ -13,9 +13,10 @@ import asyncpg
 import pytest
 
 from tests.database import connect, fetchval, run_sql
+from tests.postgresql_only import STANDBYS
 from tests.standby import StreamingPair, current_lsn, streaming_pair, wait_for_replay
 
-pytestmark = pytest.mark.slow  # starts two PostgreSQL servers of its own and copies one into the other
+pytestmark = [pytest.mark.slow, STANDBYS]  # starts two PostgreSQL servers of its own and copies one into the other
 
 APPLY_DELAY = 2.0  # seconds; long enough that a read right after a commit comes before it, even on a busy machine
 

@@ -7,14 +7,14 @@ from litestar import Litestar
 
 from service.app import create_app
 from tests.client import assert_problem, serve
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch
 from tests.developers.api import encode, people
 from tests.pgbouncer import app_settings
 
 
 @pytest.mark.parametrize("on_conflict", ["error", "skip", "update"])
 async def test_bulk_statement_timeout_is_503(database_url: str, on_conflict: str) -> None:
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     # 1 ms: COPYing 10,000 rows into the indexed table (error mode) or INSERT ... SELECT of 30,000 rows (skip,
     # update) takes far longer, whether the statement runs on asyncpg directly or through SQLAlchemy.
     app: Litestar = create_app(app_settings(database_url, bulk_statement_timeout_ms=1))

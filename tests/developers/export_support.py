@@ -16,9 +16,10 @@ import msgspec
 from litestar import Litestar
 
 from service.app import create_app
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
 from service.developers.export.service import DeveloperExports
-from tests.database import connect, fetch, run_sql
+from tests.database import connect, empty, fetch, insert
 from tests.developers.feed_client import bearer
 from tests.server import served
 
@@ -34,12 +35,16 @@ async def load(database_url: str, rows: int, start: int = 0, *, wide: bool = Fal
     """`rows` developers; `wide` ones (about 300 bytes a row) make an export far larger than every buffer between
     PostgreSQL and a client that stops reading, so the COPY is still running when that client pauses."""
     padding = " " + "x" * 180 if wide else ""
+    records = [
+        (f"Dev {i:07d}{padding}", f"dev{i}@export.io", f"spec{i % 20:02d}{padding[:90]}")
+        for i in range(start, start + rows)
+    ]
+    if backend_of(database_url) == "mariadb":  # asyncmy's executemany sends multi-row INSERTs
+        columns = ("name", "email", "specialty")
+        await insert(database_url, "developers", [dict(zip(columns, record, strict=True)) for record in records])
+        return
     conn = await connect(database_url)
     try:
-        records = [
-            (f"Dev {i:07d}{padding}", f"dev{i}@export.io", f"spec{i % 20:02d}{padding[:90]}")
-            for i in range(start, start + rows)
-        ]
         await conn.copy_records_to_table("developers", records=records, columns=["name", "email", "specialty"])
     finally:
         await conn.close()
@@ -91,14 +96,14 @@ class Serving:
 async def serving(settings: Settings, **overrides: Any) -> AsyncIterator[Serving]:
     """Serve an app built from `settings` (and `overrides`) over a socket until the block ends, with an empty
     developers table before and after."""
-    await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(settings.database_url, "developers")
     app = create_app(msgspec.structs.replace(settings, **overrides))
     try:
         async with served(app) as url, httpx.AsyncClient(base_url=url, headers=bearer(), timeout=60) as api:
             yield Serving(app, api, settings.database_url)
     finally:
         await app.state.exports.reads.primary.dispose()
-        await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")
+        await empty(settings.database_url, "developers")
 
 
 @contextlib.asynccontextmanager

@@ -24,16 +24,13 @@ from service.core.settings import Settings
 from service.developers.events.feed import Feed
 from tests import mariadb
 from tests.client import TEST_SECRET, token
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch, queue_tables
 from tests.polling import WAIT, until
 from tests.server import served
 
 # What the feed and the imports write (events, their horizon, jobs, uploads, the queue): emptied around each test of
 # the feed that makes import jobs too, since the database is shared.
-_RESET = (
-    "TRUNCATE developers, developer_events, developer_events_horizon, import_jobs, import_uploads, pgqueuer "
-    "RESTART IDENTITY"
-)
+_RESET = ("developers", "developer_events", "developer_events_horizon", "import_jobs", "import_uploads")
 
 
 _NEWEST_STAMPED = "SELECT seq, id FROM developer_events WHERE seq IS NOT NULL ORDER BY seq DESC, id DESC"
@@ -42,9 +39,9 @@ _NEWEST_STAMPED = "SELECT seq, id FROM developer_events WHERE seq IS NOT NULL OR
 @contextlib.asynccontextmanager
 async def emptied(database_url: str) -> AsyncIterator[None]:
     """No developers, events, import jobs or queue entries, before the block and after it."""
-    await run_sql(database_url, _RESET)
+    await empty(database_url, *_RESET, *queue_tables(database_url))
     yield
-    await run_sql(database_url, _RESET)
+    await empty(database_url, *_RESET, *queue_tables(database_url))
 
 
 def cursor(event_id: str) -> tuple[int, int]:

@@ -21,10 +21,11 @@ from sqlalchemy.exc import DBAPIError
 from service.app import create_app
 from service.developers.bulk.parsers import CHUNK_ROWS
 from tests.client import TEST_SECRET, assert_problem, serve, token
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch
 from tests.developers.api import FORMATS, bulk, create, encode, people, table
 from tests.pgbouncer import app_settings
 from tests.polling import until
+from tests.postgresql_only import ASYNCPG, IDLE_TIMEOUT_MS, SESSIONS
 from tests.processes import DEVDIR, environment, free_port, wait_ready
 
 MAX_ROWS, MAX_BYTES = 100, 10_000
@@ -33,7 +34,7 @@ MAX_ROWS, MAX_BYTES = 100, 10_000
 @pytest.fixture
 async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that takes at most 100 rows and 10,000 bytes a request."""
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     settings = app_settings(
         database_url,
         db_pool_size=5,
@@ -120,6 +121,7 @@ async def test_single_row_routes_cap_bodies_at_64_kib(client: httpx.AsyncClient,
     assert await table(database_url) == before
 
 
+@ASYNCPG
 async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
     client: httpx.AsyncClient, app: Litestar, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +185,7 @@ async def test_client_gone_mid_stream_writes_nothing_and_frees_the_connection(
 
 
 @pytest.mark.slow  # runs `devdir run` as a process
+@SESSIONS
 def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> None:
     """The same through `devdir run` (granian): the server's own disconnect reaches the handler, which rolls back."""
     in_transaction = (
@@ -195,7 +198,7 @@ def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> Non
 
         asyncio.run(until(idle_in_transaction, f"{count} connection(s) idle in transaction"))
 
-    asyncio.run(run_sql(database_url, "TRUNCATE developers RESTART IDENTITY"))
+    asyncio.run(empty(database_url, "developers"))
     port = free_port()
     server = subprocess.Popen(
         [DEVDIR, "run", "--port", str(port)],
@@ -230,7 +233,7 @@ def test_client_gone_over_a_real_socket_writes_nothing(database_url: str) -> Non
 async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str) -> None:
     settings = app_settings(database_url, body_idle_timeout_seconds=0.5)
     app = create_app(settings)
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     stalled = asyncio.Event()
 
     async def stalling_body() -> AsyncIterator[bytes]:
@@ -265,6 +268,7 @@ async def test_stalled_upload_is_408_and_frees_its_connection(database_url: str)
         assert_problem(response, 408)
 
 
+@IDLE_TIMEOUT_MS
 async def test_sessions_idle_in_a_transaction_are_ended_by_postgresql(database_url: str) -> None:
     settings = app_settings(database_url, db_idle_in_transaction_timeout_ms=300)
     app = create_app(settings)

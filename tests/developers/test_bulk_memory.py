@@ -18,8 +18,9 @@ from tests.bench.servers import memory_mb, worker_pid
 from tests.database import fresh_database
 from tests.developers.feed_faults_support import devdir_process
 from tests.developers.import_faults import faulted_imports
+from tests.postgresql_only import SESSIONS
 
-pytestmark = pytest.mark.slow  # starts `devdir run`
+pytestmark = [pytest.mark.slow, SESSIONS]  # starts `devdir run`
 
 WARM_UP = 50  # imports answered 503 before the baseline: the worker's caches and working set are made by then
 FAULTED = 150  # imports answered 503 after it: they used to keep 58 to 223 MB, and now keep 3 to 7

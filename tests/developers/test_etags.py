@@ -14,7 +14,7 @@ from litestar import Litestar
 from service.app import create_app
 from service.core.settings import Settings
 from tests.client import assert_problem, serve
-from tests.database import fetchval, run_sql
+from tests.database import empty, fetchval
 from tests.developers.api import bulk, create, table
 
 ADA = {"name": "Ada Lovelace", "email": "ada@x.io", "specialty": "mathematics"}
@@ -210,7 +210,7 @@ async def test_a_batch_item_s_if_match_must_be_an_entity_tag(client: httpx.Async
 
 @pytest.fixture
 async def strict(settings: Settings, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
+    await empty(database_url, "developers", "users")
     app: Litestar = create_app(msgspec.structs.replace(settings, require_if_match=True))
     try:
         async with serve(app) as http:

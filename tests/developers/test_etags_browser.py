@@ -10,7 +10,7 @@ from litestar import Litestar
 
 from tests.browser import chromium
 from tests.client import token
-from tests.database import run_sql
+from tests.database import empty
 from tests.server import served
 
 pytestmark = pytest.mark.browser
@@ -26,7 +26,7 @@ TWICE = """async ([token, path]) => {
 
 
 async def test_a_browser_revalidates_a_read_it_kept_and_is_answered_304(app: Litestar, database_url: str) -> None:
-    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
+    await empty(database_url, "developers", "users")
     answered = app.state.metrics.requests.series  # (method, route template, status) -> [count, ...]
     async with served(app) as url, chromium() as browser:
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token()}"}) as api:

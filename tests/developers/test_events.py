@@ -23,8 +23,9 @@ from service.developers.events import retention
 from service.developers.events.feed import Feed
 from service.developers.events.schemas import Resync
 from service.developers.events.store import Audience
+from tests import database
 from tests.client import assert_problem, token
-from tests.database import connect, fetch, fetchval, run_sql
+from tests.database import connect, fetch, fetchval, query, run_sql
 from tests.developers.api import bulk, create, create_as_event, people
 from tests.developers.feed_client import (
     END,
@@ -43,6 +44,7 @@ from tests.developers.feed_client import (
     ws_event,
 )
 from tests.polling import WAIT, until
+from tests.postgresql_only import COPY_CHUNKS, LISTEN, OUTBOX_XIDS, ROLE_LIMIT, TIMESTAMPTZ
 from tests.server import served
 
 ADA = {"name": "Ada Lovelace", "email": "ada@example.com", "specialty": "mathematics"}
@@ -53,10 +55,10 @@ QUIET = 0.5  # how long a test watches for an event that must not come
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> AsyncIterator[None]:
     """No developers, no events, no retention horizon, before and after each test (the database is shared)."""
-    reset = "TRUNCATE developers, developer_events, developer_events_horizon RESTART IDENTITY"
-    await run_sql(database_url, reset)
+    reset = ("developers", "developer_events", "developer_events_horizon")
+    await database.empty(database_url, *reset)
     yield
-    await run_sql(database_url, reset)
+    await database.empty(database_url, *reset)
 
 
 @pytest.fixture
@@ -67,17 +69,9 @@ async def run(settings: Settings) -> AsyncIterator[Running]:
 
 async def insert(database_url: str, n: int, specialty: str = "sql", start: int = 0) -> None:
     """n single-row inserts, each its own statement and transaction, outside the API."""
-    conn = await connect(database_url)
-    try:
-        for i in range(start, start + n):
-            await conn.execute(
-                "INSERT INTO developers (name, email, specialty) VALUES ($1, $2, $3)",
-                f"Row {i}",
-                f"r{i}@x.io",
-                specialty,
-            )
-    finally:
-        await conn.close()
+    statement = "INSERT INTO developers (name, email, specialty) VALUES (:name, :email, :specialty)"
+    for i in range(start, start + n):
+        await query(database_url, statement, name=f"Row {i}", email=f"r{i}@x.io", specialty=specialty)
 
 
 # 1. Single-row writes
@@ -110,6 +104,7 @@ async def test_post_patch_delete_each_arrive_as_one_event(run: Running) -> None:
         await stream.quiet(QUIET)  # one event per write, no more
 
 
+@TIMESTAMPTZ
 async def test_the_developer_in_an_event_is_the_api_s_json_whatever_the_writer_s_time_zone(
     run: Running, database_url: str
 ) -> None:
@@ -143,6 +138,7 @@ async def test_event_ids_are_increasing_cursors(run: Running) -> None:
 # 2. Bulk work
 
 
+@COPY_CHUNKS
 async def test_a_bulk_import_arrives_as_one_summary_per_copy_chunk(run: Running, database_url: str) -> None:
     rows = 25_000
     async with sse(run) as stream:
@@ -320,6 +316,7 @@ async def test_a_malformed_cursor_is_a_400(run: Running, value: str) -> None:
     assert await close_code(run, f"after={quote(value)}") == 4400
 
 
+@OUTBOX_XIDS
 async def test_a_cursor_below_the_retention_horizon_is_a_410(run: Running, database_url: str) -> None:
     async with sse(run) as live:
         for i in range(3):
@@ -340,6 +337,7 @@ async def test_a_cursor_below_the_retention_horizon_is_a_410(run: Running, datab
         assert await ws_event(ws) == seen[2]
 
 
+@OUTBOX_XIDS
 async def test_retention_moves_the_horizon_to_the_newest_event_it_deleted(run: Running, database_url: str) -> None:
     async with sse(run) as live:
         for i in range(3):
@@ -367,6 +365,7 @@ async def test_retention_moves_the_horizon_to_the_newest_event_it_deleted(run: R
 # 6. Order
 
 
+@OUTBOX_XIDS
 async def test_events_follow_transaction_order_even_when_commits_cross(run: Running, database_url: str) -> None:
     """A and B overlap: A writes first (its transaction id, and its event's id, are the lower ones), B writes
     later but commits first.
@@ -406,6 +405,7 @@ async def test_events_follow_transaction_order_even_when_commits_cross(run: Runn
         assert await resumed.event() == second
 
 
+@OUTBOX_XIDS
 async def test_an_open_transaction_anywhere_in_the_cluster_holds_events_back(run: Running, pg_server: str) -> None:
     """The price of the order: an event waits for every older transaction that holds a transaction id, and
     transaction ids (and snapshots) are the cluster's, not the database's: a writer in another database of the
@@ -619,12 +619,14 @@ async def test_a_client_that_disconnects_frees_its_subscription(settings: Settin
 # 11. Readiness, and the listener
 
 
+@LISTEN
 async def test_ready_reports_the_feed_listening(run: Running) -> None:
     response = await run.api.get("/ready")
     assert response.status_code == 200, response.text
     assert response.json()["change_feed"] == "listening"
 
 
+@LISTEN
 async def test_events_flow_on_when_the_listener_connection_is_lost(run: Running, database_url: str) -> None:
     async with sse(run) as stream:
         ended = await fetchval(
@@ -643,6 +645,7 @@ async def test_events_flow_on_when_the_listener_connection_is_lost(run: Running,
 # An outage
 
 
+@ROLE_LIMIT
 async def test_a_refused_connection_is_a_503_and_the_feed_polls_on(settings: Settings, pg_server: str) -> None:
     """The server is up but takes no connection from the service (its connection limit): a resume, which reads
     the retention horizon through the pool, is answered as an outage (not a 500); the feed polls."""
@@ -669,6 +672,7 @@ async def test_a_refused_connection_is_a_503_and_the_feed_polls_on(settings: Set
 # The feed's start
 
 
+@OUTBOX_XIDS
 async def test_a_subscriber_that_comes_before_the_feed_has_started_misses_nothing(
     settings: Settings, database_url: str
 ) -> None:

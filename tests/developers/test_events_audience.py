@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
 from tests.database import run_sql
 from tests.developers.api import create, people
@@ -112,8 +113,15 @@ async def test_a_replay_from_a_cursor_shows_each_subscriber_what_it_was_shown_li
                 assert await ws_until(ws, "created End") == EXPECTED[name], name
 
 
+# The newest event's cursor: PostgreSQL orders the outbox by transaction id, MariaDB by the sequencer's stamp.
+NEWEST = {
+    "postgresql": "SELECT xid::text AS x, id FROM developer_events ORDER BY xid DESC, id DESC",
+    "mariadb": "SELECT seq, id FROM developer_events WHERE seq IS NOT NULL ORDER BY seq DESC, id DESC",
+}
+
+
 async def newest_cursor(run: Running) -> str:
-    row = await fetchrow(run.database_url, "SELECT xid::text AS x, id FROM developer_events ORDER BY xid DESC, id DESC")
+    row = await fetchrow(run.database_url, NEWEST[backend_of(run.database_url)])
     return f"{row[0]}-{row[1]}"
 
 

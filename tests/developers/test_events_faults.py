@@ -47,7 +47,10 @@ from tests.developers.feed_faults_support import (
 )
 from tests.pgbouncer import app_settings
 from tests.polling import until
+from tests.postgresql_only import OUTBOX_XIDS
 from tests.server import served
+
+pytestmark = OUTBOX_XIDS
 
 POLL = 0.2  # EVENTS_POLL_SECONDS of the in-process apps
 CATCH_UP = 10 * POLL  # how long subscribers get for the last event, once it can be served and the feed listens

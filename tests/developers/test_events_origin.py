@@ -10,7 +10,7 @@ from websockets.exceptions import InvalidStatus
 
 from service.core.settings import Settings
 from service.web.cors import origin_allowed
-from tests.database import run_sql
+from tests import database
 from tests.developers.api import create_as_event
 from tests.developers.feed_client import Running, running, socket, subscribed_socket, ticket, ws_event
 
@@ -19,7 +19,7 @@ SPA = "http://spa.example:8080"
 
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> None:
-    await run_sql(database_url, "TRUNCATE developers, developer_events, developer_events_horizon RESTART IDENTITY")
+    await database.empty(database_url, "developers", "developer_events", "developer_events_horizon")
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ import pytest
 
 from service.developers.events import store
 from tests.database import connect, run_sql
+from tests.postgresql_only import OUTBOX_XIDS
+
+pytestmark = OUTBOX_XIDS
 
 # Transaction ids far below any this server hands out now, so every one of them is servable; as text, "1000" sorts
 # before "99".

@@ -16,7 +16,7 @@ from service.app import create_app
 from service.core.settings import Settings
 from service.developers.export.service import DeveloperExports
 from tests.client import assert_problem, serve, token
-from tests.database import connect, fetchval, run_sql
+from tests.database import connect, empty, fetchval
 from tests.developers.api import bulk, people
 from tests.developers.export_support import (
     MANY,
@@ -31,6 +31,7 @@ from tests.developers.export_support import (
 )
 from tests.developers.feed_client import scopeless_token
 from tests.polling import until
+from tests.postgresql_only import DEFERRABLE, EXPORT_COPY
 
 FORMATS = ("csv", "ndjson")
 MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
@@ -63,7 +64,7 @@ async def test_an_export_round_trips_through_the_import(client: httpx.AsyncClien
     assert "content-length" not in response.headers  # streamed
     assert parse(fmt, response.content) == before  # every row, in id order
 
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     imported = await bulk(client, fmt, response.content)
     assert imported.json() == {"created": len(before), "updated": 0, "skipped": 0}, imported.text
     assert await stored(database_url) == before
@@ -160,6 +161,7 @@ async def test_a_starved_pool_is_503_with_retry_after(settings: Settings) -> Non
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@EXPORT_COPY
 async def test_an_export_sees_exactly_the_snapshot_at_its_start(settings: Settings, fmt: str) -> None:
     async with serving(settings) as run:
         await load(run.database_url, MANY)
@@ -184,6 +186,7 @@ async def test_an_export_sees_exactly_the_snapshot_at_its_start(settings: Settin
         assert run.checked_out() == 0
 
 
+@EXPORT_COPY
 async def test_a_client_that_leaves_mid_export_frees_its_connection(settings: Settings) -> None:
     async with serving(settings, export_max_concurrent=1) as run:
         await load(run.database_url, MANY)
@@ -227,6 +230,7 @@ async def run(settings: Settings) -> AsyncIterator[Serving]:
         yield run
 
 
+@EXPORT_COPY
 async def test_an_error_mid_stream_cuts_the_answer_before_its_end(
     run: Serving, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -260,6 +264,7 @@ async def test_a_copy_past_its_statement_timeout_is_cut(settings: Settings) -> N
         assert listing.status_code == 200
 
 
+@EXPORT_COPY
 async def test_a_client_that_reads_nothing_is_cut_and_frees_its_connection(settings: Settings) -> None:
     async with serving(settings, export_idle_timeout_seconds=0.5) as run:
         await load(run.database_url, MANY)
@@ -276,6 +281,7 @@ async def test_a_client_that_reads_nothing_is_cut_and_frees_its_connection(setti
                     pass
 
 
+@DEFERRABLE
 async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_timeout(settings: Settings) -> None:
     # DEFERRABLE: the export starts only from a snapshot no running serializable writer can still invalidate.
     app = create_app(msgspec.structs.replace(settings, db_statement_timeout_ms=300))
@@ -294,4 +300,4 @@ async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_
     finally:
         await writer.close()
         await app.state.exports.reads.primary.dispose()
-        await run_sql(settings.database_url, "TRUNCATE developers RESTART IDENTITY")
+        await empty(settings.database_url, "developers")

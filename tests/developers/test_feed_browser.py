@@ -13,9 +13,9 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from service.core.settings import Settings
+from tests import database
 from tests.browser import chromium, watched_context
 from tests.client import token
-from tests.database import run_sql
 from tests.developers.api import create_as_event
 from tests.developers.feed_client import Running, running, subscribers
 from tests.polling import WAIT, until
@@ -66,7 +66,7 @@ TICKET_FROM_ELSEWHERE = """async ([api, token]) => {
 
 @pytest.fixture(autouse=True)
 async def empty(database_url: str) -> None:
-    await run_sql(database_url, "TRUNCATE developers, developer_events, developer_events_horizon RESTART IDENTITY")
+    await database.empty(database_url, "developers", "developer_events", "developer_events_horizon")
 
 
 async def page_at(context: BrowserContext, origin: str, service: str) -> Page:

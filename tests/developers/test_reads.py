@@ -11,7 +11,8 @@ from litestar import Litestar
 
 from service.developers.keyset import encode
 from service.developers.schemas import Developer, DeveloperPage
-from tests.database import fetch, run_sql
+from tests.database import empty, fetch, run_sql
+from tests.postgresql_only import SESSIONS
 
 NAMES = [
     'Quote " and backslash \\ and slash /',
@@ -23,7 +24,7 @@ NAMES = [
 
 @pytest.fixture
 async def rows(database_url: str) -> list[Developer]:
-    await run_sql(database_url, "TRUNCATE developers RESTART IDENTITY")
+    await empty(database_url, "developers")
     for i, name in enumerate(NAMES):
         # Whole seconds for one row, microseconds for the others: msgspec writes the two differently.
         stamp = "'2026-01-02 03:04:05+00'" if i == 0 else "clock_timestamp()"
@@ -53,6 +54,7 @@ async def test_a_page_is_what_msgspec_would_write(client: httpx.AsyncClient, row
     assert empty.content == b'{"items":[],"next_cursor":null}'
 
 
+@SESSIONS
 async def test_a_connection_ended_in_the_pool_is_replaced_without_an_error(
     client: httpx.AsyncClient, app: Litestar, database_url: str, rows: list[Developer]
 ) -> None:

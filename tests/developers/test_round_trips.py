@@ -15,8 +15,11 @@ from service.app import create_app
 from service.core.settings import Settings
 from tests.accounts.api import account
 from tests.client import TEST_SECRET, serve
-from tests.database import run_sql
+from tests.database import empty, run_sql
 from tests.pgwire import counting_proxy
+from tests.postgresql_only import ASYNCPG
+
+pytestmark = ASYNCPG
 
 READS = [
     "/api/developers/1",
@@ -104,7 +107,7 @@ async def test_a_single_row_write_is_three_round_trips(database_url: str, pooler
 
 @pytest.mark.parametrize("pooler", POOLERS)
 async def test_a_serializable_write_declares_its_level_in_its_begin(database_url: str, pooler: str) -> None:
-    await run_sql(database_url, "TRUNCATE users RESTART IDENTITY")
+    await empty(database_url, "users")
     async with counting_proxy(database_url) as wire:
         app = create_app(wired(pooler, wire.url, database_url))
         async with serve(app) as client:

@@ -12,7 +12,7 @@ import msgspec
 from service.app import create_app
 from service.core.settings import Settings
 from tests.client import serve, token
-from tests.database import run_sql
+from tests.database import empty, queue_tables, run_sql
 from tests.developers.api import MEDIA, Person, encode
 from tests.polling import until
 
@@ -35,11 +35,8 @@ def as_user(role: str, account_id: int) -> dict[str, str]:
 
 
 async def reset(database_url: str) -> None:
-    await run_sql(
-        database_url,
-        "TRUNCATE developers, import_jobs, import_uploads, pgqueuer, pgqueuer_log RESTART IDENTITY",
-        "DELETE FROM developer_events",
-    )
+    await empty(database_url, "developers", "import_jobs", "import_uploads", *queue_tables(database_url))
+    await run_sql(database_url, "DELETE FROM developer_events")
 
 
 async def submit(

@@ -14,12 +14,13 @@ from service.app import create_app
 from service.core.settings import Settings
 from service.imports.worker import Worker
 from tests.client import assert_problem, serve
-from tests.database import connect, fetch, fetchval, run_sql
+from tests.database import fetch, fetchval, holding, queue_tables, run_sql
 from tests.developers.api import FORMATS, bulk, encode, people
 from tests.developers.feed_client import running, sse
 from tests.imports.api import as_user, job, quick, reset, submit, submitted, until_job
 from tests.imports.faults import until_queue_empty
 from tests.polling import until
+from tests.postgresql_only import PGQUEUER
 
 
 async def emails(database_url: str) -> list[str]:
@@ -121,19 +122,13 @@ async def test_a_cancelled_job_is_skipped_by_a_worker(
 
 async def test_cancel_while_running_writes_nothing(api: httpx.AsyncClient, database_url: str) -> None:
     # Another transaction holds an email of row 5,000 (the second chunk): the import's COPY waits for it, midway.
-    blocker = await connect(database_url)
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')")
+    blocking = "INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')"
+    async with holding(database_url, blocking):  # rolled back at the end of the block
         job_id = await submitted(api, "ndjson", people(50_000))
         await until_job(api, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
         response = await api.delete(f"/api/imports/{job_id}")
         assert response.status_code == 200, response.text
         assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
-        await transaction.rollback()
-    finally:
-        await blocker.close()
     done = await until_job(api, job_id)
     assert done["status"] == "cancelled", done
     assert done["created"] is None
@@ -200,7 +195,7 @@ async def test_415_and_413_at_submit(settings: Settings, database_url: str) -> N
     finally:
         await app.state.feed.engine.dispose()
     assert await fetchval(database_url, "SELECT count(*) FROM import_jobs") == 0
-    assert await fetchval(database_url, "SELECT count(*) FROM pgqueuer") == 0
+    assert await fetchval(database_url, f"SELECT count(*) FROM {queue_tables(database_url)[0]}") == 0
 
 
 async def test_import_events_arrive_on_the_change_feed(settings: Settings, database_url: str) -> None:
@@ -227,6 +222,7 @@ async def test_import_events_arrive_on_the_change_feed(settings: Settings, datab
     assert "job" not in events[2]  # developer events are as they were
 
 
+@PGQUEUER
 async def test_the_worker_reconnects_when_its_queue_connection_is_terminated(
     settings: Settings, database_url: str
 ) -> None:

@@ -14,8 +14,9 @@ from tests.developers.api import people
 from tests.imports.api import submitted, until_job
 from tests.imports.faults import hold_row_5000, queue_entry, queue_log, retries
 from tests.imports.workers import worker_process
+from tests.postgresql_only import PGQUEUER
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, PGQUEUER]
 
 ROWS = 50_000
 HEARTBEAT = 2.0  # WORKER_HEARTBEAT_SECONDS of these workers

@@ -26,6 +26,9 @@ from tests.imports.faults import (
     terminate,
     until_queue_empty,
 )
+from tests.postgresql_only import PGQUEUER
+
+pytestmark = PGQUEUER
 
 ROWS = 50_000
 # How much later than its delay a retry may come: the worker polls the queue every second; the rest is room

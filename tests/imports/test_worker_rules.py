@@ -10,7 +10,7 @@ from service.core.settings import Settings
 from service.db.config import async_url
 from service.imports import scheduler
 from service.imports.worker import Worker
-from tests.database import fetchval, run_sql
+from tests.database import fetch, fetchval, run_sql
 from tests.developers.api import people
 from tests.imports.api import quick, submitted, until_job
 from tests.polling import until
@@ -37,9 +37,9 @@ async def test_periodic_tasks_delete_old_finished_jobs_and_expired_events(
     old, recent, queued = [await submitted(idle, "json", people(1, i)) for i in range(3)]
     await run_sql(
         database_url,
-        f"UPDATE import_jobs SET status = 'cancelled', finished_at = now() - interval '200 hours' WHERE id = {old}",
-        f"UPDATE import_jobs SET status = 'cancelled', finished_at = now() - interval '1 hour' WHERE id = {recent}",
-        "UPDATE developer_events SET at = now() - interval '30 hours'",
+        f"UPDATE import_jobs SET status = 'cancelled', finished_at = now() - INTERVAL '200' HOUR WHERE id = {old}",
+        f"UPDATE import_jobs SET status = 'cancelled', finished_at = now() - INTERVAL '1' HOUR WHERE id = {recent}",
+        "UPDATE developer_events SET at = now() - INTERVAL '30' HOUR",
     )
     engine = create_async_engine(async_url(database_url))
     try:
@@ -47,10 +47,9 @@ async def test_periodic_tasks_delete_old_finished_jobs_and_expired_events(
         assert await scheduler.delete_expired_events(engine, 24) > 0
     finally:
         await engine.dispose()
-    ids = await fetchval(database_url, "SELECT array_agg(id ORDER BY id) FROM import_jobs")
+    ids = [row["id"] for row in await fetch(database_url, "SELECT id FROM import_jobs ORDER BY id")]
     assert ids == [recent, queued]
     assert await fetchval(database_url, f"SELECT count(*) FROM import_uploads WHERE job_id = {old}") == 0
     assert (
-        await fetchval(database_url, "SELECT count(*) FROM developer_events WHERE at < now() - interval '24 hours'")
-        == 0
+        await fetchval(database_url, "SELECT count(*) FROM developer_events WHERE at < now() - INTERVAL '24' HOUR") == 0
     )

@@ -40,7 +40,7 @@ from service.accounts.passwords import hash_password
 from service.app import create_app
 from service.core.settings import Settings
 from tests.client import TEST_SECRET, token
-from tests.database import fetchval, run_sql
+from tests.database import empty, fetchval, insert
 
 
 @schemathesis.check
@@ -176,15 +176,13 @@ async def seed(database_url: str) -> int:
 
     The generator draws the bounds of an id often: 1, and the largest id, which gets a row of each kind too.
     """
-    await run_sql(
-        database_url,
-        "TRUNCATE developers, users RESTART IDENTITY",
-        "INSERT INTO developers (name, email, specialty) "
-        "SELECT 'Dev ' || n, 'dev' || n || '@x.io', 'fuzz' FROM generate_series(1, 5) n",
-        f"INSERT INTO developers (id, name, email, specialty) VALUES ({MAX_ID}, 'Max', 'max@x.io', 'fuzz')",
-        f"INSERT INTO users (email, password_hash, role) VALUES ('fuzz@x.io', '{password_hash()}', 'admin')",
-        f"INSERT INTO users (id, email, password_hash, role) "
-        f"VALUES ({MAX_ID}, 'max@x.io', '{password_hash()}', 'viewer')",
+    await empty(database_url, "developers", "users")
+    developers = [{"name": f"Dev {n}", "email": f"dev{n}@x.io", "specialty": "fuzz"} for n in range(1, 6)]
+    await insert(database_url, "developers", developers)
+    await insert(database_url, "developers", [{"id": MAX_ID, "name": "Max", "email": "max@x.io", "specialty": "fuzz"}])
+    await insert(database_url, "users", [{"email": "fuzz@x.io", "password_hash": password_hash(), "role": "admin"}])
+    await insert(
+        database_url, "users", [{"id": MAX_ID, "email": "max@x.io", "password_hash": password_hash(), "role": "viewer"}]
     )
     return int(await fetchval(database_url, "SELECT id FROM users WHERE email = 'fuzz@x.io'"))
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from service.app import create_app
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
 from service.system.health import migration_head, unready_database
 from tests.client import TEST_SECRET, serve
@@ -51,17 +52,22 @@ async def test_ready_tells_credentials_refused_from_a_database_that_is_down(data
     response = await ready_with(refused.render_as_string(hide_password=False))
     assert response.status_code == 503
     body = response.json()
-    assert (body["database"], body["detail"]) == (
-        "authentication failed",
-        "InvalidAuthorizationSpecificationError (SQLSTATE 28000)",
-    )
+    refused_detail, missing_detail = REFUSALS[backend_of(database_url)]
+    assert (body["database"], body["detail"]) == ("authentication failed", refused_detail)
     assert "s3cret" not in response.text
     assert "devdir_no_such_role" not in response.text
     missing = await ready_with(make_url(database_url).set(database="devdir_no_such_database").render_as_string())
-    assert (missing.json()["database"], missing.json()["detail"]) == (
-        "rejected",
+    assert (missing.json()["database"], missing.json()["detail"]) == ("rejected", missing_detail)
+
+
+# How each server refuses an unknown role (or user) and an unknown database, as /ready names it.
+REFUSALS = {
+    "postgresql": (
+        "InvalidAuthorizationSpecificationError (SQLSTATE 28000)",
         "InvalidCatalogNameError (SQLSTATE 3D000)",
-    )
+    ),
+    "mariadb": ("OperationalError (SQLSTATE 28000)", "OperationalError (SQLSTATE 42000)"),
+}
 
 
 @pytest.mark.parametrize(

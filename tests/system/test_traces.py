@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind
 from service.app import create_app
 from service.core.settings import Settings
 from tests.client import serve
-from tests.database import run_sql
+from tests.database import empty
 from tests.developers.api import create
 from tests.processes import environment
 
@@ -36,7 +36,7 @@ async def exporter() -> InMemorySpanExporter:
 
 
 async def built(settings: Settings, exporter: InMemorySpanExporter, database_url: str) -> Litestar:
-    await run_sql(database_url, "TRUNCATE developers, users RESTART IDENTITY")
+    await empty(database_url, "developers", "users")
     return create_app(settings, span_processor=SimpleSpanProcessor(exporter))
 
 
