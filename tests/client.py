@@ -18,8 +18,10 @@ TEST_SECRET = "a-test-signing-key-of-forty-characters!!"
 
 
 def token(role: Role = "admin", account_id: int = 0, secret: str = TEST_SECRET) -> str:
-    """A bearer token as the service issues it (no account behind it unless `account_id` names one)."""
-    return TokenIssuer(build_auth(Settings(secret_key=secret))).issue(account_id, role)
+    """A bearer token as the service issues it (no account behind it unless `account_id` names one), valid for a
+    day: modules issue theirs as they are imported, and a whole run on a busy machine lasts longer than the
+    service's 15 minutes."""
+    return TokenIssuer(build_auth(Settings(secret_key=secret, access_token_minutes=24 * 60))).issue(account_id, role)
 
 
 @asynccontextmanager
