@@ -19,6 +19,10 @@ SESSIONS = pytest.mark.postgresql_only(
     "finds the app's sessions in pg_stat_activity (MariaDB shows no program_name without performance_schema)"
 )
 MIGRATIONS = pytest.mark.postgresql_only("migrations 0001-0006 and their constraints are PostgreSQL's schema history")
+MODELS = pytest.mark.postgresql_only(
+    "the models are compared with PostgreSQL's migrated schema, and MariaDB's schema with PostgreSQL's at head, "
+    "its migrations down and up again (tests/db/test_mariadb_schema.py)"
+)
 SERIALIZABLE_SNAPSHOTS = pytest.mark.postgresql_only(
     "PostgreSQL's serializable snapshots: a stale one fails with 40001/40P01, forced here by a held row watched in "
     "pg_stat_activity or a PL/pgSQL trigger (MariaDB's SERIALIZABLE locks what it reads; its replay is on 1213)"

@@ -21,7 +21,7 @@ from service.db import queue
 from service.db.config import MIGRATIONS_DIR, VERSION_TABLE, async_url, sqlalchemy_config
 from service.imports.queue import install_sql
 from tests.database import connect, fetch, fresh_database, run_sql
-from tests.postgresql_only import MIGRATIONS
+from tests.postgresql_only import MIGRATIONS, MODELS
 
 
 async def _diff(url: str) -> list[object]:
@@ -50,10 +50,12 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
+@MODELS
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert asyncio.run(_diff(database_url)) == []
 
 
+@MODELS
 def test_downgrade_to_base_and_back(pg_server: str) -> None:
     with fresh_database(pg_server) as url:
         commands = AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url)))
