@@ -52,6 +52,7 @@ __all__ = ["PENDING_POLL_SECONDS", "Feed"]
 
 PAGE = 1000  # events read per round trip
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 2.0  # listener reconnect backoff, seconds
+STOP_RETRY_SECONDS = 0.1  # how long stop() waits for the reader to end before cancelling it again
 # A subscriber whose queue overflows is caught up from the outbox unless it is more than this many queues'
 # worth of events behind: then it is sent a resync instead.
 RESYNC_FACTOR = 4
@@ -89,10 +90,14 @@ class Feed:
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        # Cancelled again until it ends: Python 3.11's asyncio.wait_for (asyncmy's connect uses it) drops a
+        # cancellation that arrives as the connection completes, and the reader would then run on for ever.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=STOP_RETRY_SECONDS)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            logger.warning("change feed: the reader had ended with an error", exc_info=task.exception())
         await self.outbox.close()
         self.state = "stopped"
         for subscription in self.subscriptions:
