@@ -178,7 +178,9 @@ async def test_the_import_connection_killed_midway_is_retried_and_finished_once(
         assert retry == 1  # the retry waits its backoff (1 s)
     done = await until_job(api, job_id)
     assert (done["status"], done["created"]) == ("succeeded", ROWS), done
-    assert await mariadb.fetchval(mariadb_url, f"SELECT attempts FROM import_jobs WHERE id = {job_id}") == 2
+    # At least the killed attempt and the one that succeeded; on a busy machine a retry may start before the held
+    # row is let go, wait for its lock past the statement's limit and be retried once more.
+    assert await mariadb.fetchval(mariadb_url, f"SELECT attempts FROM import_jobs WHERE id = {job_id}") >= 2
     assert await mariadb.fetchval(mariadb_url, "SELECT count(*) FROM developers") == ROWS
     assert await queue_size(mariadb_url) == 0
 
