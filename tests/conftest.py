@@ -26,9 +26,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "postgresql_only(reason): tests a feature only PostgreSQL has; skipped with `reason` when the whole run is on "
         "MariaDB (TEST_DATABASE_URL=mysql://...)",
     )
+    config.addinivalue_line(
+        "markers", "mariadb: exercises MariaDB's own implementations on the tests' MariaDB (tests/mariadb.py)"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # The tests of MariaDB's own implementations, whatever the run's database (`-m "not mariadb"` leaves them
+        # out: CI runs them once, in the run against the PostgreSQL on 127.0.0.1).
+        if "mariadb" in item.path.name or "mariadb_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mariadb)
     if not mariadb.run_on_mariadb():
         return
     for item in items:
