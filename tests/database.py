@@ -183,19 +183,20 @@ def server_url() -> Iterator[str]:
 @contextmanager
 def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
     """A new, empty database on `server` (migrated to head unless told not to), dropped afterwards."""
-    if backend_of(server) == "mariadb":
-        with mariadb.fresh_database(server, migrate=migrate) as url:
-            yield url
-        return
     name = f"devdir_test_{secrets.token_hex(4)}"
-    asyncio.run(run_sql(server, f'CREATE DATABASE "{name}"'))
+    create, drop = (
+        (mariadb.CREATE_DATABASE, mariadb.DROP_DATABASE)
+        if backend_of(server) == "mariadb"
+        else ('CREATE DATABASE "{}"', 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)')
+    )
+    asyncio.run(run_sql(server, create.format(name)))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
         if migrate:
             AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade("head")
         yield url
     finally:
-        asyncio.run(run_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run_sql(server, drop.format(name)))
 
 
 @contextmanager

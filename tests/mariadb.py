@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import asyncmy
 import pytest
-from advanced_alchemy.alembic.commands import AlembicCommands
 from sqlalchemy.engine import make_url
 
 from service.core.database_urls import backend_of
-from service.core.settings import Settings
-from service.db.config import sqlalchemy_config
 
 DEFAULT_URL = "mysql://root@127.0.0.1:3306/test"
 
@@ -86,18 +82,17 @@ async def fetchval(url: str, query: str, *args: Any) -> Any:
     return rows[0][0] if rows else None
 
 
+CREATE_DATABASE = "CREATE DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+DROP_DATABASE = "DROP DATABASE IF EXISTS `{}`"
+
+
 @contextmanager
 def fresh_database(server: str, *, migrate: bool = True) -> Iterator[str]:
-    """A new, empty database on the MariaDB `server` (migrated to head unless told not to), dropped afterwards."""
-    name = f"devdir_test_{secrets.token_hex(4)}"
-    asyncio.run(run_sql(server, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        if migrate:
-            AlembicCommands(sqlalchemy_config=sqlalchemy_config(Settings(database_url=url))).upgrade("head")
+    """A new, empty database on the MariaDB `server` (tests.database.fresh_database, which serves both servers)."""
+    from tests.database import fresh_database as on_server
+
+    with on_server(server, migrate=migrate) as url:
         yield url
-    finally:
-        asyncio.run(run_sql(server, f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 async def empty(url: str, *tables: str) -> None:
