@@ -52,3 +52,10 @@ COPY_CHUNKS = pytest.mark.postgresql_only(
 PG_REFUSALS = pytest.mark.postgresql_only(
     "PostgreSQL's refusal messages, from an embedded PostgreSQL of its own that checks passwords"
 )
+BOTH_SERVERS = pytest.mark.postgresql_only(
+    "compares what PostgreSQL writes with what MariaDB writes: it runs where the run's database is PostgreSQL"
+)
+PGQUEUER_SCHEDULER = pytest.mark.postgresql_only(
+    "pgqueuer's scheduler runs the retention deletions on PostgreSQL (MariaDB's worker loop runs its own, "
+    "tested in tests/imports/test_imports_mariadb.py)"
+)

@@ -89,7 +89,7 @@ class Serving:
 
     def checked_out(self) -> int:
         """Connections of the app's request pool in use now."""
-        return int(self.exports.reads.primary.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
+        return int(self.exports.engine.sync_engine.pool.checkedout())  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager
@@ -102,7 +102,7 @@ async def serving(settings: Settings, **overrides: Any) -> AsyncIterator[Serving
         async with served(app) as url, httpx.AsyncClient(base_url=url, headers=bearer(), timeout=60) as api:
             yield Serving(app, api, settings.database_url)
     finally:
-        await app.state.exports.reads.primary.dispose()
+        await app.state.exports.engine.dispose()
         await empty(settings.database_url, "developers")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from service.app import create_app
+from service.core.database_urls import backend_of
 from service.core.settings import Settings
 from service.developers.bulk.parsers import CHUNK_ROWS, FIRST_CHUNK_ROWS
 from service.developers.events import retention
@@ -233,8 +234,10 @@ async def test_a_rolled_back_write_emits_nothing(run: Running) -> None:
         assert (event["op"], event["developer"]) == ("created", grace)
         await stream.quiet(QUIET)
     # The failed writes did write events (numbers were drawn for them), and took them back with everything else:
-    # at least one per import and one for the batch update, after Ada's event (1).
-    assert cursor(event["id"])[1] >= 1 + 3 + 1
+    # at least one per import, and one for the batch update on PostgreSQL (its statement trigger writes it with the
+    # UPDATE; on MariaDB the service finds the missing id before it writes the event), after Ada's event (1).
+    drawn = 3 if backend_of(run.database_url) == "postgresql" else 2
+    assert cursor(event["id"])[1] >= 1 + drawn + 1
     assert grace["id"] > ada["id"] + 2 * FIRST_CHUNK_ROWS
 
 

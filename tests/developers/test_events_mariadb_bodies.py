@@ -14,6 +14,7 @@ from service.developers.events.stored import Audience, StoredEvent
 from tests import mariadb
 from tests.database import connect, run_sql
 from tests.developers.feed_mariadb import connection, reset
+from tests.postgresql_only import BOTH_SERVERS
 
 STAMP = "2025-03-14 09:26:53.589793"
 WRITES = [
@@ -62,6 +63,7 @@ async def _postgres_events(database_url: str) -> Read:
     return events, shown, counts
 
 
+@BOTH_SERVERS
 async def test_the_same_writes_give_the_same_events_on_both_servers(database_url: str, mariadb_url: str) -> None:
     pg_events, pg_shown, pg_counts = await _postgres_events(database_url)
     await reset(mariadb_url)

@@ -147,7 +147,7 @@ async def test_a_starved_pool_is_503_with_retry_after(settings: Settings) -> Non
     try:
         async with serve(app) as client:
             exports: DeveloperExports = app.state.exports
-            held = await exports.reads.primary.raw_connection()  # the pool's only connection
+            held = await exports.engine.raw_connection()  # the pool's only connection
             try:
                 response = await client.get("/api/developers/export", params={"format": "csv"})
             finally:
@@ -157,7 +157,7 @@ async def test_a_starved_pool_is_503_with_retry_after(settings: Settings) -> Non
             assert exports.running == 0
             assert (await client.get("/api/developers/export", params={"format": "csv"})).status_code == 200
     finally:
-        await app.state.exports.reads.primary.dispose()
+        await app.state.exports.engine.dispose()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -299,5 +299,5 @@ async def test_the_snapshot_waits_for_serializable_writers_within_the_statement_
             assert ("W", "w@x.io", "w") in parse("csv", after.content)
     finally:
         await writer.close()
-        await app.state.exports.reads.primary.dispose()
+        await app.state.exports.engine.dispose()
         await empty(settings.database_url, "developers")

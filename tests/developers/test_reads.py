@@ -1,7 +1,9 @@
-"""The hot reads' JSON, written by PostgreSQL, is byte for byte what msgspec writes for the same rows, and a
-connection the server ended while it sat in the pool costs a read nothing."""
+"""The hot reads' JSON (written by PostgreSQL itself, by msgspec on MariaDB) is byte for byte what msgspec writes
+for the same rows, and a connection the server ended while it sat in the pool costs a read nothing."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
@@ -11,7 +13,7 @@ from litestar import Litestar
 
 from service.developers.keyset import encode
 from service.developers.schemas import Developer, DeveloperPage
-from tests.database import empty, fetch, run_sql
+from tests.database import empty, fetch, insert
 from tests.postgresql_only import SESSIONS
 
 NAMES = [
@@ -25,14 +27,12 @@ NAMES = [
 @pytest.fixture
 async def rows(database_url: str) -> list[Developer]:
     await empty(database_url, "developers")
+    now = datetime.now(UTC)
     for i, name in enumerate(NAMES):
         # Whole seconds for one row, microseconds for the others: msgspec writes the two differently.
-        stamp = "'2026-01-02 03:04:05+00'" if i == 0 else "clock_timestamp()"
-        await run_sql(
-            database_url,
-            f"INSERT INTO developers (name, email, specialty, created_at, updated_at) "
-            f"VALUES ($${name}$$, 'r{i}@x.io', 'reads', {stamp}, {stamp})",
-        )
+        stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC) if i == 0 else now.replace(microsecond=now.microsecond or 1)
+        row = {"name": name, "email": f"r{i}@x.io", "specialty": "reads", "created_at": stamp, "updated_at": stamp}
+        await insert(database_url, "developers", [row])
     records = await fetch(database_url, "SELECT * FROM developers ORDER BY name, id")
     return [Developer(**{field: record[field] for field in Developer.__struct_fields__}) for record in records]
 

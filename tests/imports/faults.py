@@ -5,14 +5,15 @@ with the delay each asked for, and its picks, with the database's times)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.database import connect, fetch, fetchval
+from tests.database import fetch, fetchval, holding, queue_tables
 from tests.pgbouncer import POOLED_RUN
 from tests.polling import until
 
@@ -34,13 +35,39 @@ WORKER_BACKENDS = {
 }
 
 
-async def hold_row_5000(database_url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:
+ROW_5000 = "INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')"
+
+
+class HeldRow:
+    """An open transaction holding a row, on a connection of its own (tests.database.holding), on either server."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self._connection: AsyncConnection | None = None
+
+    async def begin(self, url: str, statement: str) -> None:
+        self._connection = await self._stack.enter_async_context(holding(url, statement))
+
+    async def rollback(self) -> None:
+        """End the transaction now: what it held is free, and it wrote nothing."""
+        if self._connection is not None:
+            await self._connection.rollback()
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+async def hold_row_5000(database_url: str) -> HeldRow:
     """An open transaction holding the email of row 5,000: an import of people(n > 5000) waits there, midway."""
-    connection = await connect(database_url)
-    transaction = connection.transaction()
-    await transaction.start()
-    await connection.execute("INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')")
-    return connection, transaction
+    held = HeldRow()
+    try:
+        await held.begin(
+            database_url, "INSERT INTO developers (name, email, specialty) VALUES ('B', 'dev4999@bulk.io', 'b')"
+        )
+    except BaseException:
+        await held.close()
+        raise
+    return held
 
 
 async def terminate(database_url: str, backends: str, within: float = 10) -> int:
@@ -58,7 +85,7 @@ async def terminate(database_url: str, backends: str, within: float = 10) -> int
 
 async def until_queue_empty(database_url: str) -> None:
     async def empty() -> bool:
-        return bool(await fetchval(database_url, "SELECT count(*) FROM pgqueuer") == 0)
+        return bool(await fetchval(database_url, f"SELECT count(*) FROM {queue_tables(database_url)[0]}") == 0)
 
     await until(empty, "the queue to empty")
 

@@ -30,7 +30,7 @@ def running(job: dict[str, object]) -> bool:
 
 async def test_an_idle_worker_process_starts_a_queued_job_at_once(idle: httpx.AsyncClient, database_url: str) -> None:
     env = {"WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "WORKER_SHUTDOWN_SECONDS": "1"}
-    blocker, transaction = await hold_row_5000(database_url)
+    blocker = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, **env) as busy:
             held = await submitted(idle, "ndjson", people(ROWS))
@@ -40,7 +40,7 @@ async def test_an_idle_worker_process_starts_a_queued_job_at_once(idle: httpx.As
                 small = await until_job(idle, await submitted(idle, "json", people(3, ROWS)))
                 await busy.stop()  # SIGTERM: past WORKER_SHUTDOWN_SECONDS it gives the held job back
                 await until_job(idle, held, running, "running again")
-                await transaction.rollback()
+                await blocker.rollback()
                 done = await until_job(idle, held)
                 await standby.logged(held, "succeeded")
     finally:
@@ -64,7 +64,7 @@ async def test_a_dead_workers_job_is_taken_again_a_heartbeat_after_its_last(
     idle: httpx.AsyncClient, database_url: str
 ) -> None:
     env = {"WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT)}
-    blocker, transaction = await hold_row_5000(database_url)
+    blocker = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, **env) as first:
             job_id = await submitted(idle, "ndjson", people(ROWS))
@@ -73,7 +73,7 @@ async def test_a_dead_workers_job_is_taken_again_a_heartbeat_after_its_last(
             async with worker_process(database_url, **env) as second:
                 await first.kill()
                 last_beat = await fetchval(database_url, f"SELECT heartbeat FROM pgqueuer WHERE id = {entry}")
-                await transaction.rollback()
+                await blocker.rollback()
                 done = await until_job(idle, job_id)
                 await second.logged(job_id, "succeeded")
     finally:

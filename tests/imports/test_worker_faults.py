@@ -40,14 +40,14 @@ SLACK = 5.0
 async def test_a_worker_connection_killed_mid_import_still_ends_the_job(
     api: httpx.AsyncClient, database_url: str, backends: str
 ) -> None:
-    blocker, transaction = await hold_row_5000(database_url)
+    blocker = await hold_row_5000(database_url)
     try:
         job_id = await submitted(api, "ndjson", people(ROWS))
         midway = await until_job(api, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
         entry = await queue_entry(database_url, job_id)
         killed = await terminate(database_url, backends)
         assert killed >= 1
-        await transaction.rollback()
+        await blocker.rollback()
     finally:
         await blocker.close()
     done = await until_job(api, job_id)

@@ -13,6 +13,7 @@ from service.imports.worker import Worker
 from tests.client import serve
 from tests.developers.api import people
 from tests.imports.api import quick, reset, submitted, until_job
+from tests.polling import until
 from tests.processes import free_port
 from tests.system.scrape import moved, parse, scrape, value
 
@@ -29,7 +30,15 @@ async def test_a_job_done_in_process_moves_the_jobs_metrics(settings: Settings, 
             job_id = await submitted(client, "csv", people(120))
             done = await until_job(client, job_id)
             assert done["status"] == "succeeded", done
-            after = await scrape(client)
+            # The worker records the job's duration once its end has committed: a read of the job may come between.
+            after = before
+
+            async def recorded() -> bool:
+                nonlocal after
+                after = await scrape(client)
+                return moved(before, after, DURATION, outcome="succeeded") > 0
+
+            await until(recorded, "the job's duration to be recorded")
             assert value(after, "devdir_import_jobs", status="succeeded") == 1
             assert value(after, "devdir_import_jobs", status="queued") == 0
             assert value(after, "devdir_import_jobs", status="running") == 0

@@ -14,6 +14,7 @@ from tests.database import fetch, fetchval, run_sql
 from tests.developers.api import people
 from tests.imports.api import quick, submitted, until_job
 from tests.polling import until
+from tests.postgresql_only import PGQUEUER_SCHEDULER
 
 
 async def test_a_job_out_of_attempts_is_failed_without_running(
@@ -31,6 +32,7 @@ async def test_a_job_out_of_attempts_is_failed_without_running(
     assert await fetchval(database_url, "SELECT count(*) FROM import_uploads") == 0
 
 
+@PGQUEUER_SCHEDULER
 async def test_periodic_tasks_delete_old_finished_jobs_and_expired_events(
     idle: httpx.AsyncClient, database_url: str
 ) -> None:

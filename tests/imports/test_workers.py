@@ -22,13 +22,13 @@ ROWS = 50_000
 async def test_a_job_whose_worker_is_killed_is_finished_by_another_exactly_once(
     idle: httpx.AsyncClient, database_url: str
 ) -> None:
-    blocker, transaction = await hold_row_5000(database_url)
+    blocker = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url) as first:
             job_id = await submitted(idle, "ndjson", people(ROWS))
             midway = await until_job(idle, job_id, lambda j: j["status"] == "running" and j["rows_done"] > 0, "running")
             await first.kill()
-        await transaction.rollback()
+        await blocker.rollback()
     finally:
         await blocker.close()
     async with worker_process(database_url) as second:
@@ -77,7 +77,7 @@ async def test_two_workers_never_run_the_same_job_at_once(idle: httpx.AsyncClien
 
 
 async def test_sigterm_gives_a_running_job_back_to_the_queue(idle: httpx.AsyncClient, database_url: str) -> None:
-    blocker, transaction = await hold_row_5000(database_url)
+    blocker = await hold_row_5000(database_url)
     try:
         async with worker_process(database_url, WORKER_SHUTDOWN_SECONDS="1") as first:
             assert await health(first, "/health") == 200
@@ -89,7 +89,7 @@ async def test_sigterm_gives_a_running_job_back_to_the_queue(idle: httpx.AsyncCl
         back = await until_job(idle, job_id, lambda j: j["status"] == "queued", "queued again")
         assert back["rows_done"] == 0
         assert await fetchval(database_url, f"SELECT attempts FROM import_jobs WHERE id = {job_id}") == 0
-        await transaction.rollback()
+        await blocker.rollback()
     finally:
         await blocker.close()
     assert await fetchval(database_url, "SELECT count(*) FROM developers") == 0

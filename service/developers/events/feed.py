@@ -10,6 +10,10 @@ When the feed's connection is lost (a terminated backend, a killed connection, a
 reconnects with backoff (0.1 s doubling to 2 s) and catches up from its cursor; until then it reads through the
 request pool, so events keep flowing. Its state: `listening` while its own connection is up, `polling` while not.
 
+A subscriber from now (no cursor) starts where a read of the outbox begun after it asked ends: every event committed
+before it asked is behind it, though the wake-up that would bring that event (a NOTIFY, MariaDB's poll) may not have
+come yet. Subscribers arriving together share that read.
+
 Each subscriber is shown only what its audience (service.developers.events.stored.Audience) may see: the events
 its specialty filter matches, and no other account's import jobs. An event it is not shown still moves it on:
 its keepalive carries the cursor it has been given everything up to (SSE's `id:`, a WebSocket ping's `after`),
@@ -81,6 +85,9 @@ class Feed:
         self.outbox.follow_commits(engine, self._wake.set)
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # set once the cursor has been read from the outbox
+        self._reads_begun = 0  # reads of the outbox begun (`_catch_up`)
+        # Subscribers from now waiting for a read begun after they asked: (reads begun then, the cursor it ends at).
+        self._waiting: list[tuple[int, asyncio.Future[Cursor]]] = []
         self._errors = LogThrottle(10.0)
 
     # Lifecycle
@@ -136,6 +143,8 @@ class Feed:
                         await self._started.wait()
                 if not self._started.is_set():
                     yield Ping()
+        elif after is None:
+            after = await self._now()
         subscription = self._subscribe(audience)
         try:
             last = subscription.start if after is None else after
@@ -164,6 +173,24 @@ class Feed:
                 subscription = self._subscribe(audience)
         finally:
             self.subscriptions.discard(subscription)
+
+    async def _now(self) -> Cursor:
+        """Where a subscriber from now starts: the cursor a read of the outbox begun after it asked ends at, so
+        every event committed before it asked is behind it, though the wake-up (a NOTIFY, a poll) that would bring
+        those events may not have come yet. The feed's cursor if no read ends within EVENTS_KEEPALIVE_SECONDS (the
+        server is out of reach: the feed catches up later)."""
+        ended: asyncio.Future[Cursor] = asyncio.get_running_loop().create_future()
+        waiter = (self._reads_begun, ended)
+        self._waiting.append(waiter)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self.keepalive_seconds):
+                return await ended
+        except TimeoutError:
+            return self.cursor
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiter)
 
     def _subscribe(self, audience: Audience) -> Subscription:
         subscription = Subscription(audience, self.queue_size, self.cursor)
@@ -255,6 +282,8 @@ class Feed:
 
     async def _catch_up(self) -> bool:
         """Fan out every servable event after the cursor; whether more wait for an older transaction."""
+        self._reads_begun += 1
+        begun = self._reads_begun
         async with self._reader() as outbox:
             if not self._started.is_set():
                 self.cursor = await outbox.latest()
@@ -265,7 +294,16 @@ class Feed:
                     self.cursor = batch[-1].cursor
                     self._fan_out(batch)
                 if len(batch) < PAGE:
-                    return await outbox.pending(self.cursor)
+                    pending = await outbox.pending(self.cursor)
+                    self._read_ended(begun)
+                    return pending
+
+    def _read_ended(self, begun: int) -> None:
+        """Read `begun` has fanned out all it found: it starts the subscribers from now who asked before it began."""
+        for waiter in [w for w in self._waiting if w[0] < begun]:
+            self._waiting.remove(waiter)
+            if not waiter[1].done():
+                waiter[1].set_result(self.cursor)
 
     def _fan_out(self, batch: list[StoredEvent]) -> None:
         self.delivered += len(batch)

@@ -108,6 +108,10 @@ class DeveloperExports:
         self.statement_timeout_ms = statement_timeout_ms
         self.running = 0
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.reads.primary
+
     async def start(self, fmt: Format, specialty: str | None, need: Need = NOTHING) -> Export:
         """An export whose snapshot is taken (and, on a standby, whose rows are spooled): everything that can fail
         before its first byte has been tried. Its snapshot includes what `need` names.

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, runtime_checkable
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from service.db.consistency import NOTHING, Need
 
 Format = Literal["csv", "ndjson"]
@@ -38,5 +40,10 @@ class Exports(Protocol):
 
     max_concurrent: int
     running: int
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The primary's engine: the pool an export streamed from the primary takes its connection from."""
+        ...
 
     async def start(self, fmt: Format, specialty: str | None, need: Need = NOTHING) -> Stream: ...
