@@ -141,7 +141,8 @@ async def holding(url: str, *statements: str) -> AsyncIterator[AsyncConnection]:
                 await conn.execute(text(statement))
             yield conn
         finally:
-            await transaction.rollback()
+            if transaction.is_active:  # not rolled back already by the block
+                await transaction.rollback()
 
 
 @asynccontextmanager
