@@ -107,6 +107,9 @@ class Feed:
             logger.warning("change feed: the reader had ended with an error", exc_info=task.exception())
         await self.outbox.close()
         self.state = "stopped"
+        for _, ended in self._waiting:  # subscribers from now start where the feed stopped, and are cut there
+            if not ended.done():
+                ended.set_result(self.cursor)
         for subscription in self.subscriptions:
             subscription.cut()
 
@@ -145,6 +148,8 @@ class Feed:
                     yield Ping()
         elif after is None:
             after = await self._now()
+            if self.state == "stopped":
+                return
         subscription = self._subscribe(audience)
         try:
             last = subscription.start if after is None else after
