@@ -25,6 +25,7 @@ from service.core.validation import ID_MAX
 from service.db.models import Role
 
 TOKEN_URL = "/api/access/token"  # noqa: S105 (a path, not a password); the sign-in route is served here
+SCHEME = "BearerToken"  # the security scheme's name in the API document
 
 SCOPES = {
     "developers:read": "Read developers.",
@@ -153,6 +154,7 @@ def build_auth(settings: Settings) -> OAuth2PasswordBearerAuth[Principal, Token]
         retrieve_user_handler=retrieve_principal,
         default_token_expiration=timedelta(minutes=settings.access_token_minutes),
         oauth_scopes=SCOPES,
+        openapi_security_scheme_name=SCHEME,
         description="Sign in at the token URL with an account's email and password (OAuth2 password flow).",
         # Typed as the cookie middleware's subclass; this one takes the same arguments and reads the header only.
         authentication_middleware_class=VerifiedTokenCache,  # type: ignore[arg-type]

@@ -48,8 +48,7 @@ class AccessController(Controller):
     @post(
         status_code=200,
         summary="Sign in: an account's email and password for a bearer token (OAuth2 password flow)",
-        security=[{}],
-        exclude_from_auth=True,  # the way to get a token cannot need one
+        exclude_from_auth=True,  # the way to get a token cannot need one (and the document says `security: []`)
         consistency=False,  # writes nothing
         response_headers=NO_STORE,
         # Failures are RFC 6749's error responses, which OAuth2 clients read (service.accounts.token_errors).
@@ -91,7 +90,7 @@ class UsersController(Controller):
     tags = ["users"]
 
     @get("/me", summary="The caller's account", responses=COMMON_RESPONSES | NOT_FOUND)
-    async def me(self, session_reads: SessionReadsDep, request: Request[Principal, Token, Any]) -> Account:
+    async def get_me(self, session_reads: SessionReadsDep, request: Request[Principal, Token, Any]) -> Account:
         # A read that may run on a hot standby, seeing at least the caller's own writes (service.db.routing).
         return await session_reads.run(lambda session: AccountsService(session).get(request.user.id))
 

@@ -19,7 +19,7 @@ from functools import cache
 
 import msgspec
 from alembic.script import ScriptDirectory
-from litestar import Response, get
+from litestar import Response
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
@@ -30,6 +30,7 @@ from service.db.config import MIGRATIONS_DIR, VERSION_TABLE
 from service.db.errors import driver_error, error_name, mysql_code, sqlstate
 from service.observability.instruments import FeedProbe
 from service.web.controller import Controller
+from service.web.routes import get
 
 READY_TIMEOUT_SECONDS = 2.0
 # MariaDB's refusals of the credentials: access denied to the user, or to the database.
@@ -83,11 +84,10 @@ async def _schema_revision(engine: AsyncEngine) -> str | None:
 
 class HealthController(Controller):
     tags = ["system"]
-    security = [{}]  # probes need no token: the kubelet has none
-    opt = {"exclude_from_auth": True}
+    opt = {"exclude_from_auth": True}  # probes need no token: the kubelet has none
 
     @get("/health", summary="Liveness: 200 while the process serves")
-    async def health(self) -> Health:
+    async def check_health(self) -> Health:
         return Health(status="ok")
 
     @get(
@@ -95,7 +95,7 @@ class HealthController(Controller):
         summary="Readiness: 200 when the database answers at the expected schema revision, else 503",
         responses={503: ResponseSpec(Readiness, description="Not ready: database or schema.", generate_examples=False)},
     )
-    async def ready(
+    async def check_readiness(
         self, db_engine: NamedDependency[AsyncEngine], feed: NamedDependency[FeedProbe]
     ) -> Response[Readiness]:
         expected = migration_head()

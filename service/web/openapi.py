@@ -1,5 +1,6 @@
-"""The API document: where it is served and what it says of itself (`api_document`), and the rules the validators
-apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's generator rounds or leaves out.
+"""The API document: where it is served, what it says of itself and what it calls each operation (`api_document`),
+and the rules the validators apply, stated exactly: one OpenAPI schema plugin fills in what Litestar's generator
+rounds or leaves out.
 
 - Integer bounds. Litestar writes `ge`/`le`/`gt`/`lt` as floats, so the largest id, 2**63 - 1, came out as
   9.223372036854776e+18, which is 2**63: a client trusting it would send an id the API refuses. Bounds set by
@@ -30,6 +31,9 @@ from service.web.path_ids import PathId
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.handlers import HTTPRouteHandler
+    from litestar.types import Method
+    from litestar.types.internal_types import PathParameterDefinition
     from litestar.typing import FieldDefinition
 
 
@@ -52,7 +56,15 @@ def api_document() -> OpenAPIConfig:
             opt={"exclude_from_auth": True},
         ),
         render_plugins=[SwaggerPages(), ScalarPages()],
+        operation_id_creator=operation_id,
     )
+
+
+def operation_id(route_handler: HTTPRouteHandler, _: Method, __: list[str | PathParameterDefinition]) -> str:
+    """The handler's name in camelCase (`list_developers`: `listDevelopers`), the method a generated client gets:
+    handlers are named for what they do, uniquely (Litestar refuses a repeated operation id)."""
+    first, *rest = route_handler.handler_name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def streamed(*, body: RequestBody | None = None, answer: OpenAPIResponse | None = None) -> type[Operation]:

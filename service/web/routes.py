@@ -4,7 +4,12 @@ Litestar runs each guard with `copy(route_handler)`, so that a guard cannot chan
 handler has some sixty attributes, and the copy is a sizeable part of a hot read
 (docs/decisions/0005-guards-without-handler-copy.md). The guards of this service (service.accounts.guards) never
 look at the handler, so the handlers made here hand it over as it is; everything else is Litestar's
-HTTPRouteHandler. Every route with a guard is declared with these.
+HTTPRouteHandler. Every route with a guard, and every route in the API document, is declared with these.
+
+They also state in the API document what each route needs (`security`), from what it is declared with: nothing on
+a route excluded from auth (an empty list, which Litestar would drop: an operation class keeps it); else the
+requirement each of its guards states as its `security` (service.accounts.guards); else the document's default,
+any token.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, OpenAPIType, Operation, Schema, SecurityRequirement
 
 from service.db.consistency import HEADER
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 class RouteHandler(HTTPRouteHandler):
@@ -28,6 +36,17 @@ class RouteHandler(HTTPRouteHandler):
     async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         for guard in self.resolve_guards():  # Litestar has made each one a coroutine function
             await guard(connection, self)  # type: ignore[misc]
+
+    def on_registration(self, app: Litestar) -> None:
+        super().on_registration(app)  # resolves the handler's opt and guards, its layers' included
+        if self.opt.get("exclude_from_auth"):
+            self.security = []
+            # A class is hashable; mypy reads Operation's __hash__ as its instances' (a dataclass's).
+            self.operation_class = _public(self.operation_class)  # type: ignore[arg-type]
+        elif self.security is None:
+            default = app.openapi_config.security if app.openapi_config is not None else None
+            required = _required(self.resolve_guards())
+            self.security = [required] if required else list(default or [])
 
 
 def get(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
@@ -44,6 +63,29 @@ def patch(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandle
 
 def delete(path: str | Sequence[str] | None = None, **kwargs: Any) -> RouteHandler:
     return RouteHandler(path, http_method=HttpMethod.DELETE, **_writes(kwargs))
+
+
+def _required(guards: Sequence[object]) -> SecurityRequirement:
+    """What the guards require together: each scheme with the scopes of every guard that names it."""
+    required: dict[str, list[str]] = {}
+    for guard in guards:
+        for scheme, scopes in getattr(guard, "security", {}).items():
+            required.setdefault(scheme, []).extend(scopes)
+    return required
+
+
+@functools.cache
+def _public(base: type[Operation]) -> type[Operation]:
+    """`base`, saying that no credentials are needed (`security: []`), which Litestar leaves out when empty."""
+
+    @dataclass
+    class Public(base):  # type: ignore[valid-type,misc]
+        def __post_init__(self) -> None:
+            if (post_init := getattr(super(), "__post_init__", None)) is not None:
+                post_init()
+            self.security: list[SecurityRequirement] | None = []
+
+    return Public
 
 
 def _writes(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -41,8 +41,11 @@ IMPORT_RESPONSES = (
 # The body is streamed by the handler, so Litestar cannot infer it.
 IMPORT_BODY = RequestBody(
     required=True,
-    description="Developers to add, in one of three formats. NDJSON and CSV are streamed.",
-    content=documented(*MEDIA_TYPES, body=True),
+    description=(
+        "Developers to add, in one of three formats. NDJSON and CSV are streamed; a body that is not such rows "
+        "is 400, naming the row (and, for NDJSON and CSV, the line)."
+    ),
+    content=documented(*MEDIA_TYPES),
 )
 
 

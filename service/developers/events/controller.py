@@ -131,7 +131,7 @@ class EventsController(Controller):
         | GONE
         | {200: ResponseSpec(Event, media_type="text/event-stream", description="Events.", generate_examples=False)},
     )
-    async def follow(
+    async def follow_developer_events(
         self,
         request: Request[Principal, Any, Any],
         feed: FeedDep,

@@ -41,6 +41,8 @@ class FeedTicketsController(Controller):
         response_headers=NO_STORE,
         responses=COMMON_RESPONSES,
     )
-    async def issue_ticket(self, request: Request[Principal, Any, Any], feed_tickets: FeedTicketsDep) -> FeedTicket:
+    async def issue_event_ticket(
+        self, request: Request[Principal, Any, Any], feed_tickets: FeedTicketsDep
+    ) -> FeedTicket:
         caller = request.user
         return FeedTicket(feed_tickets.issue(caller.id, caller.scopes), feed_tickets.expires_in)
