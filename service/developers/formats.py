@@ -19,7 +19,7 @@ CSV_ROWS = (
 _ROW = Reference(ref="#/components/schemas/DeveloperCreate")
 _NDJSON_EXAMPLE = '{"name":"Ada Lovelace","email":"ada@example.com","specialty":"compilers"}\n'
 _CSV_EXAMPLE = f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n"
-DOCUMENTED = {
+_DOCUMENTED = {
     "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=_ROW)),
     "application/x-ndjson": OpenAPIMediaType(
         schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=NDJSON_ROWS),
@@ -34,4 +34,4 @@ DOCUMENTED = {
 
 def documented(*media_types: str) -> dict[str, OpenAPIMediaType]:
     """The API document's content entries of these formats, in this order, for a request body or an answer."""
-    return {media_type: DOCUMENTED[media_type] for media_type in media_types}
+    return {media_type: _DOCUMENTED[media_type] for media_type in media_types}

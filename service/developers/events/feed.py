@@ -305,10 +305,11 @@ class Feed:
 
     def _read_ended(self, begun: int) -> None:
         """Read `begun` has fanned out all it found: it starts the subscribers from now who asked before it began."""
-        for waiter in [w for w in self._waiting if w[0] < begun]:
-            self._waiting.remove(waiter)
-            if not waiter[1].done():
-                waiter[1].set_result(self.cursor)
+        started = [ended for asked, ended in self._waiting if asked < begun]
+        self._waiting = [waiter for waiter in self._waiting if waiter[0] >= begun]
+        for ended in started:
+            if not ended.done():
+                ended.set_result(self.cursor)
 
     def _fan_out(self, batch: list[StoredEvent]) -> None:
         self.delivered += len(batch)
