@@ -11,6 +11,12 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 
 from service.developers.schemas import CSV_HEADER
 
+JSON, NDJSON, CSV = "application/json", "application/x-ndjson", "text/csv"
+FORMAT_NAMES = {
+    JSON: "a JSON array of DeveloperCreate",
+    NDJSON: "NDJSON (a DeveloperCreate a line)",
+    CSV: "CSV (a header row, then a DeveloperCreate a row)",
+}
 NDJSON_ROWS = "NDJSON in UTF-8: one JSON object a line, each a DeveloperCreate."
 CSV_ROWS = (
     "RFC 4180 CSV in UTF-8: a header row naming name, email and specialty (in any order and case), then one "
@@ -20,12 +26,12 @@ _ROW = Reference(ref="#/components/schemas/DeveloperCreate")
 _NDJSON_EXAMPLE = '{"name":"Ada Lovelace","email":"ada@example.com","specialty":"compilers"}\n'
 _CSV_EXAMPLE = f"{','.join(CSV_HEADER)}\nAda Lovelace,ada@example.com,compilers\n"
 _DOCUMENTED = {
-    "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=_ROW)),
-    "application/x-ndjson": OpenAPIMediaType(
+    JSON: OpenAPIMediaType(schema=Schema(type=OpenAPIType.ARRAY, items=_ROW)),
+    NDJSON: OpenAPIMediaType(
         schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=NDJSON_ROWS),
         example=_NDJSON_EXAMPLE,
     ),
-    "text/csv": OpenAPIMediaType(
+    CSV: OpenAPIMediaType(
         schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description=CSV_ROWS),
         example=_CSV_EXAMPLE,
     ),

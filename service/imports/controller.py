@@ -22,6 +22,7 @@ from service.accounts.auth import Principal
 from service.accounts.guards import READ_DEVELOPERS, WRITE_DEVELOPERS
 from service.core.validation import ID_PATTERN
 from service.developers.bulk.parsers import MEDIA_TYPES
+from service.developers.formats import CSV, FORMAT_NAMES, JSON, NDJSON
 from service.developers.schemas import OnConflict
 from service.imports.deps import ImportJobsDep, JobsOfDep, ViewerDep
 from service.imports.schemas import ImportJob, ImportJobPage
@@ -36,60 +37,123 @@ from service.web.routes import delete, get, post
 
 JobId = Annotated[PathId, Parameter(description="The job's id.")]
 NOT_FOUND = {404: problem_response("No such job, or not one of yours (admins see every job).")}
-SUBMIT_RESPONSES = (
-    COMMON_RESPONSES
-    | STREAMED
-    | {
-        202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL.", generate_examples=False),
-        415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
-    }
-)
 
 
-# The body as it is checked at submit, streamed into storage: any bytes of the three media types. The rows are read
-# later, by the worker, against the bulk import's rules (DeveloperCreate per row).
+# The body as it is checked at submit, streamed into storage: any bytes of its media type. The rows are read later,
+# by the worker, against the bulk import's rules (DeveloperCreate per row). One media type a route, as for the bulk
+# import (service.developers.bulk.controller.import_body).
 _RAW = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format="binary"))  # type: ignore[arg-type]
 _ANY_JSON = OpenAPIMediaType(schema=Schema(description="Any JSON here; an array of rows for the worker."))
-SUBMIT_BODY = RequestBody(
-    required=True,
-    description=(
-        "Developers to add, as for `POST /api/developers/bulk`: a JSON array, NDJSON or CSV of "
-        "DeveloperCreate rows. Stored as sent; a bad row fails the job, not the submission."
-    ),
-    content={media: _ANY_JSON if media == "application/json" else _RAW for media in MEDIA_TYPES},
+
+
+def submit_body(media_type: str) -> RequestBody:
+    return RequestBody(
+        required=True,
+        description=(
+            f"Developers to add, as {FORMAT_NAMES[media_type]}, as for the bulk import. Stored as sent; a bad row "
+            "fails the job, not the submission."
+        ),
+        content={media_type: _ANY_JSON if media_type == JSON else _RAW},
+    )
+
+
+def submit_responses(*accepted: str) -> dict[int, Any]:
+    return (
+        COMMON_RESPONSES
+        | STREAMED
+        | {
+            202: ResponseSpec(ImportJob, description="Queued; `Location` is the job's URL.", generate_examples=False),
+            415: problem_response(f"The Content-Type is not {' or '.join(accepted)} (in UTF-8)."),
+        }
+    )
+
+
+OnConflictParameter = Annotated[
+    OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
+]
+QUEUED = (
+    "The body is stored and the job queued in one transaction; a worker imports it later as "
+    "`POST /api/developers/bulk` would, with the same `on_conflict`. Poll `Location` (or follow the "
+    "change feed's `import.*` events) for its status and progress. Rows are validated by the worker: a bad "
+    "row fails the job, whose `error` is the problem the bulk route would answer, and nothing is written."
 )
 
 
 class ImportSubmitController(Controller):
-    path = "/api/developers/imports"
+    path = "/api/developers"
     tags = ["imports"]
 
     @post(
+        "/imports",
         status_code=202,
-        summary="Import many developers in the background: a JSON array, NDJSON or CSV, all or nothing",
+        summary="Import many developers in the background from a JSON array, all or nothing",
         description=(
-            "The body is stored and the job queued in one transaction; a worker imports it later as "
-            "`POST /api/developers/bulk` would, with the same `on_conflict`. Poll `Location` (or follow the "
-            "change feed's `import.*` events) for its status and progress. Rows are validated by the worker: a bad "
-            "row fails the job, whose `error` is the problem the bulk route would answer, and nothing is written."
+            f"{QUEUED}\n\nThe document shows the JSON array; this route takes NDJSON and CSV too, by their "
+            "Content-Type, as `/api/developers/imports.ndjson` and `/api/developers/imports.csv` do "
+            "(submitImportNdjson, submitImportCsv: one format each, so that a generated client has a method for each)."
         ),
-        operation_class=streamed(body=SUBMIT_BODY),
+        operation_class=streamed(body=submit_body(JSON)),
         guards=[WRITE_DEVELOPERS],
-        responses=SUBMIT_RESPONSES,
+        responses=submit_responses(*MEDIA_TYPES),
     )
     async def submit_import(
         self,
         request: Request[Any, Principal, Any],
         import_jobs: ImportJobsDep,
         streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: Annotated[
-            OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
-        ] = "error",
+        on_conflict: OnConflictParameter = "error",
     ) -> Response[ImportJob]:
-        media_type = request_body.media_type(request, MEDIA_TYPES)
-        async with streamed_uploads.slot():
-            job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
-        return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
+        return await _submit(request, MEDIA_TYPES, import_jobs, streamed_uploads, on_conflict)
+
+    @post(
+        "/imports.ndjson",
+        status_code=202,
+        summary="Import many developers in the background from NDJSON, all or nothing",
+        description=QUEUED,
+        operation_class=streamed(body=submit_body(NDJSON)),
+        guards=[WRITE_DEVELOPERS],
+        responses=submit_responses(NDJSON),
+    )
+    async def submit_import_ndjson(
+        self,
+        request: Request[Any, Principal, Any],
+        import_jobs: ImportJobsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> Response[ImportJob]:
+        return await _submit(request, (NDJSON,), import_jobs, streamed_uploads, on_conflict)
+
+    @post(
+        "/imports.csv",
+        status_code=202,
+        summary="Import many developers in the background from CSV, all or nothing",
+        description=QUEUED,
+        operation_class=streamed(body=submit_body(CSV)),
+        guards=[WRITE_DEVELOPERS],
+        responses=submit_responses(CSV),
+    )
+    async def submit_import_csv(
+        self,
+        request: Request[Any, Principal, Any],
+        import_jobs: ImportJobsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> Response[ImportJob]:
+        return await _submit(request, (CSV,), import_jobs, streamed_uploads, on_conflict)
+
+
+async def _submit(
+    request: Request[Any, Principal, Any],
+    accepted: tuple[str, ...],
+    import_jobs: ImportJobsDep,
+    streamed_uploads: request_body.StreamedUploadsDep,
+    on_conflict: OnConflict,
+) -> Response[ImportJob]:
+    """The job of a body of one of the `accepted` media types (415 otherwise), stored as it streams in."""
+    media_type = request_body.media_type(request, accepted)
+    async with streamed_uploads.slot():
+        job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
+    return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
 
 
 class ImportsController(Controller):

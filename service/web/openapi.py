@@ -9,8 +9,8 @@ rounds or leaves out.
   it is, with its bounds.
 - Closed bodies. msgspec rejects unknown fields of a Struct declared with `forbid_unknown_fields=True`; the
   document says so with `additionalProperties: false`, with `minProperties` when the Struct declares a
-  `min_properties` its users enforce, and with `anyOf` of `required` when it declares `required_one_of`: fields of
-  which at least one must be given.
+  `min_properties` its users enforce, and with an `anyOf` of objects that each require one field (under `allOf`)
+  when it declares `required_one_of`: fields of which at least one must be given.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
             schema.additional_properties = False
             schema.min_properties = getattr(field_definition.annotation, "min_properties", None)
             if one_of := getattr(field_definition.annotation, "required_one_of", None):
-                schema.any_of = [Schema(required=[name]) for name in one_of]
+                schema.all_of = [Schema(any_of=[_requiring(schema, name) for name in one_of])]
             return schema
         if field_definition.annotation is PathId:
             return Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=ID_MAX)
@@ -122,6 +122,14 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
         for bound, value in _int_bounds(field_definition).items():
             setattr(schema, _BOUNDS[bound], value)
         return schema
+
+
+def _requiring(schema: Schema, name: str) -> Schema:
+    """An object in which the field `name` of `schema` is given. (Under `allOf`, with its property, so that
+    openapi-typescript reads the whole as the fields & (one given | another | ...): an `anyOf` of bare `required`
+    beside the properties came out as `unknown`.)"""
+    field = deepcopy((schema.properties or {})[name])
+    return Schema(type=OpenAPIType.OBJECT, required=[name], properties={name: field})
 
 
 def _int_bounds(field_definition: FieldDefinition) -> dict[str, int]:

@@ -39,6 +39,7 @@ class RouteHandler(HTTPRouteHandler):
 
     def on_registration(self, app: Litestar) -> None:
         super().on_registration(app)  # resolves the handler's opt and guards, its layers' included
+        self.operation_class = _headers_in_order(self.operation_class)  # type: ignore[arg-type]
         if self.opt.get("exclude_from_auth"):
             self.security = []
             # A class is hashable; mypy reads Operation's __hash__ as its instances' (a dataclass's).
@@ -86,6 +87,23 @@ def _public(base: type[Operation]) -> type[Operation]:
             self.security: list[SecurityRequirement] | None = []
 
     return Public
+
+
+@functools.cache
+def _headers_in_order(base: type[Operation]) -> type[Operation]:
+    """`base`, its answers' headers in name order. Litestar collects a route's `response_headers` in a frozenset,
+    whose order changes from one process to the next: the document would too."""
+
+    @dataclass
+    class HeadersInOrder(base):  # type: ignore[valid-type,misc]
+        def __post_init__(self) -> None:
+            if (post_init := getattr(super(), "__post_init__", None)) is not None:
+                post_init()
+            for response in (self.responses or {}).values():
+                if isinstance(response, OpenAPIResponse) and response.headers:
+                    response.headers = dict(sorted(response.headers.items()))
+
+    return HeadersInOrder
 
 
 def _writes(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from tests.database import fetch
 Person = dict[str, str]
 FORMATS = ("json", "ndjson", "csv")
 MEDIA = {"json": "application/json", "ndjson": "application/x-ndjson", "csv": "text/csv"}
+# Each format's own import route (one media type each, as a generated client calls them); /bulk takes all three.
+ROUTES = {"json": "/api/developers/bulk", "ndjson": "/api/developers/bulk.ndjson", "csv": "/api/developers/bulk.csv"}
 
 
 async def create(client: httpx.AsyncClient, **fields: str) -> dict[str, Any]:
@@ -50,13 +52,17 @@ def people(n: int, start: int = 0, specialty: str = "imported") -> list[Person]:
 
 
 async def bulk(
-    client: httpx.AsyncClient, fmt: str, body: bytes | Iterable[Person], on_conflict: str | None = None
+    client: httpx.AsyncClient,
+    fmt: str,
+    body: bytes | Iterable[Person],
+    on_conflict: str | None = None,
+    *,
+    route: str = "/api/developers/bulk",
 ) -> httpx.Response:
+    """POST the people as `fmt` to `route` (`/api/developers/bulk`, which takes all three; `ROUTES[fmt]`: its own)."""
     content = body if isinstance(body, bytes) else encode(fmt, body)
     params = {"on_conflict": on_conflict} if on_conflict else {}
-    return await client.post(
-        "/api/developers/bulk", content=content, params=params, headers={"content-type": MEDIA[fmt]}, timeout=120
-    )
+    return await client.post(route, content=content, params=params, headers={"content-type": MEDIA[fmt]}, timeout=120)
 
 
 async def table(database_url: str) -> list[tuple[Any, ...]]:

@@ -1,4 +1,5 @@
-"""POST /api/developers/bulk: the three formats, the three conflict modes, and all-or-nothing under bad input."""
+"""POST /api/developers/bulk (and each format's own route): the three formats, the three conflict modes, and
+all-or-nothing under bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.client import assert_problem
 from tests.database import fetch
-from tests.developers.api import FORMATS, bulk, create, encode, people, table
+from tests.developers.api import FORMATS, MEDIA, ROUTES, bulk, create, encode, people, table
 
 
 async def by_email(database_url: str) -> dict[str, dict[str, Any]]:
@@ -27,6 +28,29 @@ async def test_import_writes_every_row(client: httpx.AsyncClient, database_url: 
     assert [dict(row) for row in rows] == people(2500)
     listed = (await client.get("/api/developers", params={"specialty": "imported", "limit": 3})).json()["items"]
     assert [d["name"] for d in listed] == ["Dev 000000", "Dev 000001", "Dev 000002"]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+async def test_each_streamed_format_has_a_route_of_its_own(
+    client: httpx.AsyncClient, database_url: str, fmt: str
+) -> None:
+    response = await bulk(client, fmt, people(1200), route=ROUTES[fmt])
+    assert response.status_code == 201, response.text
+    assert response.json() == {"created": 1200, "updated": 0, "skipped": 0}
+    rows = await fetch(database_url, "SELECT name, email, specialty FROM developers ORDER BY name")
+    assert [dict(row) for row in rows] == people(1200)
+    again = await bulk(client, fmt, people(2, start=1199), "skip", route=ROUTES[fmt])
+    assert again.json() == {"created": 1, "updated": 0, "skipped": 1}
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+async def test_a_formats_own_route_refuses_the_others(client: httpx.AsyncClient, database_url: str, fmt: str) -> None:
+    for other in FORMATS:
+        if other != fmt:
+            response = await bulk(client, other, people(3), route=ROUTES[fmt])
+            assert_problem(response, 415)
+            assert response.headers["accept-post"] == MEDIA[fmt]
+    assert await table(database_url) == []
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

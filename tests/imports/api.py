@@ -45,11 +45,14 @@ async def submit(
     body: bytes | Iterable[Person],
     on_conflict: str | None = None,
     headers: dict[str, str] | None = None,
+    route: str = "/api/developers/imports",
 ) -> httpx.Response:
+    """POST the people as `fmt` to `route`: `/api/developers/imports` takes all three formats, `.../imports.ndjson`
+    and `.../imports.csv` one each."""
     content = body if isinstance(body, bytes) else encode(fmt, body)
     params = {"on_conflict": on_conflict} if on_conflict else {}
     return await client.post(
-        "/api/developers/imports",
+        route,
         content=content,
         params=params,
         headers={"content-type": MEDIA[fmt], **(headers or {})},

@@ -51,7 +51,8 @@ async def test_ndjson_in_skip_mode_keeps_existing_developers(api: httpx.AsyncCli
         database_url, "INSERT INTO developers (name, email, specialty) VALUES ('Old', 'DEV3@bulk.io', 'kept')"
     )
     body = [*people(10), {"name": "Again", "email": "dev5@BULK.io", "specialty": "x"}]
-    done = await until_job(api, await submitted(api, "ndjson", body, on_conflict="skip"))
+    route = "/api/developers/imports.ndjson"  # NDJSON's own route
+    done = await until_job(api, await submitted(api, "ndjson", body, on_conflict="skip", route=route))
     assert done["status"] == "succeeded", done
     assert (done["rows_total"], done["created"], done["updated"], done["skipped"]) == (11, 9, 0, 2)
     assert await emails(database_url) == sorted(
@@ -63,7 +64,9 @@ async def test_ndjson_in_skip_mode_keeps_existing_developers(api: httpx.AsyncCli
 
 async def test_csv_in_update_mode_updates_existing_developers(api: httpx.AsyncClient, database_url: str) -> None:
     await run_sql(database_url, "INSERT INTO developers (name, email, specialty) VALUES ('Old', 'dev1@bulk.io', 'old')")
-    done = await until_job(api, await submitted(api, "csv", people(4, specialty="new"), on_conflict="update"))
+    route = "/api/developers/imports.csv"  # CSV's own route
+    job_id = await submitted(api, "csv", people(4, specialty="new"), on_conflict="update", route=route)
+    done = await until_job(api, job_id)
     assert done["status"] == "succeeded", done
     assert (done["rows_total"], done["created"], done["updated"], done["skipped"]) == (4, 3, 1, 0)
     rows = await fetch(database_url, "SELECT name, email, specialty FROM developers ORDER BY email")
@@ -181,6 +184,9 @@ async def test_415_and_413_at_submit(settings: Settings, database_url: str) -> N
             )
             assert_problem(response, 415)
             assert "text/csv" in response.headers["accept-post"]
+            own_route = await submit(client, "csv", people(2), route="/api/developers/imports.ndjson")
+            assert_problem(own_route, 415)
+            assert own_route.headers["accept-post"] == "application/x-ndjson"
             assert_problem(await submit(client, "json", people(40)), 413)
             chunks = [encode("ndjson", people(40))[i : i + 100] for i in range(0, 3000, 100)]
 

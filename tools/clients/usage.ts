@@ -37,6 +37,27 @@ const query: NonNullable<operations["listDevelopers"]["parameters"]["query"]> = 
 const patch: operations["updateDeveloper"]["requestBody"]["content"]["application/json"] = { specialty: "maths" };
 const ifMatch: NonNullable<operations["updateDeveloper"]["parameters"]["header"]>["If-Match"] = '"42.1"';
 
+// A batch update's item names the developer and changes at least one field.
+const batch: operations["updateDevelopers"]["requestBody"]["content"]["application/json"] = [
+  { id: 42, specialty: "maths", if_match: '"42.2"' },
+  { id: 43, name: "Grace Hopper", email: "grace@example.com" },
+];
+// @ts-expect-error an item that changes nothing (an id and an If-Match only) is refused
+const unchanged: Schemas["DeveloperBatchUpdate"] = { id: 42, if_match: '"42.2"' };
+
+// Each import format is an operation of its own; NDJSON and CSV travel as the bytes of a string.
+const rows: operations["importDevelopers"]["requestBody"]["content"]["application/json"] = [created];
+const ndjson: operations["importDevelopersNdjson"]["requestBody"]["content"]["application/x-ndjson"] =
+  rows.map((row) => JSON.stringify(row) + "\n").join("");
+const csv: operations["importDevelopersCsv"]["requestBody"]["content"]["text/csv"] =
+  "name,email,specialty\nAda Lovelace,ada@example.com,compilers\n";
+const imported: operations["importDevelopersCsv"]["responses"][201]["content"]["application/json"] = {
+  created: 1,
+  updated: 0,
+  skipped: 0,
+};
+const onConflict: NonNullable<operations["submitImportNdjson"]["parameters"]["query"]>["on_conflict"] = "skip";
+
 const conflict: operations["createDeveloper"]["responses"][409]["content"]["application/problem+json"] = {
   status: 409,
   title: "Conflict",
@@ -64,4 +85,21 @@ const job: operations["submitImport"]["responses"][202]["content"]["application/
 };
 const finished: boolean = ["succeeded", "failed", "cancelled"].includes(job.status);
 
-export const used = [signIn, token, nameless, query, patch, ifMatch, conflict, missing, wrong, finished];
+export const used = [
+  signIn,
+  token,
+  nameless,
+  query,
+  patch,
+  ifMatch,
+  batch,
+  unchanged,
+  ndjson,
+  csv,
+  imported,
+  onConflict,
+  conflict,
+  missing,
+  wrong,
+  finished,
+];

@@ -16,7 +16,7 @@ from service.accounts.guards import WRITE_DEVELOPERS
 from service.core.errors import REPORTED
 from service.developers.bulk.parsers import MEDIA_TYPES, parse
 from service.developers.deps import BulkServiceDep, SettingsDep
-from service.developers.formats import documented
+from service.developers.formats import CSV, FORMAT_NAMES, JSON, NDJSON, documented
 from service.developers.schemas import BulkCreateResult, BulkDelete, BulkDeleteResult, OnConflict
 from service.web import request_body
 from service.web.controller import Controller
@@ -25,27 +25,45 @@ from service.web.problems import COMMON_RESPONSES, JSON_BODY_RESPONSES, problem_
 from service.web.request_body import STREAMED, TOO_LARGE
 from service.web.routes import post
 
-IMPORT_RESPONSES = (
-    COMMON_RESPONSES
-    | STREAMED
-    | {
-        409: problem_response(
-            "With on_conflict=error: emails that already exist or repeat within the body (compared "
-            f"case-insensitively); `extra` lists the first {REPORTED} with the rows that carry them."
+
+def import_responses(*accepted: str) -> dict[int, Any]:
+    """The answers of an import route that takes bodies of the `accepted` media types."""
+    return (
+        COMMON_RESPONSES
+        | STREAMED
+        | {
+            409: problem_response(
+                "With on_conflict=error: emails that already exist or repeat within the body (compared "
+                f"case-insensitively); `extra` lists the first {REPORTED} with the rows that carry them."
+            ),
+            415: problem_response(f"The Content-Type is not {' or '.join(accepted)} (in UTF-8)."),
+        }
+    )
+
+
+def import_body(media_type: str) -> RequestBody:
+    """An import's body in one format: each route documents one, so that a client generated from the document
+    gets a method per format that sends it (openapi-python-client builds no working request for a body of several
+    media types)."""
+    streamed_rows = "" if media_type == JSON else " It is streamed: rows are written as they arrive."
+    return RequestBody(
+        required=True,
+        description=(
+            f"Developers to add, as {FORMAT_NAMES[media_type]}.{streamed_rows} A body that is not such rows is "
+            "400, naming the row (and, for NDJSON and CSV, the line)."
         ),
-        415: problem_response("The Content-Type is not one of application/json, application/x-ndjson, text/csv."),
-    }
-)
+        content=documented(media_type),
+    )
 
 
-# The body is streamed by the handler, so Litestar cannot infer it.
-IMPORT_BODY = RequestBody(
-    required=True,
-    description=(
-        "Developers to add, in one of three formats. NDJSON and CSV are streamed; a body that is not such rows "
-        "is 400, naming the row (and, for NDJSON and CSV, the line)."
-    ),
-    content=documented(*MEDIA_TYPES),
+OnConflictParameter = Annotated[
+    OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
+]
+ON_CONFLICT = (
+    "One transaction, written in chunks as the body arrives. `on_conflict` decides what an email that exists "
+    "already (or repeats in the body) does: `error` rejects the whole request (409), `skip` keeps the existing "
+    "developer (first row wins within the body), `update` gives the existing developer the row's name and "
+    "specialty (last row wins)."
 )
 
 
@@ -55,16 +73,15 @@ class DevelopersBulkController(Controller):
 
     @post(
         "/bulk",
-        summary="Add many developers: a JSON array, NDJSON or CSV, all or nothing",
+        summary="Add many developers from a JSON array, all or nothing",
         description=(
-            "One transaction, written in chunks as the body arrives. "
-            "`on_conflict` decides what an email that exists already (or repeats in the body) does: `error` "
-            "rejects the whole request (409), `skip` keeps the existing developer (first row wins within the "
-            "body), `update` gives the existing developer the row's name and specialty (last row wins)."
+            f"{ON_CONFLICT}\n\nThe document shows the JSON array; this route takes NDJSON and CSV too, by their "
+            "Content-Type, as `/api/developers/bulk.ndjson` and `/api/developers/bulk.csv` do (importDevelopersNdjson, "
+            "importDevelopersCsv: one format each, so that a generated client has a method for each)."
         ),
-        operation_class=streamed(body=IMPORT_BODY),
+        operation_class=streamed(body=import_body(JSON)),
         guards=[WRITE_DEVELOPERS],
-        responses=IMPORT_RESPONSES,
+        responses=import_responses(*MEDIA_TYPES),
     )
     async def import_developers(
         self,
@@ -72,14 +89,45 @@ class DevelopersBulkController(Controller):
         bulk_service: BulkServiceDep,
         settings: SettingsDep,
         streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: Annotated[
-            OnConflict, Parameter(description="What an existing or repeated email does: error, skip or update.")
-        ] = "error",
+        on_conflict: OnConflictParameter = "error",
     ) -> BulkCreateResult:
-        media_type = request_body.media_type(request, MEDIA_TYPES)
-        async with streamed_uploads.slot():
-            rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
-            return await bulk_service.import_rows(rows, on_conflict)
+        return await _import(request, MEDIA_TYPES, bulk_service, settings, streamed_uploads, on_conflict)
+
+    @post(
+        "/bulk.ndjson",
+        summary="Add many developers from NDJSON, streamed, all or nothing",
+        description=ON_CONFLICT,
+        operation_class=streamed(body=import_body(NDJSON)),
+        guards=[WRITE_DEVELOPERS],
+        responses=import_responses(NDJSON),
+    )
+    async def import_developers_ndjson(
+        self,
+        request: Request[Any, Any, Any],
+        bulk_service: BulkServiceDep,
+        settings: SettingsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> BulkCreateResult:
+        return await _import(request, (NDJSON,), bulk_service, settings, streamed_uploads, on_conflict)
+
+    @post(
+        "/bulk.csv",
+        summary="Add many developers from CSV, streamed, all or nothing",
+        description=ON_CONFLICT,
+        operation_class=streamed(body=import_body(CSV)),
+        guards=[WRITE_DEVELOPERS],
+        responses=import_responses(CSV),
+    )
+    async def import_developers_csv(
+        self,
+        request: Request[Any, Any, Any],
+        bulk_service: BulkServiceDep,
+        settings: SettingsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> BulkCreateResult:
+        return await _import(request, (CSV,), bulk_service, settings, streamed_uploads, on_conflict)
 
     @post(
         "/bulk-delete",
@@ -91,3 +139,18 @@ class DevelopersBulkController(Controller):
     )
     async def delete_developers(self, bulk_service: BulkServiceDep, data: JSONBody[BulkDelete]) -> BulkDeleteResult:
         return await bulk_service.delete_many(data.ids)
+
+
+async def _import(
+    request: Request[Any, Any, Any],
+    accepted: tuple[str, ...],
+    bulk_service: BulkServiceDep,
+    settings: SettingsDep,
+    streamed_uploads: request_body.StreamedUploadsDep,
+    on_conflict: OnConflict,
+) -> BulkCreateResult:
+    """The import of a body of one of the `accepted` media types (415 otherwise), parsed as it streams in."""
+    media_type = request_body.media_type(request, accepted)
+    async with streamed_uploads.slot():
+        rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
+        return await bulk_service.import_rows(rows, on_conflict)
