@@ -15,17 +15,21 @@ rounds or leaves out.
 
 from __future__ import annotations
 
+import functools
 from copy import deepcopy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 import msgspec
 from litestar import Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import KwargDefinition
 from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
 
 from service.core.validation import ID_MAX
+from service.db.models import ImportStatus, OnConflict, Role
 from service.web.docs_pages import PAGES, REVALIDATED, ScalarPages, SwaggerPages, assets_router
 from service.web.path_ids import PathId
 
@@ -34,7 +38,6 @@ if TYPE_CHECKING:
     from litestar.handlers import HTTPRouteHandler
     from litestar.types import Method
     from litestar.types.internal_types import PathParameterDefinition
-    from litestar.typing import FieldDefinition
 
 
 def api_document() -> OpenAPIConfig:
@@ -84,6 +87,10 @@ def streamed(*, body: RequestBody | None = None, answer: OpenAPIResponse | None 
     return StreamedOperation
 
 
+# The choices the document names once, as a component each, wherever a field or parameter takes them: a client
+# generated from it has one enum for each, not one per place (ImportJobOnConflict, SubmitImportCsvOnConflict, ...).
+NAMED_CHOICES: dict[Any, str] = {OnConflict: "OnConflict", ImportStatus: "ImportStatus", Role: "Role"}
+
 # Schema attribute for each bound, named as both Litestar's KwargDefinition and msgspec.Meta name it.
 _BOUNDS = {"ge": "minimum", "gt": "exclusive_minimum", "le": "maximum", "lt": "exclusive_maximum"}
 
@@ -98,12 +105,15 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
 
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
         return (
-            field_definition.annotation is PathId
+            _named_choice(field_definition) is not None
+            or field_definition.annotation is PathId
             or bool(_int_bounds(field_definition))
             or _is_closed_struct(field_definition)
         )
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        if (name := _named_choice(field_definition)) is not None:
+            return _choice(name, field_definition, schema_creator)
         if _is_closed_struct(field_definition):
             builder = next(
                 plugin
@@ -122,6 +132,34 @@ class ExactSchemaPlugin(OpenAPISchemaPlugin):
         for bound, value in _int_bounds(field_definition).items():
             setattr(schema, _BOUNDS[bound], value)
         return schema
+
+
+def _named_choice(field_definition: FieldDefinition) -> str | None:
+    annotation = field_definition.annotation
+    try:
+        return NAMED_CHOICES.get(annotation)
+    except TypeError:  # an unhashable annotation names no choice
+        return None
+
+
+@functools.cache
+def _choice_key(name: str) -> FieldDefinition:
+    """The one field definition the registry knows component `name` by (it compares each use's with the first)."""
+    return FieldDefinition.from_annotation(str, kwarg_definition=KwargDefinition(schema_component_key=name))
+
+
+def _choice(name: str, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+    """A reference to the component of these choices, registered on first use; a parameter's default and description
+    stay with the parameter, beside the reference."""
+    key = _choice_key(name)
+    registry = schema_creator.schema_registry
+    component = registry.get_schema_for_field_definition(key)
+    if component.enum is None:
+        component.type, component.title = OpenAPIType.STRING, name
+        component.enum = list(get_args(field_definition.annotation))
+    reference = registry.get_reference_for_field_definition(key)
+    assert reference is not None  # registered above
+    return Schema(all_of=[reference])
 
 
 def _requiring(schema: Schema, name: str) -> Schema:

@@ -101,7 +101,7 @@ async def signed_in(generated: Any, url: str) -> Any:
     """A client with the token of an account made and signed in to through the generated client."""
     models, package = generated("models"), generated("")
     admin = package.AuthenticatedClient(base_url=url, token=token("admin"))
-    body = models.AccountCreate(email="client@example.com", password=PASSWORD, role=models.AccountCreateRole.ADMIN)
+    body = models.AccountCreate(email="client@example.com", password=PASSWORD, role=models.Role.ADMIN)
     created = await generated("api.users.create_account").asyncio_detailed(client=admin, body=body)
     assert created.status_code == 201, created.content
     form = models.SignIn(username="client@example.com", password=PASSWORD)
@@ -226,7 +226,7 @@ async def background_import(generated: Any, api: Any) -> None:
     submitted = await generated("api.imports.submit_import_csv").asyncio_detailed(client=api, body=body)
     job = submitted.parsed
     assert isinstance(job, models.ImportJob), submitted.content
-    assert job.status == models.ImportJobStatus.QUEUED
+    assert job.status == models.ImportStatus.QUEUED
     assert submitted.headers["location"] == f"/api/imports/{job.id}"
     get_import = generated("api.imports.get_import")
     last: list[Any] = [job]
@@ -236,7 +236,7 @@ async def background_import(generated: Any, api: Any) -> None:
         return isinstance(last[0], models.ImportJob) and last[0].status in FINISHED
 
     await until(finished, lambda: f"import {job.id} to finish, last read as {last[0]}", within=WAIT)
-    assert last[0].status == models.ImportJobStatus.SUCCEEDED, last[0]
+    assert last[0].status == models.ImportStatus.SUCCEEDED, last[0]
     assert (last[0].rows_done, last[0].created, last[0].error) == (2, 2, None)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -177,6 +179,26 @@ async def test_answers_list_their_headers_in_name_order(client: httpx.AsyncClien
                 assert headers == sorted(headers), (method, path, status)
 
 
+async def test_choices_are_named_once(client: httpx.AsyncClient) -> None:
+    """Each set of choices is one component, referred to wherever it is taken: a generated client has one enum for
+    it (OnConflict), not one per parameter and field (ImportDevelopersCsvOnConflict, ImportJobOnConflict, ...)."""
+    doc = (await client.get("/schema/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    choices = {
+        "OnConflict": ["error", "skip", "update"],
+        "ImportStatus": ["queued", "running", "succeeded", "failed", "cancelled"],
+        "Role": ["viewer", "editor", "admin"],
+    }
+    for name, values in choices.items():
+        assert schemas[name] == {"type": "string", "enum": values, "title": name}
+    text = json.dumps(doc)
+    for values in choices.values():  # the component's list, and no inline copy anywhere
+        assert text.count(json.dumps(values)) == 1, values
+    refs = Counter(re.findall(r'"#/components/schemas/(OnConflict|ImportStatus|Role)"', text))
+    # on_conflict: 6 import routes, ImportJob and ImportJobSummary (the change feed's); status: both; role: 3 bodies
+    assert refs == {"OnConflict": 8, "ImportStatus": 2, "Role": 3}
+
+
 async def test_schema_ui_is_served(client: httpx.AsyncClient) -> None:
     ui = await client.get("/schema")
     assert ui.status_code == 200
@@ -250,7 +272,9 @@ async def test_openapi_describes_the_bulk_routes(client: httpx.AsyncClient) -> N
         assert media["schema"] == {"type": "string", "format": "binary"}, path
     (on_conflict,) = [p for p in imports["parameters"] if p["name"] == "on_conflict"]
     assert on_conflict["in"] == "query"
-    assert on_conflict["schema"]["enum"] == ["error", "skip", "update"]
+    assert on_conflict["schema"]["allOf"] == [{"$ref": "#/components/schemas/OnConflict"}]
+    assert on_conflict["schema"]["default"] == "error"
+    assert schemas["OnConflict"]["enum"] == ["error", "skip", "update"]
 
     batch = doc["paths"]["/api/developers"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
     assert batch["type"] == "array"
