@@ -11,6 +11,8 @@ rounds or leaves out.
   document says so with `additionalProperties: false`, with `minProperties` when the Struct declares a
   `min_properties` its users enforce, and with an `anyOf` of objects that each require one field (under `allOf`)
   when it declares `required_one_of`: fields of which at least one must be given.
+- Named choices. The Literal types of NAMED_CHOICES are a component each, referred to wherever a field or a
+  parameter takes them (Litestar writes a Literal inline at every use).
 """
 
 from __future__ import annotations
