@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
@@ -79,81 +80,63 @@ QUEUED = (
 )
 
 
+def submit_route(name: str, path: str, accepted: tuple[str, ...], summary: str, description: str) -> HTTPRouteHandler:
+    """A route that queues the import of a body of one of the `accepted` media types (415 otherwise), stored as it
+    streams in; the document shows the first. `name` is its handler's, so its operation id (service.web.openapi)."""
+
+    async def handler(
+        self: Controller,
+        request: Request[Any, Principal, Any],
+        import_jobs: ImportJobsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> Response[ImportJob]:
+        media_type = request_body.media_type(request, accepted)
+        async with streamed_uploads.slot():
+            job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
+        return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
+
+    handler.__name__ = handler.__qualname__ = name
+    return post(
+        path,
+        status_code=202,
+        summary=summary,
+        description=description,
+        operation_class=streamed(body=submit_body(accepted[0])),
+        guards=[WRITE_DEVELOPERS],
+        responses=submit_responses(*accepted),
+    )(handler)
+
+
 class ImportSubmitController(Controller):
     path = "/api/developers"
     tags = ["imports"]
 
-    @post(
+    submit_import = submit_route(
+        "submit_import",
         "/imports",
-        status_code=202,
+        MEDIA_TYPES,
         summary="Import many developers in the background from a JSON array, all or nothing",
         description=(
             f"{QUEUED}\n\nThe document shows the JSON array; this route takes NDJSON and CSV too, by their "
             "Content-Type, as `/api/developers/imports.ndjson` and `/api/developers/imports.csv` do "
             "(submitImportNdjson, submitImportCsv: one format each, so that a generated client has a method for each)."
         ),
-        operation_class=streamed(body=submit_body(JSON)),
-        guards=[WRITE_DEVELOPERS],
-        responses=submit_responses(*MEDIA_TYPES),
     )
-    async def submit_import(
-        self,
-        request: Request[Any, Principal, Any],
-        import_jobs: ImportJobsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> Response[ImportJob]:
-        return await _submit(request, MEDIA_TYPES, import_jobs, streamed_uploads, on_conflict)
-
-    @post(
+    submit_import_ndjson = submit_route(
+        "submit_import_ndjson",
         "/imports.ndjson",
-        status_code=202,
+        (NDJSON,),
         summary="Import many developers in the background from NDJSON, all or nothing",
         description=QUEUED,
-        operation_class=streamed(body=submit_body(NDJSON)),
-        guards=[WRITE_DEVELOPERS],
-        responses=submit_responses(NDJSON),
     )
-    async def submit_import_ndjson(
-        self,
-        request: Request[Any, Principal, Any],
-        import_jobs: ImportJobsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> Response[ImportJob]:
-        return await _submit(request, (NDJSON,), import_jobs, streamed_uploads, on_conflict)
-
-    @post(
+    submit_import_csv = submit_route(
+        "submit_import_csv",
         "/imports.csv",
-        status_code=202,
+        (CSV,),
         summary="Import many developers in the background from CSV, all or nothing",
         description=QUEUED,
-        operation_class=streamed(body=submit_body(CSV)),
-        guards=[WRITE_DEVELOPERS],
-        responses=submit_responses(CSV),
     )
-    async def submit_import_csv(
-        self,
-        request: Request[Any, Principal, Any],
-        import_jobs: ImportJobsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> Response[ImportJob]:
-        return await _submit(request, (CSV,), import_jobs, streamed_uploads, on_conflict)
-
-
-async def _submit(
-    request: Request[Any, Principal, Any],
-    accepted: tuple[str, ...],
-    import_jobs: ImportJobsDep,
-    streamed_uploads: request_body.StreamedUploadsDep,
-    on_conflict: OnConflict,
-) -> Response[ImportJob]:
-    """The job of a body of one of the `accepted` media types (415 otherwise), stored as it streams in."""
-    media_type = request_body.media_type(request, accepted)
-    async with streamed_uploads.slot():
-        job = await import_jobs.submit(media_type, on_conflict, request.user.id, request_body.pieces(request))
-    return Response(job, status_code=202, headers={"Location": f"/api/imports/{job.id}"})
 
 
 class ImportsController(Controller):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import RequestBody
 from litestar.params import JSONBody, Parameter
 
@@ -67,67 +68,63 @@ ON_CONFLICT = (
 )
 
 
+def import_route(name: str, path: str, accepted: tuple[str, ...], summary: str, description: str) -> HTTPRouteHandler:
+    """A route that imports a body of one of the `accepted` media types (415 otherwise), parsed as it streams in;
+    the document shows the first. `name` is its handler's, so its operation id (service.web.openapi)."""
+
+    async def handler(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        bulk_service: BulkServiceDep,
+        settings: SettingsDep,
+        streamed_uploads: request_body.StreamedUploadsDep,
+        on_conflict: OnConflictParameter = "error",
+    ) -> BulkCreateResult:
+        media_type = request_body.media_type(request, accepted)
+        async with streamed_uploads.slot():
+            rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
+            return await bulk_service.import_rows(rows, on_conflict)
+
+    handler.__name__ = handler.__qualname__ = name
+    return post(
+        path,
+        summary=summary,
+        description=description,
+        operation_class=streamed(body=import_body(accepted[0])),
+        guards=[WRITE_DEVELOPERS],
+        responses=import_responses(*accepted),
+    )(handler)
+
+
 class DevelopersBulkController(Controller):
     path = "/api/developers"
     tags = ["developers"]
 
-    @post(
+    import_developers = import_route(
+        "import_developers",
         "/bulk",
+        MEDIA_TYPES,
         summary="Add many developers from a JSON array, all or nothing",
         description=(
             f"{ON_CONFLICT}\n\nThe document shows the JSON array; this route takes NDJSON and CSV too, by their "
             "Content-Type, as `/api/developers/bulk.ndjson` and `/api/developers/bulk.csv` do (importDevelopersNdjson, "
             "importDevelopersCsv: one format each, so that a generated client has a method for each)."
         ),
-        operation_class=streamed(body=import_body(JSON)),
-        guards=[WRITE_DEVELOPERS],
-        responses=import_responses(*MEDIA_TYPES),
     )
-    async def import_developers(
-        self,
-        request: Request[Any, Any, Any],
-        bulk_service: BulkServiceDep,
-        settings: SettingsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> BulkCreateResult:
-        return await _import(request, MEDIA_TYPES, bulk_service, settings, streamed_uploads, on_conflict)
-
-    @post(
+    import_developers_ndjson = import_route(
+        "import_developers_ndjson",
         "/bulk.ndjson",
+        (NDJSON,),
         summary="Add many developers from NDJSON, streamed, all or nothing",
         description=ON_CONFLICT,
-        operation_class=streamed(body=import_body(NDJSON)),
-        guards=[WRITE_DEVELOPERS],
-        responses=import_responses(NDJSON),
     )
-    async def import_developers_ndjson(
-        self,
-        request: Request[Any, Any, Any],
-        bulk_service: BulkServiceDep,
-        settings: SettingsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> BulkCreateResult:
-        return await _import(request, (NDJSON,), bulk_service, settings, streamed_uploads, on_conflict)
-
-    @post(
+    import_developers_csv = import_route(
+        "import_developers_csv",
         "/bulk.csv",
+        (CSV,),
         summary="Add many developers from CSV, streamed, all or nothing",
         description=ON_CONFLICT,
-        operation_class=streamed(body=import_body(CSV)),
-        guards=[WRITE_DEVELOPERS],
-        responses=import_responses(CSV),
     )
-    async def import_developers_csv(
-        self,
-        request: Request[Any, Any, Any],
-        bulk_service: BulkServiceDep,
-        settings: SettingsDep,
-        streamed_uploads: request_body.StreamedUploadsDep,
-        on_conflict: OnConflictParameter = "error",
-    ) -> BulkCreateResult:
-        return await _import(request, (CSV,), bulk_service, settings, streamed_uploads, on_conflict)
 
     @post(
         "/bulk-delete",
@@ -139,18 +136,3 @@ class DevelopersBulkController(Controller):
     )
     async def delete_developers(self, bulk_service: BulkServiceDep, data: JSONBody[BulkDelete]) -> BulkDeleteResult:
         return await bulk_service.delete_many(data.ids)
-
-
-async def _import(
-    request: Request[Any, Any, Any],
-    accepted: tuple[str, ...],
-    bulk_service: BulkServiceDep,
-    settings: SettingsDep,
-    streamed_uploads: request_body.StreamedUploadsDep,
-    on_conflict: OnConflict,
-) -> BulkCreateResult:
-    """The import of a body of one of the `accepted` media types (415 otherwise), parsed as it streams in."""
-    media_type = request_body.media_type(request, accepted)
-    async with streamed_uploads.slot():
-        rows = parse(media_type, request_body.pieces(request), settings.bulk_max_rows)
-        return await bulk_service.import_rows(rows, on_conflict)
