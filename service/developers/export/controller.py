@@ -66,8 +66,8 @@ class DevelopersExportController(Controller):
         summary="Export every developer, or one specialty's, as CSV or NDJSON, from one snapshot",
         description=(
             "The rows of one consistent snapshot, however long the export takes and whatever is written meanwhile, "
-            "streamed as PostgreSQL produces them, in `id` order. The body is what `POST /api/developers/bulk` "
-            "takes in the same format. A stream that ends without HTTP's end of body (an incomplete chunked "
+            "streamed as PostgreSQL produces them, in `id` order. The body is what `POST /api/developers/bulk.csv` "
+            "(or `.ndjson`) takes. A stream that ends without HTTP's end of body (an incomplete chunked "
             "answer) failed part-way: export again. Unknown parameters are refused (400)."
         ),
         operation_class=streamed(answer=EXPORT_ANSWER),
