@@ -17,7 +17,7 @@ from litestar.routes import HTTPRoute, WebSocketRoute
 
 from tests.accounts.api import account, sign_in
 from tests.database import run_sql
-from tests.developers.api import MEDIA, encode, people
+from tests.developers.api import MEDIA, ROUTES, encode, people
 from tests.developers.feed_client import Running, receive, socket, sse, ticket
 from tests.imports.api import submitted
 
@@ -108,9 +108,7 @@ async def developers(api: httpx.AsyncClient) -> None:
 async def bulk(api: httpx.AsyncClient) -> None:
     for fmt, on_conflict in (("json", "error"), ("ndjson", "skip"), ("csv", "update")):
         body = encode(fmt, people(3, specialty=fmt))
-        answer = await api.post(
-            "/api/developers/bulk", content=body, params={"on_conflict": on_conflict}, headers=_media(fmt)
-        )
+        answer = await api.post(ROUTES[fmt], content=body, params={"on_conflict": on_conflict}, headers=_media(fmt))
         ok(answer, 200, 201)
     conflict = encode("json", people(1))
     ok(await api.post("/api/developers/bulk", content=conflict, headers=_media("json")), 409)
@@ -125,8 +123,8 @@ async def bulk(api: httpx.AsyncClient) -> None:
 async def imports(api: httpx.AsyncClient, database_url: str) -> list[int]:
     jobs = [
         await submitted(api, "json", people(4, start=100)),
-        await submitted(api, "ndjson", people(4, start=200), on_conflict="skip"),
-        await submitted(api, "csv", people(4, start=300), on_conflict="update"),
+        await submitted(api, "ndjson", people(4, start=200), on_conflict="skip", route=f"{SUBMIT}.ndjson"),
+        await submitted(api, "csv", people(4, start=300), on_conflict="update", route=f"{SUBMIT}.csv"),
     ]
     cancelled = await submitted(api, "json", people(2, start=400))
     assert ok(await api.delete(f"/api/imports/{cancelled}")).json()["status"] == "cancelled"
@@ -153,6 +151,9 @@ async def preflights(app: Litestar, api: httpx.AsyncClient) -> None:
         if method == "OPTIONS":
             concrete = re.sub(r"\{[^}]+\}", "1", path.replace("{file_path}", "pages/x"))
             ok(await api.options(concrete), 200, 204, 404)
+
+
+SUBMIT = "/api/developers/imports"  # and each streamed format's own route
 
 
 def _media(fmt: str) -> dict[str, str]:
