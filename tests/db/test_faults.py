@@ -188,7 +188,15 @@ async def test_terminated_backends_lose_no_answered_write(route: str, database_u
         f"INSERT INTO developers (name, email, specialty) "
         f"SELECT 'Dev ' || n, 'dev' || n || '@x.io', 'fault' FROM generate_series(1, {ROWS}) AS n",
     )
-    settings = app_settings(database_url, db_pool_size=CLIENTS, db_max_overflow=0, secret_key=TEST_SECRET)
+    # Every client's upload streams at once (BULK_MAX_CONCURRENT is 4): with the uploads' own 503s, the clients
+    # that get one spend the requests in a few milliseconds, and the killer, given no time, finds nothing to kill.
+    settings = app_settings(
+        database_url,
+        db_pool_size=CLIENTS,
+        db_max_overflow=0,
+        bulk_max_concurrent=CLIENTS,
+        secret_key=TEST_SECRET,
+    )
     send, written = ROUTES[route]
     answers, killed = await _drive(create_app(settings), database_url, send)
     outcome = await _judge(route, answers, database_url, written)
