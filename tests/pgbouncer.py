@@ -99,7 +99,10 @@ def running(server_url: str, *, pool_size: int = 20, **parameters: Any) -> Itera
             + "".join(f"{key} = {value}\n" for key, value in settings.items())
         )
         command = [executable, *(["-u", _user(host)] if os.geteuid() == 0 else []), str(config)]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its stderr (every log line again) goes to a file: a pipe nobody drains fills at 64 KiB, and PgBouncer then
+        # blocks in write(2) for good, answering nothing (as a run with many "server conn crashed?" lines found).
+        with (directory / "pgbouncer.stderr").open("wb") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             _wait_for(listen, process, directory)
             yield PgBouncer(listen, directory)
@@ -135,13 +138,9 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], directory: Path) -> N
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log = (
-                (directory / "pgbouncer.log").read_text(errors="replace")
-                if (directory / "pgbouncer.log").exists()
-                else ""
-            )
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"pgbouncer exited ({process.returncode}): {stderr}{log}")
+            said = [directory / name for name in ("pgbouncer.stderr", "pgbouncer.log")]
+            output = "".join(path.read_text(errors="replace") for path in said if path.exists())
+            raise RuntimeError(f"pgbouncer exited ({process.returncode}): {output}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:
